@@ -1,0 +1,66 @@
+"""One row per customer, derived from the event log with numpy (no per-customer Python)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.events import EventLog
+
+
+def reach_matrix(log: EventLog) -> np.ndarray:
+    """Boolean (customers x stages): did customer k ever enter stage s (within the horizon)."""
+    key = log.customer_key()
+    reached = np.zeros((int(log.customers.sum()), len(log.stages)), dtype=bool)
+    reached[key, log.to_stage] = True
+    return reached
+
+
+def customer_arrays(
+    log: EventLog, absorbing: np.ndarray, purchase: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-customer arrays: replication, customer, persona, channel, arrival, final stage,
+    ``ended`` (reached an absorbing stage), ``end_time``, ``first_purchase`` (NaN if none),
+    ``purchases`` and ``revenue``."""
+    key = log.customer_key()
+    n = int(log.customers.sum())
+    entry = log.from_stage < 0
+    first_row = np.empty(n, dtype=np.int64)
+    first_row[key[entry]] = np.flatnonzero(entry)
+    # rows are in time order, so the last row written per customer is their latest move
+    last_row = np.zeros(n, dtype=np.int64)
+    last_row[key] = np.arange(len(key))
+    final = log.to_stage[last_row]
+    ended = absorbing[final]
+    is_purchase = purchase[log.to_stage]
+    first_purchase = np.full(n, np.inf)
+    np.minimum.at(first_purchase, key[is_purchase], log.time[is_purchase])
+    first_purchase[np.isinf(first_purchase)] = np.nan
+    return {
+        "replication": log.replication[first_row],
+        "customer": log.customer[first_row],
+        "persona": log.persona[first_row],
+        "channel": log.channel[first_row],
+        "arrival": log.time[first_row],
+        "final_stage": final,
+        "ended": ended,
+        "end_time": np.where(ended, log.time[last_row], np.nan),
+        "first_purchase": first_purchase,
+        "purchases": np.bincount(key[is_purchase], minlength=n),
+        "revenue": np.bincount(key, weights=log.value, minlength=n),
+    }
+
+
+def customer_table(log: EventLog, absorbing: np.ndarray, purchase: np.ndarray) -> pd.DataFrame:
+    """The per-customer arrays as a DataFrame with named categories."""
+    a = customer_arrays(log, absorbing, purchase)
+    frame = pd.DataFrame(a)
+    for col, names in (
+        ("persona", log.personas),
+        ("channel", log.channels),
+        ("final_stage", log.stages),
+    ):
+        frame[col] = pd.Categorical.from_codes(
+            a[col].astype(np.int64), dtype=pd.CategoricalDtype(list(names))
+        )
+    return frame

@@ -1,0 +1,98 @@
+"""The funnel: customers reaching each stage, step and overall conversion, with CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.customers import reach_matrix
+from sim.analysis.stats import mean_ci, proportion_ci
+from sim.events import EventLog
+from sim.model.journey import Journey
+
+ALL = "all"
+
+
+def _groups(log: EventLog, by: str | None) -> tuple[list[str], np.ndarray]:
+    """Group names and each customer's group code (-1 rows are only in 'all')."""
+    n = int(log.customers.sum())
+    if by is None:
+        return [], np.zeros(n, dtype=np.int64)
+    if by not in ("persona", "channel"):
+        raise ValueError(f"funnel can be split by 'persona' or 'channel', not {by!r}")
+    key = log.customer_key()
+    code = np.empty(n, dtype=np.int64)
+    col = log.persona if by == "persona" else log.channel
+    code[key] = col
+    return list(log.personas if by == "persona" else log.channels), code
+
+
+def funnel(log: EventLog, journey: Journey, by: str | None = "persona") -> pd.DataFrame:
+    """Funnel table: for every group ('all' first, then each persona or channel) and stage.
+
+    Columns: ``customers`` (mean count per replication entering the stage at least once, with
+    ``customers_ci_low``/``_high``), ``conversion`` (share of the group's entrants who reach the
+    stage) and ``step_conversion`` (share of the customers who reached any stage leading into
+    this one who then reached it; the entry stage's step is its share of entrants), each with a
+    95% CI. Absorbing ends have no step (NaN). With two or more replications the CIs are t-based
+    over replications; with one, Wilson binomial intervals (counts get none). A customer who
+    enters a stage several times (loops) is counted once.
+    """
+    reached = reach_matrix(log)
+    n_stages = len(log.stages)
+    # before[:, s]: reached some stage with a transition into s (loops included)
+    before = np.zeros_like(reached)
+    entry = journey.index(journey.entry)
+    for src in journey.stages:
+        for target, p in src.next:
+            if p > 0:
+                before[:, journey.index(target)] |= reached[:, journey.index(src.name)]
+    before[:, entry] = True
+    absorbing = np.array([st.absorbing for st in journey.stages])
+    names, code = _groups(log, by)
+    key_rep = np.repeat(np.arange(log.replications), log.customers)
+    group_sets = [(ALL, np.ones(len(code), dtype=bool))] + [
+        (name, code == i) for i, name in enumerate(names)
+    ]
+    label = by or "group"
+    frames = []
+    for name, rows in group_sets:
+        # counts[r, s]: customers of replication r in this group who reached stage s
+        counts = np.zeros((log.replications, len(log.stages)))
+        np.add.at(counts, key_rep[rows], reached[rows])
+        entrants = np.bincount(key_rep[rows], minlength=log.replications).astype(float)
+        previous = np.zeros((log.replications, n_stages))
+        np.add.at(previous, key_rep[rows], before[rows])
+        previous[:, absorbing] = np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            overall = counts / entrants[:, None]
+            step = counts / previous
+        mean_c, lo_c, hi_c = mean_ci(counts)
+        if log.replications >= 2:
+            conv, conv_lo, conv_hi = mean_ci(overall)
+            stp, stp_lo, stp_hi = mean_ci(step)
+        else:
+            conv, stp = overall[0], step[0]
+            conv_lo, conv_hi = proportion_ci(counts[0], np.full(n_stages, entrants[0]))
+            stp_lo, stp_hi = proportion_ci(counts[0], previous[0])
+        frames.append(
+            pd.DataFrame(
+                {
+                    label: name,
+                    "stage": list(log.stages),
+                    "customers": mean_c,
+                    "customers_ci_low": lo_c,
+                    "customers_ci_high": hi_c,
+                    "conversion": conv,
+                    "conversion_ci_low": conv_lo,
+                    "conversion_ci_high": conv_hi,
+                    "step_conversion": stp,
+                    "step_ci_low": stp_lo,
+                    "step_ci_high": stp_hi,
+                }
+            )
+        )
+    out = pd.concat(frames, ignore_index=True)
+    if by is None:
+        out = out.drop(columns=label)
+    return out

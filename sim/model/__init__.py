@@ -1,0 +1,27 @@
+"""Model objects: data without behaviour. Imports neither simpy, matplotlib nor pandas."""
+
+from sim.model.acquisition import COHORT_CHANNEL, Acquisition, Arrivals, Channel, Cohort
+from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey, five_stage, six_stage
+from sim.model.journey import Journey, Stage
+from sim.model.logit import apply_log_odds, transition_matrices
+from sim.model.persona import Effect, Persona
+from sim.model.scenario import Scenario
+
+__all__ = [
+    "BUILTIN_JOURNEYS",
+    "COHORT_CHANNEL",
+    "Acquisition",
+    "Arrivals",
+    "Channel",
+    "Cohort",
+    "Effect",
+    "Journey",
+    "Persona",
+    "Scenario",
+    "Stage",
+    "apply_log_odds",
+    "builtin_journey",
+    "five_stage",
+    "six_stage",
+    "transition_matrices",
+]

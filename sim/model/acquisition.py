@@ -1,0 +1,102 @@
+"""How customers enter the journey: a cohort at time 0, or arrivals over time by channel."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sim.errors import ScenarioError
+from sim.model.journey import _pairs
+
+#: Channel name given to the customers of a cohort.
+COHORT_CHANNEL = "cohort"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cohort:
+    """``size`` customers enter at day 0, personas drawn by the personas' shares."""
+
+    size: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ScenarioError(
+                f"cohort size must be a whole number of at least 1, got {self.size!r}",
+                field="acquisition, field 'cohort'",
+                fix="e.g. cohort = 10000",
+            )
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Channel names customers can come from."""
+        return (COHORT_CHANNEL,)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Channel:
+    """An acquisition channel: Poisson arrivals at ``rate_per_day``, with its own persona mix.
+
+    Without a ``persona_mix`` the personas' population shares are used.
+    """
+
+    name: str
+    rate_per_day: float
+    persona_mix: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"channel '{self.name}'"
+        rate = self.rate_per_day
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            raise ScenarioError(
+                f"rate_per_day must be a positive number, got {rate!r}",
+                field=f"{where}, field 'rate_per_day'",
+                fix="give the expected number of new customers per day, e.g. 40",
+            )
+        object.__setattr__(self, "rate_per_day", float(rate))
+        mix = _pairs(self.persona_mix, f"{where}, field 'persona_mix'")
+        for persona, share in mix:
+            if not 0 <= share <= 1:
+                raise ScenarioError(
+                    f"share of '{persona}' is {share}, outside [0, 1]",
+                    field=f"{where}, field 'persona_mix'",
+                )
+        if mix:
+            total = math.fsum(s for _, s in mix)
+            if abs(total - 1) > 1e-6:
+                raise ScenarioError(
+                    f"persona shares sum to {total:.6g}, not 1",
+                    field=f"{where}, field 'persona_mix'",
+                    fix="make them sum to 1",
+                )
+        object.__setattr__(self, "persona_mix", mix)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arrivals:
+    """Customers arrive over the horizon through one or more channels."""
+
+    channels: tuple[Channel, ...]
+
+    def __post_init__(self) -> None:
+        channels = tuple(self.channels)
+        if not channels:
+            raise ScenarioError(
+                "arrivals need at least one channel", field="acquisition, field 'channel'"
+            )
+        names = [c.name for c in channels]
+        for i, n in enumerate(names):
+            if n in names[:i] or n == COHORT_CHANNEL:
+                raise ScenarioError(
+                    f"channel name '{n}' is used twice or reserved",
+                    field="acquisition, field 'channel'",
+                    fix="give every channel its own name",
+                )
+        object.__setattr__(self, "channels", channels)
+
+
+Acquisition = Cohort | Arrivals

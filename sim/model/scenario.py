@@ -1,0 +1,149 @@
+"""A scenario: journey, personas, effects, acquisition, horizon and seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sim.errors import ScenarioError, suggest
+from sim.model.acquisition import Acquisition, Arrivals, Cohort
+from sim.model.journey import Journey
+from sim.model.logit import check_effects
+from sim.model.persona import Effect, Persona
+
+DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """Everything one simulation needs. Build it in Python or load it with :meth:`from_toml`.
+
+    Model objects are immutable: make variants with :meth:`replace` (``dataclasses.replace``).
+    """
+
+    name: str
+    journey: Journey
+    acquisition: Acquisition
+    personas: tuple[Persona, ...] = (DEFAULT_PERSONA,)
+    effects: tuple[Effect, ...] = ()
+    horizon_days: float = 365.0
+    seed: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        personas = tuple(self.personas)
+        object.__setattr__(self, "personas", personas)
+        object.__setattr__(self, "effects", tuple(self.effects))
+        if not personas:
+            raise ScenarioError("a scenario needs at least one persona", field="persona")
+        names = [p.name for p in personas]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise ScenarioError(f"persona '{n}' is defined twice", field="persona")
+        total = math.fsum(p.share for p in personas)
+        if abs(total - 1) > 1e-6:
+            raise ScenarioError(
+                f"persona shares sum to {total:.6g}, not 1",
+                field="persona, field 'share'",
+                fix="make the shares of all personas sum to 1",
+            )
+        h = self.horizon_days
+        if isinstance(h, bool) or not isinstance(h, int | float) or not math.isfinite(h) or h <= 0:
+            raise ScenarioError(
+                f"horizon_days must be a positive number of days, got {h!r}",
+                field="scenario, field 'horizon_days'",
+                fix="e.g. horizon_days = 365",
+            )
+        object.__setattr__(self, "horizon_days", float(h))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ScenarioError(
+                f"seed must be a whole number >= 0, got {self.seed!r}",
+                field="scenario, field 'seed'",
+            )
+        if not isinstance(self.acquisition, Cohort | Arrivals):
+            raise ScenarioError("acquisition must be a Cohort or Arrivals", field="acquisition")
+        for persona in personas:
+            for stage, _ in persona.dwell_factors:
+                if stage not in self.journey.names:
+                    raise ScenarioError(
+                        f"unknown stage '{stage}'",
+                        field=f"persona '{persona.name}', field 'dwell_factors'",
+                        fix=suggest(stage, self.journey.names),
+                    )
+        if isinstance(self.acquisition, Arrivals):
+            for channel in self.acquisition.channels:
+                for persona, _ in channel.persona_mix:
+                    if persona not in names:
+                        raise ScenarioError(
+                            f"unknown persona '{persona}'",
+                            field=f"channel '{channel.name}', field 'persona_mix'",
+                            fix=suggest(persona, names),
+                        )
+        check_effects(self.journey, personas, self.effects)
+
+    # -- variants ---------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> Scenario:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def with_customers(self, n: int) -> Scenario:
+        """The same scenario with a cohort of ``n`` customers."""
+        if not isinstance(self.acquisition, Cohort):
+            raise ScenarioError(
+                "the number of customers can only be set for a cohort; this scenario has "
+                "arrivals by channel",
+                field="acquisition",
+                fix="change the channels' rate_per_day instead",
+            )
+        return self.replace(acquisition=Cohort(size=n))
+
+    # -- files -----------------------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Scenario:
+        """Load a scenario file (see the README for the format)."""
+        from sim.scenario_file import load_scenario
+
+        return load_scenario(path)
+
+    def to_toml(self, path: str | Path | None = None) -> str:
+        """The scenario as TOML text; written to ``path`` (atomically) when one is given."""
+        from sim.scenario_file import dump_scenario
+
+        return dump_scenario(self, path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scenario as plain data in the scenario-file layout."""
+        from sim.scenario_file import scenario_to_dict
+
+        return scenario_to_dict(self)
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the scenario's content (provenance: which scenario produced a result)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def persona_names(self) -> tuple[str, ...]:
+        """Persona names in definition order."""
+        return tuple(p.name for p in self.personas)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Names of the channels customers come from."""
+        if isinstance(self.acquisition, Cohort):
+            return self.acquisition.channels
+        return tuple(c.name for c in self.acquisition.channels)
+
+    def persona_mix(self, channel: str | None = None) -> tuple[float, ...]:
+        """Persona probabilities for a channel's customers (population shares by default)."""
+        if isinstance(self.acquisition, Arrivals) and channel is not None:
+            for c in self.acquisition.channels:
+                if c.name == channel and c.persona_mix:
+                    mix = dict(c.persona_mix)
+                    return tuple(mix.get(p.name, 0.0) for p in self.personas)
+        return tuple(p.share for p in self.personas)

@@ -1,0 +1,67 @@
+"""Writing results to disk atomically: a reader never sees a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from sim.results import RunResult
+from sim.scenario_file import write_text_atomic
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def have_parquet() -> bool:
+    """Whether pyarrow is installed, so event logs can be written as Parquet."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a DataFrame as CSV or Parquet (by suffix), atomically."""
+    if path.suffix == ".parquet":
+        return _atomic(path, lambda p: frame.to_parquet(p, index=False))
+    return _atomic(path, lambda p: frame.to_csv(p, index=False))
+
+
+def write_run(result: RunResult, out_dir: str | Path) -> list[Path]:
+    """Write a run's event log, funnel, retention, time-to-purchase tables, the scenario and
+    ``run.json`` (provenance) into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    events = out / ("events.parquet" if have_parquet() else "events.csv")
+    written = [
+        write_frame(result.events, events),
+        write_frame(result.funnel(), out / "funnel.csv"),
+        write_frame(result.retention_summary(), out / "retention.csv"),
+        write_frame(result.retention(), out / "retention_curve.csv"),
+        write_frame(result.time_to_purchase(), out / "time_to_purchase.csv"),
+    ]
+    scenario_path = out / "scenario.toml"
+    result.scenario.to_toml(scenario_path)
+    run_json = out / "run.json"
+    meta = {
+        **result.provenance,
+        "complete": result.complete,
+        "files": [p.name for p in written] + [scenario_path.name],
+    }
+    write_text_atomic(run_json, json.dumps(meta, indent=2) + "\n")
+    return [*written, scenario_path, run_json]

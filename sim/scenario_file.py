@@ -1,0 +1,321 @@
+"""Scenario files (TOML): load with precise errors, save so that the file loads back equal."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from sim.distributions import Distribution
+from sim.errors import ScenarioError, suggest
+from sim.model.acquisition import Arrivals, Channel, Cohort
+from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
+from sim.model.journey import Journey, Stage
+from sim.model.persona import Effect, Persona
+from sim.model.scenario import DEFAULT_PERSONA, Scenario
+
+_SECTIONS = {
+    "scenario": ("name", "description", "horizon_days", "seed", "journey", "entry"),
+    "acquisition": ("cohort", "channel"),
+    "stage": ("name", "dwell", "next", "purchase", "absorbing"),
+    "persona": ("name", "share", "attributes", "order_value", "dwell_factors"),
+    "effect": ("stage", "to", "attribute", "coefficient", "reference"),
+    "channel": ("name", "rate_per_day", "persona_mix"),
+}
+
+_TYPE_NAMES = {
+    str: "text",
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    dict: "a table",
+    list: "a list",
+}
+
+
+def _check_keys(table: dict[str, Any], section: str, where: str) -> None:
+    allowed = _SECTIONS[section]
+    for key in table:
+        if key not in allowed:
+            raise ScenarioError(f"unknown field '{key}'", field=where, fix=suggest(key, allowed))
+
+
+def _get(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    default: Any = ...,
+) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ScenarioError(f"missing field '{key}'", field=where, fix=f"add {key} = ...")
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        expected = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        raise ScenarioError(
+            f"field '{key}' must be {expected}, got {value!r}",
+            field=where,
+            fix=f"write {key} as {expected}",
+        )
+    return value
+
+
+def _tables(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = data.get(key, [])
+    if isinstance(value, dict):
+        raise ScenarioError(
+            f"'{key}' must be a list of tables", field=key, fix=f"write each one as [[{key}]]"
+        )
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ScenarioError(
+            f"'{key}' must be a list of tables", field=key, fix=f"write each one as [[{key}]]"
+        )
+    return value
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file. Errors are :class:`ScenarioError` naming the file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(
+            "file not found", source=str(path), fix="check the path (scenarios live in scenarios/)"
+        ) from None
+    except OSError as err:
+        raise ScenarioError(f"cannot read the file: {err.strerror}", source=str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(
+            f"not valid TOML: {err}", source=str(path), fix="check the syntax at that line"
+        ) from None
+    try:
+        return scenario_from_dict(data)
+    except ScenarioError as err:
+        raise err.located(str(path)) from None
+
+
+def scenario_from_dict(data: dict[str, Any]) -> Scenario:
+    """Build a scenario from data in the scenario-file layout."""
+    for key in data:
+        if key not in ("scenario", "acquisition", "stage", "persona", "effect"):
+            raise ScenarioError(
+                f"unknown section '{key}'",
+                field=key,
+                fix=suggest(key, ("scenario", "acquisition", "stage", "persona", "effect")),
+            )
+    head = data.get("scenario")
+    if not isinstance(head, dict):
+        raise ScenarioError(
+            "missing [scenario] table",
+            field="scenario",
+            fix='start the file with [scenario] and name = "..."',
+        )
+    _check_keys(head, "scenario", "scenario")
+    where = "scenario"
+    name = _get(head, "name", str, where)
+    journey = _journey(head, _tables(data, "stage"))
+    personas = tuple(_persona(t) for t in _tables(data, "persona")) or (DEFAULT_PERSONA,)
+    effects = tuple(_effect(t) for t in _tables(data, "effect"))
+    return Scenario(
+        name=name,
+        description=_get(head, "description", str, where, ""),
+        horizon_days=_get(head, "horizon_days", float, where, 365.0),
+        seed=_get(head, "seed", int, where, 0),
+        journey=journey,
+        personas=personas,
+        effects=effects,
+        acquisition=_acquisition(data.get("acquisition")),
+    )
+
+
+def _journey(head: dict[str, Any], stages: list[dict[str, Any]]) -> Journey:
+    builtin = _get(head, "journey", str, "scenario", "")
+    entry = _get(head, "entry", str, "scenario", "")
+    if builtin and stages:
+        raise ScenarioError(
+            f"both a built-in journey ('{builtin}') and [[stage]] tables are given",
+            field="scenario, field 'journey'",
+            fix="remove journey = ... to define your own stages, or remove the [[stage]] tables",
+        )
+    if builtin:
+        journey = builtin_journey(builtin, field="scenario, field 'journey'")
+        return Journey(stages=journey.stages, entry=entry or journey.entry, name=journey.name)
+    if not stages:
+        raise ScenarioError(
+            "no journey: neither journey = ... nor [[stage]] tables",
+            field="scenario, field 'journey'",
+            fix=f"use a built-in journey ({', '.join(BUILTIN_JOURNEYS)}) or add [[stage]] tables",
+        )
+    return Journey(stages=tuple(_stage(i, t) for i, t in enumerate(stages)), entry=entry)
+
+
+def _stage(i: int, t: dict[str, Any]) -> Stage:
+    label = f"stage '{t['name']}'" if isinstance(t.get("name"), str) else f"stage #{i + 1}"
+    _check_keys(t, "stage", label)
+    return Stage(
+        name=_get(t, "name", str, label),
+        dwell=_get(t, "dwell", (str, float), label, 0.0),
+        next=_get(t, "next", dict, label, {}),
+        purchase=_get(t, "purchase", bool, label, False),
+        absorbing=_get(t, "absorbing", bool, label, False),
+    )
+
+
+def _persona(t: dict[str, Any]) -> Persona:
+    label = f"persona '{t['name']}'" if isinstance(t.get("name"), str) else "persona"
+    _check_keys(t, "persona", label)
+    return Persona(
+        name=_get(t, "name", str, label),
+        share=_get(t, "share", float, label),
+        attributes=_get(t, "attributes", dict, label, {}),
+        order_value=_get(t, "order_value", (str, float), label, 0.0),
+        dwell_factors=_get(t, "dwell_factors", dict, label, {}),
+    )
+
+
+def _effect(t: dict[str, Any]) -> Effect:
+    label = f"effect on '{t.get('stage')}' -> '{t.get('to')}'"
+    _check_keys(t, "effect", label)
+    return Effect(
+        stage=_get(t, "stage", str, label),
+        to=_get(t, "to", str, label),
+        attribute=_get(t, "attribute", str, label),
+        coefficient=_get(t, "coefficient", float, label),
+        reference=_get(t, "reference", float, label, 0.0),
+    )
+
+
+def _acquisition(t: Any) -> Cohort | Arrivals:
+    if not isinstance(t, dict):
+        raise ScenarioError(
+            "missing [acquisition] table",
+            field="acquisition",
+            fix="add [acquisition] with cohort = 10000, or [[acquisition.channel]] tables",
+        )
+    _check_keys(t, "acquisition", "acquisition")
+    if ("cohort" in t) == ("channel" in t):
+        raise ScenarioError(
+            "give either a cohort or channels",
+            field="acquisition",
+            fix="write cohort = 10000, or [[acquisition.channel]] tables with name and "
+            "rate_per_day",
+        )
+    if "cohort" in t:
+        return Cohort(size=_get(t, "cohort", int, "acquisition"))
+    channels = []
+    for c in _tables(t, "channel"):
+        label = f"channel '{c['name']}'" if isinstance(c.get("name"), str) else "channel"
+        _check_keys(c, "channel", label)
+        channels.append(
+            Channel(
+                name=_get(c, "name", str, label),
+                rate_per_day=_get(c, "rate_per_day", float, label),
+                persona_mix=_get(c, "persona_mix", dict, label, {}),
+            )
+        )
+    return Arrivals(channels=tuple(channels))
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def _spec(d: Distribution) -> str:
+    return d.spec()
+
+
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """The scenario as data in the file layout (built-in journeys by name)."""
+    head: dict[str, Any] = {"name": s.name}
+    if s.description:
+        head["description"] = s.description
+    head["horizon_days"] = s.horizon_days
+    head["seed"] = s.seed
+    data: dict[str, Any] = {"scenario": head}
+    j = s.journey
+    is_builtin = j.name in BUILTIN_JOURNEYS and j.stages == builtin_journey(j.name).stages
+    if is_builtin:
+        head["journey"] = j.name
+    if j.entry != j.stages[0].name:
+        head["entry"] = j.entry
+    if isinstance(s.acquisition, Cohort):
+        data["acquisition"] = {"cohort": s.acquisition.size}
+    else:
+        data["acquisition"] = {
+            "channel": [
+                {
+                    "name": c.name,
+                    "rate_per_day": c.rate_per_day,
+                    **({"persona_mix": dict(c.persona_mix)} if c.persona_mix else {}),
+                }
+                for c in s.acquisition.channels
+            ]
+        }
+    if not is_builtin:
+        stages = []
+        for st in j.stages:
+            row: dict[str, Any] = {"name": st.name}
+            if st.absorbing:
+                row["absorbing"] = True
+            else:
+                row["dwell"] = _spec(st.dwell)
+                if st.purchase:
+                    row["purchase"] = True
+                row["next"] = dict(st.next)
+            stages.append(row)
+        data["stage"] = stages
+    if s.personas != (DEFAULT_PERSONA,):
+        data["persona"] = [
+            {
+                "name": p.name,
+                "share": p.share,
+                "attributes": dict(p.attributes),
+                "order_value": _spec(p.order_value),
+                **({"dwell_factors": dict(p.dwell_factors)} if p.dwell_factors else {}),
+            }
+            for p in s.personas
+        ]
+    if s.effects:
+        data["effect"] = [
+            {
+                "stage": e.stage,
+                "to": e.to,
+                "attribute": e.attribute,
+                "coefficient": e.coefficient,
+                **({"reference": e.reference} if e.reference else {}),
+            }
+            for e in s.effects
+        ]
+    return data
+
+
+def dump_scenario(s: Scenario, path: str | Path | None = None) -> str:
+    """TOML text of the scenario; written atomically to ``path`` when given."""
+    text = tomli_w.dumps(scenario_to_dict(s))
+    if path is not None:
+        write_text_atomic(Path(path), text)
+    return text
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
