@@ -1,17 +1,22 @@
 """The SimPy engine: one process per customer, one ``simpy.Environment`` per replication.
 
-Random numbers: every customer owns pre-drawn blocks of uniforms, one per (transient stage,
-visit number) for the choice of the next stage and for the dwell time, and one per purchase for
-the order value. Blocks are drawn in numpy from streams keyed by (replication, channel, purpose),
-so customer k of a channel sees the same numbers whatever the other customers do and whatever
-other scenarios change elsewhere (common random numbers). A customer who visits a stage more
-often than the block holds continues on a stream of their own.
+Random numbers. Every customer owns pre-drawn numbers: for each transient stage and visit
+number, one uniform that picks the next stage and one that sets the dwell time; for each
+purchase, one that sets the order value. They are drawn in numpy, one stream per (replication,
+channel, purpose, stage, visit), the stream keys derived from names. Customer k of a channel
+takes the k-th number of each stream, so their journey does not depend on how many other
+customers there are, and two scenarios that differ in one stage share every other number
+(common random numbers). How many visits are pre-drawn per stage follows from the journey's
+base chain (so that about 1% of customers reaching a stage need more); a customer who needs
+more continues on a stream of their own.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,18 +25,21 @@ import simpy
 from sim.distributions import Distribution
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
-from sim.model.logit import transition_matrices
+from sim.model.logit import base_matrix, transition_matrices
 from sim.model.scenario import Scenario
 
-#: Visits per stage (and purchases per customer) whose random numbers are pre-drawn in blocks.
-VISITS_PER_BLOCK = 4
+#: Pre-drawn visits per stage: at least MIN_BLOCK, at most MAX_BLOCK, else enough that about
+#: OVERFLOW_SHARE of the customers who reach the stage come back more often than that.
+MIN_BLOCK, MAX_BLOCK, OVERFLOW_SHARE = 2, 48, 0.01
+#: Pre-drawn order values per customer.
+VALUE_BLOCK = 4
 
 # Purposes of the random streams of one channel in one replication.
 _ARRIVALS, _PERSONA, _CHOICE, _DWELL, _VALUE, _OVERFLOW = range(6)
 
 
-def channel_key(name: str) -> int:
-    """Stable stream key of a channel, so adding a channel elsewhere does not shift streams."""
+def name_key(name: str) -> int:
+    """Stable stream key of a channel or stage, so adding one elsewhere shifts no stream."""
     return zlib.crc32(name.encode())
 
 
@@ -40,17 +48,43 @@ def stream(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
+def visit_blocks(scenario: Scenario) -> tuple[int, ...]:
+    """Visits to pre-draw per stage, from the base chain (persona effects and interventions
+    do not change it, so scenarios compared side by side keep the same layout).
+
+    The number of returns to a stage is geometric: with mean visits mu from the stage itself,
+    P(more than v visits) = (1 - 1/mu)^v.
+    """
+    journey = scenario.journey
+    P = base_matrix(journey)
+    transient = np.array([not s.absorbing for s in journey.stages])
+    Q = P[np.ix_(transient, transient)]
+    # diagonal of the fundamental matrix: expected visits to a stage starting there
+    mu = np.diag(np.linalg.inv(np.eye(len(Q)) - Q))
+    blocks, t = [], 0
+    for st in journey.stages:
+        if st.absorbing:
+            blocks.append(0)
+            continue
+        stay = 1 - 1 / mu[t]
+        t += 1
+        need = math.ceil(math.log(OVERFLOW_SHARE) / math.log(stay)) if stay > 1e-12 else 1
+        blocks.append(int(min(max(need, MIN_BLOCK), MAX_BLOCK)))
+    return tuple(blocks)
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledScenario:
-    """A scenario turned into arrays the engine indexes (built once per run)."""
+    """A scenario turned into the tables the engine indexes (built once per run)."""
 
     scenario: Scenario
     names: tuple[str, ...]
     entry: int
-    absorbing: tuple[bool, ...]
     purchase: tuple[bool, ...]
-    transient: tuple[int, ...]  # stage index -> position among transient stages (-1: absorbing)
+    block: tuple[int, ...]  # pre-drawn visits per stage (0: absorbing)
+    first_slot: tuple[int, ...]  # where each stage's block starts in a customer's row (-1: none)
     cumulative: np.ndarray  # (personas, S, S) cumulative transition probabilities
+    cumulative_lists: tuple[tuple[tuple[float, ...], ...], ...]  # the same, for bisect
     dwell: tuple[Distribution, ...]  # per stage
     dwell_factor: np.ndarray  # (personas, S)
     order_value: tuple[Distribution, ...]  # per persona
@@ -67,18 +101,20 @@ class CompiledScenario:
                 nz = np.nonzero(matrices[p, s])[0]
                 if len(nz):
                     cumulative[p, s, nz[-1] :] = np.inf
-        transient, t = [], 0
-        for st in journey.stages:
-            transient.append(-1 if st.absorbing else t)
-            t += not st.absorbing
+        block = visit_blocks(scenario)
+        first_slot, used = [], 0
+        for b in block:
+            first_slot.append(used if b else -1)
+            used += b
         return cls(
             scenario=scenario,
             names=journey.names,
             entry=journey.index(journey.entry),
-            absorbing=tuple(st.absorbing for st in journey.stages),
             purchase=tuple(st.purchase for st in journey.stages),
-            transient=tuple(transient),
+            block=block,
+            first_slot=tuple(first_slot),
             cumulative=cumulative,
+            cumulative_lists=tuple(tuple(tuple(row) for row in m.tolist()) for m in cumulative),
             dwell=tuple(st.dwell for st in journey.stages),
             dwell_factor=np.array(
                 [[p.dwell_factor(n) for n in journey.names] for p in scenario.personas]
@@ -87,90 +123,94 @@ class CompiledScenario:
         )
 
     @property
-    def transient_stages(self) -> list[int]:
-        """Stage indices of the transient stages, in order."""
-        return [i for i, t in enumerate(self.transient) if t >= 0]
+    def slots(self) -> int:
+        """Pre-drawn visits per customer over all stages."""
+        return sum(self.block)
 
-    def next_stage(self, persona: np.ndarray, stage: int, u: np.ndarray) -> np.ndarray:
-        """Next stage chosen by uniforms ``u`` for customers of the given personas at ``stage``."""
+    def next_stage(
+        self, groups: list[tuple[int, np.ndarray]], stage: int, u: np.ndarray
+    ) -> np.ndarray:
+        """Next stage chosen by uniforms ``u`` at ``stage``; ``groups`` lists (persona, rows)."""
         out = np.empty(u.shape, dtype=np.int64)
-        for p in np.unique(persona):
-            rows = persona == p
+        for p, rows in groups:
             out[rows] = np.searchsorted(self.cumulative[p, stage], u[rows], side="right")
         return out
 
-    def dwell_days(self, persona: np.ndarray, stage: int, u: np.ndarray) -> np.ndarray:
-        """Dwell times at ``stage`` from uniforms ``u`` (persona dwell factors applied)."""
-        factor = self.dwell_factor[persona, stage]
-        return self.dwell[stage].quantile(u) * factor.reshape(factor.shape + (1,) * (u.ndim - 1))
-
-    def order_values(self, persona: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Order values from uniforms ``u`` for customers of the given personas."""
+    def order_values(self, groups: list[tuple[int, np.ndarray]], u: np.ndarray) -> np.ndarray:
+        """Order values from uniforms ``u``; ``groups`` lists (persona, rows)."""
         out = np.empty(u.shape)
-        for p in np.unique(persona):
-            rows = persona == p
+        for p, rows in groups:
             out[rows] = self.order_value[p].quantile(u[rows])
         return out
 
 
 @dataclass(frozen=True, eq=False)
 class _Customers:
-    """Pre-drawn state of all customers of one replication, ordered by arrival."""
+    """Pre-drawn state of all customers of one replication.
+
+    Customers are numbered in order of arrival; the pre-drawn tables stay per channel, indexed
+    by the customer's ``local`` number within their channel (merging them would copy them).
+    """
 
     arrival: np.ndarray
     persona: np.ndarray
     channel: np.ndarray
-    local: np.ndarray  # index within the channel (the key of the customer's own streams)
-    next_stage: np.ndarray  # (n, T * V) stage index for (transient stage, visit)
-    dwell: np.ndarray  # (n, T * V) days
-    value: np.ndarray  # (n, V) order values of the first V purchases
+    local: np.ndarray  # index within the channel (also the key of the customer's own stream)
+    next_stage: list[np.ndarray]  # per channel (n, slots): next stage per (stage, visit)
+    dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
+    value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
+
+
+def _draw_channel(
+    c: CompiledScenario, seed: int, replication: int, name: str, rate: float | None
+) -> tuple[np.ndarray, ...]:
+    s = c.scenario
+    key = name_key(name)
+    if rate is None:
+        arrival = np.zeros(s.acquisition.size)
+    else:
+        arrival = _poisson_arrivals(stream(seed, replication, key, _ARRIVALS), rate, s.horizon_days)
+    n = len(arrival)
+    mix = np.cumsum(s.persona_mix(name))
+    u = stream(seed, replication, key, _PERSONA).random(n)
+    persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
+    groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
+    nxt = np.empty((n, c.slots), dtype=np.int64)
+    dwell = np.empty((n, c.slots))
+    for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+        stage_key = name_key(c.names[stage])
+        factor = c.dwell_factor[persona, stage]
+        for visit in range(b):
+            u_choice = stream(seed, replication, key, _CHOICE, stage_key, visit).random(n)
+            u_dwell = stream(seed, replication, key, _DWELL, stage_key, visit).random(n)
+            nxt[:, first + visit] = c.next_stage(groups, stage, u_choice)
+            dwell[:, first + visit] = c.dwell[stage].quantile(u_dwell) * factor
+    value = np.empty((n, VALUE_BLOCK))
+    for purchase in range(VALUE_BLOCK):
+        u_value = stream(seed, replication, key, _VALUE, purchase).random(n)
+        value[:, purchase] = c.order_values(groups, u_value)
+    return arrival, persona, np.arange(n), nxt, dwell, value
 
 
 def _draw_customers(c: CompiledScenario, seed: int, replication: int) -> _Customers:
     s = c.scenario
-    horizon = s.horizon_days
     if isinstance(s.acquisition, Cohort):
         channels = [(COHORT_CHANNEL, None)]
     else:
         channels = [(ch.name, ch.rate_per_day) for ch in s.acquisition.channels]
-    stages = c.transient_stages
-    v = VISITS_PER_BLOCK
-    parts = []
-    for ci, (name, rate) in enumerate(channels):
-        key = channel_key(name)
-        if rate is None:
-            arrival = np.zeros(s.acquisition.size)
-        else:
-            arrival = _poisson_arrivals(stream(seed, replication, key, _ARRIVALS), rate, horizon)
-        n = len(arrival)
-        mix = np.cumsum(s.persona_mix(name))
-        persona = np.minimum(
-            np.searchsorted(mix, stream(seed, replication, key, _PERSONA).random(n), side="right"),
-            len(mix) - 1,
-        )
-        # drop personas with a zero share that rounding could still select
-        u_choice = stream(seed, replication, key, _CHOICE).random((n, len(stages), v))
-        u_dwell = stream(seed, replication, key, _DWELL).random((n, len(stages), v))
-        u_value = stream(seed, replication, key, _VALUE).random((n, v))
-        nxt = np.empty((n, len(stages), v), dtype=np.int64)
-        dwell = np.empty((n, len(stages), v))
-        for t, st in enumerate(stages):
-            nxt[:, t] = c.next_stage(persona, st, u_choice[:, t])
-            dwell[:, t] = c.dwell_days(persona, st, u_dwell[:, t])
-        parts.append(
-            (
-                arrival,
-                persona,
-                np.full(n, ci),
-                np.arange(n),
-                nxt.reshape(n, -1),
-                dwell.reshape(n, -1),
-                c.order_values(persona, u_value),
-            )
-        )
-    cols = [np.concatenate(col) for col in zip(*parts, strict=True)]
-    order = np.argsort(cols[0], kind="stable")
-    return _Customers(*(col[order] for col in cols))
+    parts = [_draw_channel(c, seed, replication, name, rate) for name, rate in channels]
+    arrival = np.concatenate([p[0] for p in parts])
+    order = np.argsort(arrival, kind="stable")
+    channel = np.concatenate([np.full(len(p[0]), ci) for ci, p in enumerate(parts)])
+    return _Customers(
+        arrival=arrival[order],
+        persona=np.concatenate([p[1] for p in parts])[order],
+        channel=channel[order],
+        local=np.concatenate([p[2] for p in parts])[order],
+        next_stage=[p[3] for p in parts],
+        dwell=[p[4] for p in parts],
+        value=[p[5] for p in parts],
+    )
 
 
 def _poisson_arrivals(rng: np.random.Generator, rate: float, horizon: float) -> np.ndarray:
@@ -182,8 +222,7 @@ def _poisson_arrivals(rng: np.random.Generator, rate: float, horizon: float) -> 
     limit = rate * horizon
     blocks, total = [], 0.0
     while total <= limit:
-        gaps = rng.standard_exponential(1024)
-        cum = total + np.cumsum(gaps)
+        cum = total + np.cumsum(rng.standard_exponential(1024))
         blocks.append(cum)
         total = cum[-1]
     unit = np.concatenate(blocks)
@@ -196,63 +235,60 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     s = c.scenario
     cust = _draw_customers(c, seed, replication)
     n_customers = len(cust.arrival)
-    channel_names = s.channel_names
-    channel_keys = [channel_key(n) for n in channel_names]
+    channel_keys = [name_key(n) for n in s.channel_names]
     env = simpy.Environment()
     timeout = env.timeout
     log_customer, log_time = array("l"), array("d")
     log_from, log_to, log_value = array("h"), array("h"), array("d")
     add_customer, add_time = log_customer.append, log_time.append
     add_from, add_to, add_value = log_from.append, log_to.append, log_value.append
-    purchase, transient = c.purchase, c.transient
-    v_block = VISITS_PER_BLOCK
-    entry = c.entry
+    purchase, entry, cumulative = c.purchase, c.entry, c.cumulative_lists
+    first_slot = c.first_slot
+    end_slot = tuple(f + b for f, b in zip(c.first_slot, c.block, strict=True))
+    # flat tables read through shared bound methods: no per-customer objects, which matters
+    # when a whole cohort is alive at once
+    next_item = [t.ravel().item for t in cust.next_stage]
+    dwell_item = [t.ravel().item for t in cust.dwell]
+    value_item = [t.ravel().item for t in cust.value]
+    slots_per_customer = c.slots
+    persona_of, channel_of = cust.persona.tolist(), cust.channel.tolist()
+    local_of = cust.local.tolist()
+    dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
+    value_laws = c.order_value
 
-    def overflow_rng(k: int) -> np.random.Generator:
-        return stream(
-            seed, replication, channel_keys[int(cust.channel[k])], _OVERFLOW, int(cust.local[k])
-        )
-
-    next_rows, dwell_rows, value_rows = cust.next_stage, cust.dwell, cust.value
-    personas = cust.persona
-    # one conversion for all customers is cheaper than one per customer in the hot path
-    next_lists, dwell_lists = next_rows.tolist(), dwell_rows.tolist()
-    # slot of visit 0 of each stage in a customer's block; absorbing stages have none
-    first_slot = tuple(t * v_block if t >= 0 else -1 for t in transient)
-    last_slot = tuple(t * v_block + v_block if t >= 0 else -1 for t in transient)
-    entry_value = float(value_rows[0, 0]) if purchase[entry] else 0.0
-    entry_purchases = int(purchase[entry])
-
-    def draw_beyond_block(k: int, stage: int, rng: np.random.Generator) -> tuple[int, float]:
-        p = personas[k : k + 1]
-        u = rng.random(2).reshape(2, 1)
-        return int(c.next_stage(p, stage, u[0])[0]), float(c.dwell_days(p, stage, u[1])[0])
+    def own_stream(k: int) -> np.random.Generator:
+        return stream(seed, replication, channel_keys[channel_of[k]], _OVERFLOW, local_of[k])
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean
-        nxt = next_lists[k]
-        dwell = dwell_lists[k]
+        # slots are read one by one (.item gives Python numbers): most customers use few
+        ch = channel_of[k]
+        base = local_of[k] * slots_per_customer
+        nxt, dwell = next_item[ch], dwell_item[ch]
         slots = list(first_slot)
-        purchases = entry_purchases
+        purchases = int(purchase[entry])
         extra = None
         stage = entry
         while (slot := slots[stage]) >= 0:
-            if slot < last_slot[stage]:
+            if slot < end_slot[stage]:
                 slots[stage] = slot + 1
-                days = dwell[slot]
-                following = nxt[slot]
+                days = dwell(base + slot)
+                following = nxt(base + slot)
             else:
-                extra = extra or overflow_rng(k)
-                following, days = draw_beyond_block(k, stage, extra)
+                extra = extra or own_stream(k)
+                p = persona_of[k]
+                following = bisect_right(cumulative[p][stage], extra.random())
+                days = float(dwell_laws[stage].quantile(extra.random())) * dwell_factor[p][stage]
             if days > 0:
                 yield timeout(days)
             if purchase[following]:
-                if purchases < v_block:
-                    value = float(value_rows[k, purchases])
+                if purchases < VALUE_BLOCK:
+                    value = value_item[ch](local_of[k] * VALUE_BLOCK + purchases)
                 else:
-                    extra = extra or overflow_rng(k)
-                    value = float(c.order_values(personas[k : k + 1], extra.random(1))[0])
+                    extra = extra or own_stream(k)
+                    value = value_laws[persona_of[k]].quantile(extra.random())
                 purchases += 1
+                value = float(value)
             else:
                 value = 0.0
             add_customer(k)
@@ -277,38 +313,42 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
 
         process(source())
     env.run(until=s.horizon_days)
+    return _event_log(c, cust, replication, log_customer, log_time, log_from, log_to, log_value)
 
-    # entry rows are known before the run; write them in numpy and merge by time, entries
-    # first among rows of equal time (a customer's entry precedes their zero-day moves)
-    entered = np.arange(n_customers)
-    customer_col = np.concatenate([entered, np.frombuffer(log_customer, dtype=np.int_)]).astype(
-        np.int32
-    )
-    time_col = np.concatenate([cust.arrival, np.frombuffer(log_time, dtype=np.float64)])
-    from_col = np.concatenate(
-        [np.full(n_customers, ENTRY, dtype=np.int16), np.frombuffer(log_from, dtype=np.int16)]
-    )
-    to_col = np.concatenate(
-        [np.full(n_customers, entry, dtype=np.int16), np.frombuffer(log_to, dtype=np.int16)]
-    )
-    value_col = np.concatenate(
-        [np.full(n_customers, entry_value), np.frombuffer(log_value, dtype=np.float64)]
-    )
-    order = np.argsort(time_col, kind="stable")
-    customer_col = customer_col[order]
-    rows = len(customer_col)
+
+def _event_log(
+    c: CompiledScenario, cust: _Customers, replication: int, *columns: array
+) -> EventLog:
+    """Columns of the run plus the entry rows, merged in time order."""
+    log_customer, log_time, log_from, log_to, log_value = columns
+    n = len(cust.arrival)
+    # entry rows are known before the run: written here in numpy, and placed first among rows
+    # of equal time (a customer's entry precedes their zero-day moves)
+    entry_values = np.zeros(n)
+    if c.purchase[c.entry]:
+        for ch, table in enumerate(cust.value):
+            mine = cust.channel == ch
+            entry_values[mine] = table[cust.local[mine], 0]
+    customer = np.concatenate([np.arange(n), np.frombuffer(log_customer, dtype=np.int_)])
+    time = np.concatenate([cust.arrival, np.frombuffer(log_time, dtype=np.float64)])
+    order = np.argsort(time, kind="stable")
+    customer = customer[order].astype(np.int32)
+
+    def merged(first: np.ndarray, logged: array, dtype: type) -> np.ndarray:
+        return np.concatenate([first.astype(dtype), np.frombuffer(logged, dtype=dtype)])[order]
+
     return EventLog(
-        replication=np.full(rows, replication, dtype=np.int32),
-        customer=customer_col,
-        persona=cust.persona[customer_col].astype(np.int16),
-        channel=cust.channel[customer_col].astype(np.int16),
-        time=time_col[order],
-        from_stage=from_col[order],
-        to_stage=to_col[order],
-        value=value_col[order],
-        customers=np.array([n_customers], dtype=np.int64),
+        replication=np.full(len(customer), replication, dtype=np.int32),
+        customer=customer,
+        persona=cust.persona[customer].astype(np.int16),
+        channel=cust.channel[customer].astype(np.int16),
+        time=time[order],
+        from_stage=merged(np.full(n, ENTRY), log_from, np.int16),
+        to_stage=merged(np.full(n, c.entry), log_to, np.int16),
+        value=merged(entry_values, log_value, np.float64),
+        customers=np.array([n], dtype=np.int64),
         stages=c.names,
-        personas=s.persona_names,
-        channels=channel_names,
-        horizon_days=s.horizon_days,
+        personas=c.scenario.persona_names,
+        channels=c.scenario.channel_names,
+        horizon_days=c.scenario.horizon_days,
     )

@@ -148,7 +148,7 @@ class Journey:
         for s in self.stages:
             if s.name not in reached:
                 raise ScenarioError(
-                    f"stage '{s.name}' cannot be reached from '{self.entry}'",
+                    f"cannot be reached from the entry stage '{self.entry}'",
                     field=f"stage '{s.name}'",
                     fix="add a transition into it with a positive probability, or remove it",
                 )
@@ -167,8 +167,7 @@ class Journey:
         for s in self.stages:
             if s.name not in can_end:
                 raise ScenarioError(
-                    f"stage '{s.name}' has no path to an absorbing end "
-                    "(customers would loop forever)",
+                    "no path leads from it to an absorbing end (customers would loop forever)",
                     field=f"stage '{s.name}', field 'next'",
                     fix="give it, or a stage after it, a positive probability into an absorbing "
                     "stage",

@@ -1,0 +1,107 @@
+"""Hypothesis strategies for valid model objects (one place, used by every property test)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+import sim
+
+positive = st.floats(min_value=0.05, max_value=50, allow_nan=False)
+
+
+@st.composite
+def distributions(draw, allow_zero: bool = True) -> sim.distributions.Distribution:
+    """Any dwell-time or order-value law with sensible parameters."""
+    kind = draw(st.sampled_from(["exp", "gamma", "lognormal", "weibull", "fixed", "empirical"]))
+    if kind == "exp":
+        if draw(st.booleans()):
+            return sim.Exponential(mean=draw(positive))
+        return sim.Exponential(rate=draw(positive))
+    if kind == "gamma":
+        return sim.Gamma(shape=draw(st.floats(0.3, 10)), mean=draw(positive))
+    if kind == "lognormal":
+        return sim.Lognormal(mean=draw(positive), sigma=draw(st.floats(0, 1.5)))
+    if kind == "weibull":
+        return sim.Weibull(shape=draw(st.floats(0.5, 5)), mean=draw(positive))
+    if kind == "fixed":
+        return sim.Fixed(draw(st.floats(0 if allow_zero else 0.05, 50)))
+    return sim.Empirical(tuple(draw(st.lists(st.floats(0, 50), min_size=1, max_size=6))))
+
+
+def _normalised(weights: list[float]) -> list[float]:
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@st.composite
+def journeys(draw) -> sim.Journey:
+    """A valid journey: a spine entry -> ... -> end guarantees reachability and an exit;
+    extra edges add branches, loops and several ends."""
+    n_transient = draw(st.integers(1, 5))
+    n_ends = draw(st.integers(1, 2))
+    names = [f"s{i}" for i in range(n_transient)] + [f"end{i}" for i in range(n_ends)]
+    stages = []
+    for i in range(n_transient):
+        # the last transient stage leads to every end, so every end is reachable
+        spine = [names[i + 1]] if i < n_transient - 1 else names[n_transient:]
+        extra = draw(st.lists(st.sampled_from(names), max_size=3, unique=True))
+        targets = spine + [t for t in extra if t not in spine]
+        weights = _normalised(
+            draw(st.lists(st.floats(0.05, 1), min_size=len(targets), max_size=len(targets)))
+        )
+        stages.append(
+            sim.Stage(
+                name=names[i],
+                next=dict(zip(targets, weights, strict=True)),
+                dwell=draw(distributions()),
+                purchase=draw(st.booleans()),
+            )
+        )
+    stages += [sim.Stage(name=n, absorbing=True) for n in names[n_transient:]]
+    return sim.Journey(stages=tuple(stages))
+
+
+@st.composite
+def scenarios(draw, max_customers: int = 30) -> sim.Scenario:
+    """A valid scenario: random journey, 1-3 personas with an attribute, effects, a cohort."""
+    journey = draw(journeys())
+    n_personas = draw(st.integers(1, 3))
+    shares = _normalised(
+        draw(st.lists(st.floats(0.1, 1), min_size=n_personas, max_size=n_personas))
+    )
+    personas = tuple(
+        sim.Persona(
+            name=f"p{i}",
+            share=shares[i],
+            attributes={"a": draw(st.floats(0, 1))},
+            order_value=draw(distributions()),
+            dwell_factors={draw(st.sampled_from(journey.transient)): draw(st.floats(0.2, 3))},
+        )
+        for i in range(n_personas)
+    )
+    edges = [(s.name, t) for s in journey.stages for t, _ in s.next]
+    chosen = draw(st.lists(st.sampled_from(edges), max_size=3))
+    effects = tuple(
+        sim.Effect(stage=a, to=b, attribute="a", coefficient=draw(st.floats(-4, 4)))
+        for a, b in chosen
+    )
+    return sim.Scenario(
+        name="random",
+        journey=journey,
+        personas=personas,
+        effects=effects,
+        acquisition=sim.Cohort(size=draw(st.integers(1, max_customers))),
+        horizon_days=draw(st.floats(1, 400)),
+        seed=draw(st.integers(0, 2**32)),
+    )
+
+
+def edge_mask(scenario: sim.Scenario) -> np.ndarray:
+    """S x S booleans: transitions of the journey with a positive base probability."""
+    j = scenario.journey
+    mask = np.zeros((len(j.stages), len(j.stages)), dtype=bool)
+    for s in j.stages:
+        for t, p in s.next:
+            mask[j.index(s.name), j.index(t)] = p > 0
+    return mask

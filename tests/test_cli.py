@@ -1,0 +1,100 @@
+"""The ``sim`` command end to end: exit codes, printed tables, files written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.cli import main
+from tests.validation import SCENARIOS
+
+BASELINE = str(SCENARIOS / "baseline.toml")
+
+
+def test_run_prints_tables_and_writes_outputs(tmp_path, capsys):
+    """`sim run` prints the funnel and retention, and writes events, tables and provenance."""
+    out = tmp_path / "baseline"
+    code = main(["run", BASELINE, "--customers", "2000", "--seed", "7", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Funnel" in text and "awareness" in text and "Retention" in text
+    names = {p.name for p in out.iterdir()}
+    assert {"events.parquet", "funnel.csv", "retention.csv", "run.json", "scenario.toml"} <= names
+    assert not [n for n in names if n.startswith(".")], "no temporary files are left behind"
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["seed"] == 7 and meta["customers"] == 2000 and meta["engine"] == "simpy"
+    events = pd.read_parquet(out / "events.parquet")
+    assert events["customer"].nunique() == 2000
+    funnel = pd.read_csv(out / "funnel.csv")
+    assert set(funnel["persona"]) == {"all", "bargain_hunter", "brand_loyal", "casual_browser"}
+
+
+def test_same_seed_same_files(tmp_path):
+    """Running twice with the same seed writes the same event log."""
+    for name in ("a", "b"):
+        assert (
+            main(
+                [
+                    "run",
+                    BASELINE,
+                    "--customers",
+                    "500",
+                    "--seed",
+                    "3",
+                    "--out",
+                    str(tmp_path / name),
+                ]
+            )
+            == 0
+        )
+    a = pd.read_parquet(tmp_path / "a" / "events.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "events.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_bad_scenario_exits_2_with_one_message(tmp_path):
+    """A scenario with a typo exits with status 2 and a single message, no traceback."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        Path(BASELINE).read_text().replace("consideration = 0.55", "considration = 0.55")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", str(bad)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": ""},
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(bad) in lines[0] and "considration" in lines[0] and "did you mean" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["run", "missing.toml"], "file not found"),
+        (["run", str(SCENARIOS / "subscription.toml"), "--customers", "10"], "rate_per_day"),
+        (["run", BASELINE, "--replications", "0"], "replications must be"),
+    ],
+)
+def test_usage_errors_exit_2(args, words, capsys):
+    """Missing files and impossible options exit with 2 and say why."""
+    assert main(args) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_validate_and_expected(capsys):
+    """`sim validate` confirms a good file; `sim expected` prints exact conversion and reach."""
+    assert main(["validate", BASELINE]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["expected", BASELINE]) == 0
+    out = capsys.readouterr().out
+    assert "conversion" in out and "Reach" in out and "bargain_hunter" in out

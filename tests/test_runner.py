@@ -1,0 +1,84 @@
+"""Running replications: seeds, workers, provenance, interruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+import sim.runner
+
+
+def _same(a: sim.RunResult, b: sim.RunResult) -> bool:
+    cols = ("replication", "customer", "time", "from_stage", "to_stage", "value", "persona")
+    return all(np.array_equal(getattr(a.log, c), getattr(b.log, c)) for c in cols)
+
+
+def test_same_seed_same_results_whatever_the_number_of_workers(baseline):
+    """One worker or two, the same seed gives the same event log, replication by replication."""
+    one = sim.run(baseline, replications=3, seed=5, customers=500, workers=1)
+    two = sim.run(baseline, replications=3, seed=5, customers=500, workers=2)
+    assert _same(one, two)
+    assert not _same(one, sim.run(baseline, replications=3, seed=6, customers=500))
+
+
+def test_replications_are_independent_draws(baseline):
+    """Replications differ from each other, and each equals a run of that replication alone."""
+    res = sim.run(baseline, replications=2, seed=5, customers=300)
+    log = res.log
+    first = log.time[log.replication == 0]
+    second = log.time[log.replication == 1]
+    assert not np.array_equal(first, second)
+
+
+def test_seed_defaults_to_the_scenarios(baseline):
+    """Without a seed argument the scenario's own seed is used and recorded."""
+    res = sim.run(baseline, customers=200)
+    assert res.provenance["seed"] == baseline.seed
+    assert _same(res, sim.run(baseline, customers=200, seed=baseline.seed))
+
+
+def test_provenance_is_recorded(baseline):
+    """Results say which seed, package version, engine and scenario made them."""
+    p = sim.run(baseline, customers=100, seed=3).provenance
+    assert p["seed"] == 3 and p["engine"] == "simpy"
+    assert p["package_version"] == sim.__version__ != "unknown"
+    assert p["scenario_hash"] == baseline.with_customers(100).digest
+    assert p["customers"] == 100
+
+
+def test_an_interrupted_run_keeps_the_finished_replications(baseline, monkeypatch):
+    """Ctrl-C during replication 2 returns replications 0 and 1, marked incomplete."""
+    real = sim.runner.simulate
+
+    def interrupted(compiled, seed, replication):
+        if replication == 2:
+            raise KeyboardInterrupt
+        return real(compiled, seed, replication)
+
+    monkeypatch.setattr(sim.runner, "simulate", interrupted)
+    with pytest.warns(RuntimeWarning, match="keeping the 2 of 5"):
+        res = sim.run(baseline, replications=5, customers=100)
+    assert not res.complete and res.replications == 2
+    assert set(np.unique(res.log.replication)) == {0, 1}
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"replications": 0}, "replications must be a whole number >= 1"),
+        ({"workers": 0}, "workers must be"),
+        ({"seed": -1}, "seed must be"),
+        ({"customers": 0}, "cohort size"),
+    ],
+)
+def test_bad_run_arguments_are_explained(baseline, kwargs, words):
+    """Nonsense arguments raise ScenarioError with the offending value."""
+    with pytest.raises(sim.ScenarioError, match=words):
+        sim.run(baseline, **kwargs)
+
+
+def test_customers_cannot_override_channel_arrivals(subscription):
+    """Arrivals by channel have no fixed customer count; asking for one is refused."""
+    with pytest.raises(sim.ScenarioError, match="rate_per_day"):
+        sim.run(subscription, customers=100)

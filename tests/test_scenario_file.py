@@ -1,0 +1,255 @@
+"""Scenario files: round trips, and a clear message for every kind of bad input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+import sim
+from sim.scenario_file import scenario_from_dict
+from tests.strategies import scenarios
+from tests.validation import SCENARIOS
+
+GOOD = """
+[scenario]
+name = "shop"
+horizon_days = 90
+
+[acquisition]
+cohort = 100
+
+[[stage]]
+name = "awareness"
+dwell = "exponential(mean=3)"
+next = { intent = 0.5, lost = 0.5 }
+
+[[stage]]
+name = "intent"
+dwell = "gamma(shape=2, mean=4)"
+next = { purchase = 0.6, lost = 0.4 }
+
+[[stage]]
+name = "purchase"
+purchase = true
+next = { lost = 1.0 }
+
+[[stage]]
+name = "lost"
+absorbing = true
+
+[[persona]]
+name = "thrifty"
+share = 0.6
+attributes = { price_sensitivity = 0.8 }
+order_value = "lognormal(mean=40, sigma=0.5)"
+
+[[persona]]
+name = "loyal"
+share = 0.4
+attributes = { price_sensitivity = 0.1 }
+order_value = "fixed(70)"
+
+[[effect]]
+stage = "intent"
+to = "purchase"
+attribute = "price_sensitivity"
+coefficient = -0.8
+"""
+
+
+@given(scenarios())
+def test_a_saved_scenario_loads_back_equal(scenario):
+    """Object -> TOML -> object gives an equal scenario (so notebooks can save variants)."""
+    import tomllib
+
+    assert scenario_from_dict(tomllib.loads(scenario.to_toml())) == scenario
+
+
+@pytest.mark.parametrize("name", ["baseline.toml", "subscription.toml"])
+def test_bundled_scenarios_round_trip_through_files(name, tmp_path):
+    """The shipped scenarios load, save and load back equal, with the same content hash."""
+    scenario = sim.Scenario.from_toml(SCENARIOS / name)
+    scenario.to_toml(tmp_path / name)
+    again = sim.Scenario.from_toml(tmp_path / name)
+    assert again == scenario and again.digest == scenario.digest
+
+
+def test_a_good_file_loads(write_toml):
+    """The documented fields load into the model objects they describe."""
+    s = sim.Scenario.from_toml(write_toml(GOOD))
+    assert s.journey.names == ("awareness", "intent", "purchase", "lost")
+    assert s.journey.stage("purchase").purchase
+    assert [p.name for p in s.personas] == ["thrifty", "loyal"]
+    assert s.personas[1].order_value == sim.Fixed(70)
+    assert s.acquisition == sim.Cohort(size=100) and s.horizon_days == 90
+
+
+def _error(write_toml, text: str) -> str:
+    path = write_toml(text)
+    with pytest.raises(sim.ScenarioError) as info:
+        sim.Scenario.from_toml(path)
+    message = str(info.value)
+    assert message.startswith(str(path)), "the message names the file"
+    return message
+
+
+BAD = [
+    # (what is wrong, edit of the good file, words the message must contain)
+    (
+        "probabilities do not sum to 1",
+        ("intent = 0.5, lost = 0.5", "intent = 0.5, lost = 0.4"),
+        ["stage 'awareness'", "'next'", "sum to 0.9", "off by +0.1"],
+    ),
+    (
+        "unknown stage, with the closest name",
+        ("intent = 0.5, lost", "intnet = 0.5, lost"),
+        ["stage 'awareness'", "unknown stage 'intnet'", "did you mean 'intent'"],
+    ),
+    (
+        "persona shares do not sum to 1",
+        ("share = 0.4", "share = 0.3"),
+        ["persona", "share", "sum to 0.9"],
+    ),
+    (
+        "negative time",
+        ('"exponential(mean=3)"', '"exponential(mean=-3)"'),
+        ["stage 'awareness'", "'dwell'", "mean must be a positive number", "-3"],
+    ),
+    ("negative horizon", ("horizon_days = 90", "horizon_days = -5"), ["horizon_days", "-5"]),
+    (
+        "unknown distribution",
+        ('"gamma(shape=2, mean=4)"', '"gamm(shape=2, mean=4)"'),
+        ["stage 'intent'", "unknown distribution 'gamm'", "did you mean 'gamma'"],
+    ),
+    (
+        "wrong type",
+        ("cohort = 100", 'cohort = "many"'),
+        ["acquisition", "'cohort' must be a whole number"],
+    ),
+    (
+        "a typo in a field name",
+        ("absorbing = true", "absorbng = true"),
+        ["stage 'lost'", "unknown field 'absorbng'", "did you mean 'absorbing'"],
+    ),
+    (
+        "a typo in an effect's field",
+        ('attribute = "price', 'atribute = "price'),
+        [
+            "effect on 'intent' -> 'purchase'",
+            "unknown field 'atribute'",
+            "did you mean 'attribute'",
+        ],
+    ),
+    (
+        "an attribute a persona lacks",
+        ('attribute = "price_sensitivity"', 'attribute = "price"'),
+        ["effect on 'intent' -> 'purchase'", "persona 'thrifty' has no attribute 'price'"],
+    ),
+    ("not TOML", ("[acquisition]", "[acquisition"), ["not valid TOML", "line"]),
+    ("missing name", ('name = "shop"\n', ""), ["scenario", "missing field 'name'"]),
+]
+
+
+@pytest.mark.parametrize("what,edit,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_a_message_naming_file_field_and_fix(write_toml, what, edit, words):
+    """Each kind of bad input raises ScenarioError whose message says where and what."""
+    old, new = edit
+    assert old in GOOD
+    message = _error(write_toml, GOOD.replace(old, new, 1))
+    for w in words:
+        assert w in message, f"{what}: {w!r} not in {message!r}"
+
+
+def test_unreachable_stage_is_reported(write_toml):
+    """A stage no transition leads to is named, with the fix."""
+    text = GOOD + '\n[[stage]]\nname = "orphan"\nnext = { lost = 1.0 }\n'
+    message = _error(write_toml, text)
+    assert "stage 'orphan'" in message and "cannot be reached" in message
+
+
+def test_stage_without_way_out_is_reported(write_toml):
+    """A loop with no path to an absorbing end is named (customers would never finish)."""
+    text = GOOD.replace("next = { lost = 1.0 }", "next = { purchase = 1.0 }")
+    message = _error(write_toml, text)
+    assert "stage 'purchase'" in message and "no path leads from it to an absorbing end" in message
+
+
+def test_effect_on_missing_transition_is_reported(write_toml):
+    """An effect on a transition the journey does not have names the stage and suggests."""
+    message = _error(write_toml, GOOD.replace('to = "purchase"', 'to = "purchas"'))
+    assert "'intent' has no transition to 'purchas'" in message
+    assert "did you mean 'purchase'" in message
+
+
+def test_negative_arrival_rate_is_reported(write_toml):
+    """A channel with a negative rate is named with the field."""
+    text = GOOD.replace("cohort = 100", "").replace(
+        "[acquisition]\n", '[[acquisition.channel]]\nname = "ads"\nrate_per_day = -2\n'
+    )
+    message = _error(write_toml, text)
+    assert "channel 'ads'" in message and "rate_per_day" in message and "-2" in message
+
+
+def test_builtin_journey_and_stages_together_are_refused(write_toml):
+    """A built-in journey plus [[stage]] tables is ambiguous and refused."""
+    message = _error(write_toml, GOOD.replace("horizon_days = 90", 'journey = "five_stage"'))
+    assert "both a built-in journey" in message
+
+
+def test_unknown_builtin_journey_suggests(write_toml):
+    """An unknown built-in journey name suggests the closest one."""
+    text = GOOD.split("[[stage]]")[0].replace("horizon_days = 90", 'journey = "five_stages"')
+    text = text + GOOD[GOOD.index("[[persona]]") :]
+    message = _error(write_toml, text)
+    assert "did you mean 'five_stage'" in message
+
+
+def test_missing_file_is_reported(tmp_path):
+    """A path that does not exist gives a ScenarioError naming it."""
+    with pytest.raises(sim.ScenarioError, match="file not found"):
+        sim.Scenario.from_toml(tmp_path / "nope.toml")
+
+
+def test_python_and_file_routes_build_the_same_object(write_toml):
+    """The scenario built in Python equals the one loaded from the file."""
+    built = sim.Scenario(
+        name="shop",
+        horizon_days=90,
+        acquisition=sim.Cohort(size=100),
+        journey=sim.Journey(
+            stages=(
+                sim.Stage(
+                    name="awareness",
+                    dwell=sim.Exponential(mean=3),
+                    next={"intent": 0.5, "lost": 0.5},
+                ),
+                sim.Stage(
+                    name="intent",
+                    dwell=sim.Gamma(shape=2, mean=4),
+                    next={"purchase": 0.6, "lost": 0.4},
+                ),
+                sim.Stage(name="purchase", purchase=True, next={"lost": 1.0}),
+                sim.Stage(name="lost", absorbing=True),
+            )
+        ),
+        personas=(
+            sim.Persona(
+                name="thrifty",
+                share=0.6,
+                attributes={"price_sensitivity": 0.8},
+                order_value=sim.Lognormal(mean=40, sigma=0.5),
+            ),
+            sim.Persona(
+                name="loyal",
+                share=0.4,
+                attributes={"price_sensitivity": 0.1},
+                order_value=sim.Fixed(70),
+            ),
+        ),
+        effects=(
+            sim.Effect(
+                stage="intent", to="purchase", attribute="price_sensitivity", coefficient=-0.8
+            ),
+        ),
+    )
+    assert sim.Scenario.from_toml(write_toml(GOOD)) == built
