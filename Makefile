@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: $(STAMP_TEST)
 
 bench: $(STAMP_RUN)
 	$(BIN)/python benchmarks/engine.py
+
+docs: $(STAMP_RUN)
+	$(BIN)/python docs/figures.py
 
 clean:
 	rm -rf out .pytest_cache .hypothesis

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from sim.results import RunResult
 from sim.scenario_file import write_text_atomic
@@ -43,9 +44,14 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     return _atomic(path, lambda p: frame.to_csv(p, index=False))
 
 
-def write_run(result: RunResult, out_dir: str | Path) -> list[Path]:
-    """Write a run's event log, funnel, retention, time-to-purchase tables, the scenario and
-    ``run.json`` (provenance) into ``out_dir``; returns the paths written."""
+def write_figure(fig: Figure, path: Path) -> Path:
+    """Save a figure as PNG, atomically."""
+    return _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+
+
+def write_run(result: RunResult, out_dir: str | Path, plots: bool = True) -> list[Path]:
+    """Write a run's event log, funnel, retention, time-to-purchase tables, plots, the scenario
+    and ``run.json`` (provenance) into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
     events = out / ("events.parquet" if have_parquet() else "events.csv")
     written = [
@@ -55,6 +61,11 @@ def write_run(result: RunResult, out_dir: str | Path) -> list[Path]:
         write_frame(result.retention(), out / "retention_curve.csv"),
         write_frame(result.time_to_purchase(), out / "time_to_purchase.csv"),
     ]
+    if plots:
+        from sim import plot
+
+        written.append(write_figure(plot.funnel(result), out / "funnel.png"))
+        written.append(write_figure(plot.retention(result), out / "retention.png"))
     scenario_path = out / "scenario.toml"
     result.scenario.to_toml(scenario_path)
     run_json = out / "run.json"

@@ -22,7 +22,6 @@ settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
-
 @pytest.fixture
 def baseline() -> sim.Scenario:
     """The bundled e-commerce baseline scenario."""

@@ -1,0 +1,23 @@
+"""Regenerate the figures the README shows (run by ``make docs``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sim
+from sim import plot
+from sim.output import write_figure
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    scenario = sim.Scenario.from_toml(HERE.parent / "scenarios" / "baseline.toml")
+    result = sim.run(scenario, replications=5, seed=7)
+    write_figure(plot.funnel(result), HERE / "funnel.png")
+    write_figure(plot.retention(result), HERE / "retention.png")
+    print(f"wrote {HERE / 'funnel.png'} and {HERE / 'retention.png'}")
+
+
+if __name__ == "__main__":
+    main()
