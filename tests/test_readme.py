@@ -21,7 +21,7 @@ def test_the_five_line_example_runs(monkeypatch, capsys):
     monkeypatch.chdir(README.parent)
     exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out
-    assert "awareness" in out and "casual_browser" in out and "conversion" in out
+    assert "awareness" in out and "casual_browser" in out and "brand_loyal" in out
 
 
 def test_the_documented_error_message_is_real(tmp_path):
