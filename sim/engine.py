@@ -2,13 +2,20 @@
 
 Random numbers. Every customer owns pre-drawn numbers: for each transient stage and visit
 number, one uniform that picks the next stage and one that sets the dwell time; for each
-purchase, one that sets the order value. They are drawn in numpy, one stream per (replication,
-channel, purpose, stage, visit), the stream keys derived from names. Customer k of a channel
+purchase, one that sets the order value; for each intervention, one that decides whether the
+customer is within its reach. They are drawn in numpy, one stream per (replication, channel,
+purpose, stage or intervention, visit), the keys derived from names. Customer k of a channel
 takes the k-th number of each stream, so their journey does not depend on how many other
-customers there are, and two scenarios that differ in one stage share every other number
+customers there are, and two scenarios that differ in one place share every other number
 (common random numbers). How many visits are pre-drawn per stage follows from the journey's
 base chain (so that about 1% of customers reaching a stage need more); a customer who needs
 more continues on a stream of their own.
+
+Interventions. When a customer enters a stage, the engine settles which interventions reach
+them (eligible persona, channel and reach draw; a target stage; the window open; budget left)
+and which act on them; those set this visit's dwell time, the choice that ends it and the value
+of a purchase it leads to. Budgets are never exceeded: reaching a customer reserves the cost of
+one conversion, held until they convert or their journey ends.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import math
 import zlib
 from array import array
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
@@ -25,7 +32,8 @@ import simpy
 from sim.distributions import Distribution
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
-from sim.model.logit import base_matrix, transition_matrices
+from sim.model.intervention import ArrivalRateFactor, DwellFactor, OrderValueFactor
+from sim.model.logit import base_matrix, transition_matrices, treated_matrix
 from sim.model.scenario import Scenario
 
 #: Pre-drawn visits per stage: at least MIN_BLOCK, at most MAX_BLOCK, else enough that about
@@ -35,11 +43,12 @@ MIN_BLOCK, MAX_BLOCK, OVERFLOW_SHARE = 2, 48, 0.01
 VALUE_BLOCK = 4
 
 # Purposes of the random streams of one channel in one replication.
-_ARRIVALS, _PERSONA, _CHOICE, _DWELL, _VALUE, _OVERFLOW = range(6)
+_ARRIVALS, _PERSONA, _CHOICE, _DWELL, _VALUE, _OVERFLOW, _REACH = range(7)
 
 
 def name_key(name: str) -> int:
-    """Stable stream key of a channel or stage, so adding one elsewhere shifts no stream."""
+    """Stable stream key of a channel, stage or intervention, so adding one elsewhere shifts
+    no stream."""
     return zlib.crc32(name.encode())
 
 
@@ -73,6 +82,25 @@ def visit_blocks(scenario: Scenario) -> tuple[int, ...]:
     return tuple(blocks)
 
 
+@dataclass(frozen=True)
+class _Treatment:
+    """What a set of interventions acting together does to one persona's customers."""
+
+    cumulative: tuple[tuple[float, ...], ...]  # per stage, for bisect
+    dwell_factor: tuple[float, ...]  # per stage
+    value_factor: float
+
+
+def _cumulative_lists(matrix: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    cumulative = np.cumsum(matrix, axis=-1)
+    for s in range(matrix.shape[0]):
+        nz = np.nonzero(matrix[s])[0]
+        if len(nz):
+            # the last reachable target must catch u up to 1 despite rounding in the sum
+            cumulative[s, nz[-1] :] = np.inf
+    return tuple(tuple(row) for row in cumulative.tolist())
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledScenario:
     """A scenario turned into the tables the engine indexes (built once per run)."""
@@ -81,26 +109,20 @@ class CompiledScenario:
     names: tuple[str, ...]
     entry: int
     purchase: tuple[bool, ...]
+    absorbing: tuple[bool, ...]
     block: tuple[int, ...]  # pre-drawn visits per stage (0: absorbing)
     first_slot: tuple[int, ...]  # where each stage's block starts in a customer's row (-1: none)
-    cumulative: np.ndarray  # (personas, S, S) cumulative transition probabilities
-    cumulative_lists: tuple[tuple[tuple[float, ...], ...], ...]  # the same, for bisect
+    untreated: tuple[tuple[tuple[float, ...], ...], ...]  # per persona: cumulative rows
     dwell: tuple[Distribution, ...]  # per stage
     dwell_factor: np.ndarray  # (personas, S)
     order_value: tuple[Distribution, ...]  # per persona
+    _treatments: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, scenario: Scenario) -> CompiledScenario:
         """Compile a scenario (persona effects applied through the log-odds rule)."""
         journey = scenario.journey
         matrices = transition_matrices(journey, scenario.personas, scenario.effects)
-        cumulative = np.cumsum(matrices, axis=-1)
-        # the last reachable target must catch u up to 1 despite rounding in the sum
-        for p in range(matrices.shape[0]):
-            for s in range(matrices.shape[1]):
-                nz = np.nonzero(matrices[p, s])[0]
-                if len(nz):
-                    cumulative[p, s, nz[-1] :] = np.inf
         block = visit_blocks(scenario)
         first_slot, used = [], 0
         for b in block:
@@ -111,10 +133,10 @@ class CompiledScenario:
             names=journey.names,
             entry=journey.index(journey.entry),
             purchase=tuple(st.purchase for st in journey.stages),
+            absorbing=tuple(st.absorbing for st in journey.stages),
             block=block,
             first_slot=tuple(first_slot),
-            cumulative=cumulative,
-            cumulative_lists=tuple(tuple(tuple(row) for row in m.tolist()) for m in cumulative),
+            untreated=tuple(_cumulative_lists(m) for m in matrices),
             dwell=tuple(st.dwell for st in journey.stages),
             dwell_factor=np.array(
                 [[p.dwell_factor(n) for n in journey.names] for p in scenario.personas]
@@ -127,14 +149,25 @@ class CompiledScenario:
         """Pre-drawn visits per customer over all stages."""
         return sum(self.block)
 
-    def next_stage(
-        self, groups: list[tuple[int, np.ndarray]], stage: int, u: np.ndarray
-    ) -> np.ndarray:
-        """Next stage chosen by uniforms ``u`` at ``stage``; ``groups`` lists (persona, rows)."""
-        out = np.empty(u.shape, dtype=np.int64)
-        for p, rows in groups:
-            out[rows] = np.searchsorted(self.cumulative[p, stage], u[rows], side="right")
-        return out
+    def treatment(self, persona: int, active: int) -> _Treatment:
+        """Tables for a persona's customers while the interventions in bit mask ``active`` act
+        on them (computed once per combination)."""
+        key = (persona, active)
+        found = self._treatments.get(key)
+        if found is None:
+            s = self.scenario
+            ivs = [iv for i, iv in enumerate(s.interventions) if active >> i & 1]
+            matrix = treated_matrix(s.journey, s.personas[persona], s.effects, ivs)
+            dwell = [1.0] * len(self.names)
+            value = 1.0
+            for iv in ivs:
+                for e in iv.of_kind(DwellFactor):
+                    dwell[s.journey.index(e.stage)] *= e.factor
+                for e in iv.of_kind(OrderValueFactor):
+                    value *= e.factor
+            found = _Treatment(_cumulative_lists(matrix), tuple(dwell), value)
+            self._treatments[key] = found
+        return found
 
     def order_values(self, groups: list[tuple[int, np.ndarray]], u: np.ndarray) -> np.ndarray:
         """Order values from uniforms ``u``; ``groups`` lists (persona, rows)."""
@@ -156,40 +189,88 @@ class _Customers:
     persona: np.ndarray
     channel: np.ndarray
     local: np.ndarray  # index within the channel (also the key of the customer's own stream)
-    next_stage: list[np.ndarray]  # per channel (n, slots): next stage per (stage, visit)
+    eligible: np.ndarray  # bit i: persona, channel and reach draw admit intervention i
+    choice: list[np.ndarray]  # per channel (n, slots): uniform choosing the next stage
     dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
     value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
 
 
+def arrival_segments(scenario: Scenario, channel: str, rate: float) -> tuple[np.ndarray, ...]:
+    """Breakpoints (days) and the rate in force between them, after arrival-rate factors."""
+    horizon = scenario.horizon_days
+    changes = [
+        (iv.window_days, e.factor)
+        for iv in scenario.interventions
+        for e in iv.of_kind(ArrivalRateFactor)
+        if e.channel == channel
+    ]
+    points = sorted({0.0, horizon, *(min(t, horizon) for w, _ in changes for t in w)})
+    points = np.array([p for p in points if p <= horizon])
+    rates = np.full(len(points) - 1, rate)
+    for (start, end), factor in changes:
+        rates[(points[:-1] >= start) & (points[:-1] < end)] *= factor
+    return points, rates
+
+
+def _arrivals(rng: np.random.Generator, points: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Arrival days of a Poisson process with piecewise-constant rate, drawn as unit-rate
+    arrivals mapped through the inverse cumulative rate.
+
+    Unit-rate gaps come in fixed blocks, which keeps a prefix property: with a higher rate the
+    same customers arrive, only earlier, and more come after them (common random numbers across
+    campaigns).
+    """
+    cumulative = np.concatenate([[0.0], np.cumsum(rates * np.diff(points))])
+    limit = cumulative[-1]
+    blocks, total = [], 0.0
+    while total <= limit:
+        cum = total + np.cumsum(rng.standard_exponential(1024))
+        blocks.append(cum)
+        total = cum[-1]
+    unit = np.concatenate(blocks)
+    return np.interp(unit[unit < limit], cumulative, points)
+
+
 def _draw_channel(
-    c: CompiledScenario, seed: int, replication: int, name: str, rate: float | None
+    c: CompiledScenario, seed: int, replication: int, index: int, name: str, rate: float | None
 ) -> tuple[np.ndarray, ...]:
     s = c.scenario
     key = name_key(name)
     if rate is None:
         arrival = np.zeros(s.acquisition.size)
     else:
-        arrival = _poisson_arrivals(stream(seed, replication, key, _ARRIVALS), rate, s.horizon_days)
+        arrival = _arrivals(
+            stream(seed, replication, key, _ARRIVALS), *arrival_segments(s, name, rate)
+        )
     n = len(arrival)
     mix = np.cumsum(s.persona_mix(name))
     u = stream(seed, replication, key, _PERSONA).random(n)
     persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
     groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
-    nxt = np.empty((n, c.slots), dtype=np.int64)
+    choice = np.empty((n, c.slots))
     dwell = np.empty((n, c.slots))
     for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
         stage_key = name_key(c.names[stage])
         factor = c.dwell_factor[persona, stage]
         for visit in range(b):
-            u_choice = stream(seed, replication, key, _CHOICE, stage_key, visit).random(n)
+            choice[:, first + visit] = stream(
+                seed, replication, key, _CHOICE, stage_key, visit
+            ).random(n)
             u_dwell = stream(seed, replication, key, _DWELL, stage_key, visit).random(n)
-            nxt[:, first + visit] = c.next_stage(groups, stage, u_choice)
             dwell[:, first + visit] = c.dwell[stage].quantile(u_dwell) * factor
     value = np.empty((n, VALUE_BLOCK))
     for purchase in range(VALUE_BLOCK):
         u_value = stream(seed, replication, key, _VALUE, purchase).random(n)
         value[:, purchase] = c.order_values(groups, u_value)
-    return arrival, persona, np.arange(n), nxt, dwell, value
+    eligible = np.zeros(n, dtype=np.int64)
+    for i, iv in enumerate(s.interventions):
+        ok = stream(seed, replication, key, _REACH, name_key(iv.name)).random(n) < iv.reach
+        if iv.personas:
+            ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
+        if iv.channels and name not in iv.channels:
+            ok[:] = False
+        eligible[ok] |= 1 << i
+    return arrival, persona, np.full(n, index), np.arange(n), eligible, choice, dwell, value
 
 
 def _draw_customers(c: CompiledScenario, seed: int, replication: int) -> _Customers:
@@ -198,35 +279,65 @@ def _draw_customers(c: CompiledScenario, seed: int, replication: int) -> _Custom
         channels = [(COHORT_CHANNEL, None)]
     else:
         channels = [(ch.name, ch.rate_per_day) for ch in s.acquisition.channels]
-    parts = [_draw_channel(c, seed, replication, name, rate) for name, rate in channels]
+    parts = [
+        _draw_channel(c, seed, replication, i, name, rate)
+        for i, (name, rate) in enumerate(channels)
+    ]
     arrival = np.concatenate([p[0] for p in parts])
     order = np.argsort(arrival, kind="stable")
-    channel = np.concatenate([np.full(len(p[0]), ci) for ci, p in enumerate(parts)])
+
+    def merged(i: int) -> np.ndarray:
+        return np.concatenate([p[i] for p in parts])[order]
+
     return _Customers(
         arrival=arrival[order],
-        persona=np.concatenate([p[1] for p in parts])[order],
-        channel=channel[order],
-        local=np.concatenate([p[2] for p in parts])[order],
-        next_stage=[p[3] for p in parts],
-        dwell=[p[4] for p in parts],
-        value=[p[5] for p in parts],
+        persona=merged(1),
+        channel=merged(2),
+        local=merged(3),
+        eligible=merged(4),
+        choice=[p[5] for p in parts],
+        dwell=[p[6] for p in parts],
+        value=[p[7] for p in parts],
     )
 
 
-def _poisson_arrivals(rng: np.random.Generator, rate: float, horizon: float) -> np.ndarray:
-    """Arrival days of a Poisson process, drawn as unit-rate gaps in fixed blocks.
+class _Budgets:
+    """Spending of the interventions in one replication; a cap is never exceeded."""
 
-    Fixed-size blocks keep a prefix property: with a higher rate the same customers arrive,
-    only earlier, and more come after them (common random numbers across rate changes).
-    """
-    limit = rate * horizon
-    blocks, total = [], 0.0
-    while total <= limit:
-        cum = total + np.cumsum(rng.standard_exponential(1024))
-        blocks.append(cum)
-        total = cum[-1]
-    unit = np.concatenate(blocks)
-    return unit[unit < limit] / rate
+    def __init__(self, scenario: Scenario) -> None:
+        ivs = scenario.interventions
+        self.per_reached = [iv.cost.per_reached for iv in ivs]
+        self.per_conversion = [iv.cost.per_conversion for iv in ivs]
+        # what reaching and converting may spend: the budget less the fixed cost
+        self.cap = [math.inf if iv.budget is None else iv.budget - iv.cost.fixed for iv in ivs]
+        self.reserves = [
+            cap < math.inf and pc > 0 for cap, pc in zip(self.cap, self.per_conversion, strict=True)
+        ]
+        self.spent = [0.0] * len(ivs)
+        self.reserved = [0.0] * len(ivs)
+
+    def can_reach(self, i: int) -> bool:
+        need = self.per_reached[i] + (self.per_conversion[i] if self.reserves[i] else 0.0)
+        return self.spent[i] + self.reserved[i] + need <= self.cap[i] + 1e-9
+
+    def reach(self, i: int) -> None:
+        self.spent[i] += self.per_reached[i]
+        if self.reserves[i]:
+            self.reserved[i] += self.per_conversion[i]
+
+    def reserve(self, i: int) -> bool:
+        if self.spent[i] + self.reserved[i] + self.per_conversion[i] <= self.cap[i] + 1e-9:
+            self.reserved[i] += self.per_conversion[i]
+            return True
+        return False
+
+    def convert(self, i: int, held: bool) -> None:
+        self.spent[i] += self.per_conversion[i]
+        if held:
+            self.reserved[i] -= self.per_conversion[i]
+
+    def release(self, i: int) -> None:
+        self.reserved[i] -= self.per_conversion[i]
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -239,46 +350,102 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     env = simpy.Environment()
     timeout = env.timeout
     log_customer, log_time = array("l"), array("d")
-    log_from, log_to, log_value = array("h"), array("h"), array("d")
+    log_from, log_to, log_value, log_treated = array("h"), array("h"), array("d"), array("q")
     add_customer, add_time = log_customer.append, log_time.append
-    add_from, add_to, add_value = log_from.append, log_to.append, log_value.append
-    purchase, entry, cumulative = c.purchase, c.entry, c.cumulative_lists
+    add_from, add_to, add_value, add_treated = (
+        log_from.append,
+        log_to.append,
+        log_value.append,
+        log_treated.append,
+    )
+    reach_customer, reach_index, reach_time = array("l"), array("h"), array("d")
+    purchase, entry, untreated = c.purchase, c.entry, c.untreated
     first_slot = c.first_slot
     end_slot = tuple(f + b for f, b in zip(c.first_slot, c.block, strict=True))
     # flat tables read through shared bound methods: no per-customer objects, which matters
     # when a whole cohort is alive at once
-    next_item = [t.ravel().item for t in cust.next_stage]
+    choice_item = [t.ravel().item for t in cust.choice]
     dwell_item = [t.ravel().item for t in cust.dwell]
     value_item = [t.ravel().item for t in cust.value]
     slots_per_customer = c.slots
     persona_of, channel_of = cust.persona.tolist(), cust.channel.tolist()
-    local_of = cust.local.tolist()
+    local_of, eligible_of = cust.local.tolist(), cust.eligible.tolist()
     dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
     value_laws = c.order_value
+    treatment = c.treatment
+
+    ivs = s.interventions
+    budgets = _Budgets(s)
+    windows = [iv.window_days for iv in ivs]
+    lasting = [iv.lasting for iv in ivs]
+    targets = [frozenset(s.journey.index(n) for n in iv.stages) or None for iv in ivs]
+    per_conversion = budgets.per_conversion
+    reserves = budgets.reserves
+
+    def settle(k: int, stage: int, eligible: int, reached: int, held: int) -> tuple[int, int, int]:
+        """On entering a stage: who reaches the customer now, and who acts on them."""
+        now = env.now
+        active = 0
+        for i in range(len(ivs)):
+            bit = 1 << i
+            if not eligible & bit:
+                continue
+            start, end = windows[i]
+            if not reached & bit:
+                if not (
+                    start <= now < end
+                    and (targets[i] is None or stage in targets[i])
+                    and budgets.can_reach(i)
+                ):
+                    continue
+                budgets.reach(i)
+                reached |= bit
+                if reserves[i]:
+                    held |= bit
+                reach_customer.append(k)
+                reach_index.append(i)
+                reach_time.append(now)
+            if not (lasting[i] or now < end):
+                continue
+            if reserves[i] and not held & bit:
+                if not budgets.reserve(i):
+                    continue
+                held |= bit
+            active |= bit
+        return active, reached, held
 
     def own_stream(k: int) -> np.random.Generator:
         return stream(seed, replication, channel_keys[channel_of[k]], _OVERFLOW, local_of[k])
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean
-        # slots are read one by one (.item gives Python numbers): most customers use few
-        ch = channel_of[k]
+        ch, p = channel_of[k], persona_of[k]
         base = local_of[k] * slots_per_customer
-        nxt, dwell = next_item[ch], dwell_item[ch]
+        choice, dwell = choice_item[ch], dwell_item[ch]
+        cumulative = untreated[p]
         slots = list(first_slot)
         purchases = int(purchase[entry])
         extra = None
         stage = entry
+        eligible = eligible_of[k]
+        active = reached = held = 0
+        if eligible:
+            active, reached, held = settle(k, stage, eligible, reached, held)
         while (slot := slots[stage]) >= 0:
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
+                u = choice(base + slot)
                 days = dwell(base + slot)
-                following = nxt(base + slot)
             else:
                 extra = extra or own_stream(k)
-                p = persona_of[k]
-                following = bisect_right(cumulative[p][stage], extra.random())
+                u = extra.random()
                 days = float(dwell_laws[stage].quantile(extra.random())) * dwell_factor[p][stage]
+            if active:
+                tr = treatment(p, active)
+                following = bisect_right(tr.cumulative[stage], u)
+                days *= tr.dwell_factor[stage]
+            else:
+                following = bisect_right(cumulative[stage], u)
             if days > 0:
                 yield timeout(days)
             if purchase[following]:
@@ -286,9 +453,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     value = value_item[ch](local_of[k] * VALUE_BLOCK + purchases)
                 else:
                     extra = extra or own_stream(k)
-                    value = value_laws[persona_of[k]].quantile(extra.random())
+                    value = float(value_laws[p].quantile(extra.random()))
                 purchases += 1
-                value = float(value)
+                if active:
+                    value *= tr.value_factor
+                    for i in range(len(ivs)):
+                        if active >> i & 1 and per_conversion[i]:
+                            budgets.convert(i, bool(held >> i & 1))
+                            held &= ~(1 << i)
             else:
                 value = 0.0
             add_customer(k)
@@ -296,7 +468,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_from(stage)
             add_to(following)
             add_value(value)
+            add_treated(active)
             stage = following
+            if eligible:
+                active, reached, held = settle(k, stage, eligible, reached, held)
+        for i in range(len(ivs)):
+            if held >> i & 1:
+                budgets.release(i)
 
     process = env.process
     if isinstance(s.acquisition, Cohort):
@@ -313,14 +491,26 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
 
         process(source())
     env.run(until=s.horizon_days)
-    return _event_log(c, cust, replication, log_customer, log_time, log_from, log_to, log_value)
+    log = _event_log(
+        c, cust, replication, log_customer, log_time, log_from, log_to, log_value, log_treated
+    )
+    reach_c = np.frombuffer(reach_customer, dtype=np.int_).astype(np.int32)
+    return EventLog(
+        **{
+            **log.__dict__,
+            "reach_replication": np.full(len(reach_c), replication, dtype=np.int32),
+            "reach_customer": reach_c,
+            "reach_intervention": np.frombuffer(reach_index, dtype=np.int16).copy(),
+            "reach_time": np.frombuffer(reach_time, dtype=np.float64).copy(),
+        }
+    )
 
 
 def _event_log(
     c: CompiledScenario, cust: _Customers, replication: int, *columns: array
 ) -> EventLog:
     """Columns of the run plus the entry rows, merged in time order."""
-    log_customer, log_time, log_from, log_to, log_value = columns
+    log_customer, log_time, log_from, log_to, log_value, log_treated = columns
     n = len(cust.arrival)
     # entry rows are known before the run: written here in numpy, and placed first among rows
     # of equal time (a customer's entry precedes their zero-day moves)
@@ -346,9 +536,11 @@ def _event_log(
         from_stage=merged(np.full(n, ENTRY), log_from, np.int16),
         to_stage=merged(np.full(n, c.entry), log_to, np.int16),
         value=merged(entry_values, log_value, np.float64),
+        treatment=merged(np.zeros(n), log_treated, np.int64),
         customers=np.array([n], dtype=np.int64),
         stages=c.names,
         personas=c.scenario.persona_names,
         channels=c.scenario.channel_names,
         horizon_days=c.scenario.horizon_days,
+        interventions=tuple(iv.name for iv in c.scenario.interventions),
     )

@@ -46,6 +46,26 @@ class EventLog:
     personas: tuple[str, ...]
     channels: tuple[str, ...]
     horizon_days: float
+    #: bit i set: intervention i acted on the decision that led to the row
+    treatment: np.ndarray | None = None
+    interventions: tuple[str, ...] = ()
+    #: one record per customer reached by an intervention: replication, customer, index, day
+    reach_replication: np.ndarray | None = None
+    reach_customer: np.ndarray | None = None
+    reach_intervention: np.ndarray | None = None
+    reach_time: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        empty = {
+            "treatment": np.zeros(len(self.time), dtype=np.int64),
+            "reach_replication": np.zeros(0, dtype=np.int32),
+            "reach_customer": np.zeros(0, dtype=np.int32),
+            "reach_intervention": np.zeros(0, dtype=np.int16),
+            "reach_time": np.zeros(0),
+        }
+        for name, value in empty.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     def __len__(self) -> int:
         return len(self.time)
@@ -59,9 +79,18 @@ class EventLog:
     def concat(logs: Sequence[EventLog]) -> EventLog:
         """Join the logs of separate replications (numbered as in each log)."""
         first = logs[0]
-        cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in COLUMNS}
+        names = (
+            *COLUMNS,
+            "treatment",
+            "reach_replication",
+            "reach_customer",
+            "reach_intervention",
+            "reach_time",
+        )
+        cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in names}
         return EventLog(
             **cols,
+            interventions=first.interventions,
             customers=np.concatenate([log.customers for log in logs]),
             stages=first.stages,
             personas=first.personas,
@@ -74,8 +103,36 @@ class EventLog:
         offsets = np.concatenate([[0], np.cumsum(self.customers)[:-1]])
         return offsets[self.replication] + self.customer
 
+    def reach_key(self) -> np.ndarray:
+        """Customer key (as :meth:`customer_key`) of each reach record."""
+        offsets = np.concatenate([[0], np.cumsum(self.customers)[:-1]])
+        return offsets[self.reach_replication] + self.reach_customer
+
+    def treatment_labels(self) -> pd.Categorical:
+        """Per row, the names of the interventions acting on it joined by '+' ('' for none)."""
+        masks, codes = np.unique(self.treatment, return_inverse=True)
+        labels = [
+            "+".join(n for i, n in enumerate(self.interventions) if int(m) >> i & 1) for m in masks
+        ]
+        return pd.Categorical.from_codes(codes.reshape(-1), categories=labels)
+
+    def reached_frame(self) -> pd.DataFrame:
+        """Customers reached by interventions: replication, customer, intervention, time."""
+        return pd.DataFrame(
+            {
+                "replication": self.reach_replication,
+                "customer": self.reach_customer,
+                "intervention": pd.Categorical.from_codes(
+                    self.reach_intervention.astype(np.int64),
+                    dtype=pd.CategoricalDtype(list(self.interventions)),
+                ),
+                "time": self.reach_time,
+            }
+        )
+
     def to_frame(self) -> pd.DataFrame:
-        """The log as a DataFrame; stage, persona and channel columns are categorical."""
+        """The log as a DataFrame; stage, persona and channel columns are categorical. With
+        interventions, an ``interventions`` column names those acting on each move."""
         stage_cat = pd.CategoricalDtype(list(self.stages))
 
         def cat(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:

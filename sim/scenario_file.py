@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tempfile
 import tomllib
@@ -12,20 +14,38 @@ import tomli_w
 
 from sim.distributions import Distribution
 from sim.errors import ScenarioError, suggest
+from sim.interventions import preset
 from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
+from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
 from sim.model.persona import Effect, Persona
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
 _SECTIONS = {
-    "scenario": ("name", "description", "horizon_days", "seed", "journey", "entry"),
+    "scenario": ("name", "description", "horizon_days", "seed", "journey", "entry", "extends"),
     "acquisition": ("cohort", "channel"),
     "stage": ("name", "dwell", "next", "purchase", "absorbing"),
     "persona": ("name", "share", "attributes", "order_value", "dwell_factors"),
     "effect": ("stage", "to", "attribute", "coefficient", "reference"),
     "channel": ("name", "rate_per_day", "persona_mix"),
+    "intervention": (
+        "name",
+        "description",
+        "personas",
+        "stages",
+        "channels",
+        "window_days",
+        "reach",
+        "lasting",
+        "effects",
+        "cost",
+        "budget",
+        "preset",
+    ),
+    "cost": ("fixed", "per_reached", "per_conversion"),
 }
+_TOP = ("scenario", "acquisition", "stage", "persona", "effect", "intervention")
 
 _TYPE_NAMES = {
     str: "text",
@@ -83,9 +103,10 @@ def _tables(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario file. Errors are :class:`ScenarioError` naming the file and field."""
-    path = Path(path)
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's data with ``extends`` resolved: the base file's content, then this file's
+    [scenario] fields over it, its [[intervention]] tables after the base's, and any other
+    section it gives in place of the base's."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -100,6 +121,53 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(
             f"not valid TOML: {err}", source=str(path), fix="check the syntax at that line"
         ) from None
+    head = data.get("scenario")
+    if not isinstance(head, dict) or "extends" not in head:
+        return data
+    base_name = head["extends"]
+    where = "scenario, field 'extends'"
+    if not isinstance(base_name, str):
+        raise ScenarioError(
+            f"extends must be a file name, got {base_name!r}", field=where, source=str(path)
+        )
+    base_path = (path.parent / base_name).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ScenarioError(
+            f"extends '{base_name}' leads back to this file",
+            source=str(path),
+            field=where,
+            fix="remove the cycle",
+        )
+    if not base_path.is_file():
+        raise ScenarioError(
+            f"extends '{base_name}', which is not found",
+            source=str(path),
+            field=where,
+            fix="give a path relative to this file",
+        )
+    base = _read(base_path, (*seen, path.resolve()))
+    merged = dict(base)
+    for key, value in data.items():
+        if key == "scenario":
+            own = {k: v for k, v in value.items() if k != "extends"}
+            merged["scenario"] = {**base.get("scenario", {}), **own}
+        elif key == "intervention" and isinstance(value, list):
+            merged["intervention"] = [*base.get("intervention", []), *value]
+        else:
+            merged[key] = value
+    # a variant that switches between a built-in journey and its own stages drops the other
+    if "journey" in head and "stage" not in data:
+        merged.pop("stage", None)
+    if "stage" in data:
+        merged["scenario"].pop("journey", None)
+    return merged
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file (resolving ``extends``). Errors are :class:`ScenarioError` naming
+    the file and field."""
+    path = Path(path)
+    data = _read(path)
     try:
         return scenario_from_dict(data)
     except ScenarioError as err:
@@ -109,12 +177,8 @@ def load_scenario(path: str | Path) -> Scenario:
 def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     """Build a scenario from data in the scenario-file layout."""
     for key in data:
-        if key not in ("scenario", "acquisition", "stage", "persona", "effect"):
-            raise ScenarioError(
-                f"unknown section '{key}'",
-                field=key,
-                fix=suggest(key, ("scenario", "acquisition", "stage", "persona", "effect")),
-            )
+        if key not in _TOP:
+            raise ScenarioError(f"unknown section '{key}'", field=key, fix=suggest(key, _TOP))
     head = data.get("scenario")
     if not isinstance(head, dict):
         raise ScenarioError(
@@ -128,6 +192,7 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     journey = _journey(head, _tables(data, "stage"))
     personas = tuple(_persona(t) for t in _tables(data, "persona")) or (DEFAULT_PERSONA,)
     effects = tuple(_effect(t) for t in _tables(data, "effect"))
+    interventions = tuple(_intervention(t) for t in _tables(data, "intervention"))
     return Scenario(
         name=name,
         description=_get(head, "description", str, where, ""),
@@ -136,6 +201,7 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         journey=journey,
         personas=personas,
         effects=effects,
+        interventions=interventions,
         acquisition=_acquisition(data.get("acquisition")),
     )
 
@@ -194,6 +260,79 @@ def _effect(t: dict[str, Any]) -> Effect:
         attribute=_get(t, "attribute", str, label),
         coefficient=_get(t, "coefficient", float, label),
         reference=_get(t, "reference", float, label, 0.0),
+    )
+
+
+def _names(t: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = _get(t, key, (list, str), where, [])
+    value = [value] if isinstance(value, str) else value
+    if not all(isinstance(v, str) for v in value):
+        raise ScenarioError(
+            f"'{key}' must be a list of names, got {value!r}",
+            field=where,
+            fix=f'e.g. {key} = ["a", "b"]',
+        )
+    return tuple(value)
+
+
+def _intervention_effect(e: Any, where: str) -> Any:
+    if not isinstance(e, dict) or "kind" not in e:
+        raise ScenarioError(
+            f"each effect needs a kind, got {e!r}",
+            field=f"{where}, field 'effects'",
+            fix='e.g. { kind = "odds_ratio", stage = "intent", to = "purchase", ratio = 1.4 }',
+        )
+    kind = e["kind"]
+    if kind not in EFFECT_KINDS:
+        raise ScenarioError(
+            f"unknown effect kind '{kind}'",
+            field=f"{where}, field 'effects'",
+            fix=suggest(str(kind), EFFECT_KINDS),
+        )
+    cls = EFFECT_KINDS[kind]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    label = f"{where}, effect {kind}"
+    for key in e:
+        if key != "kind" and key not in allowed:
+            raise ScenarioError(f"unknown field '{key}'", field=label, fix=suggest(key, allowed))
+    for key in allowed:
+        if key not in e:
+            raise ScenarioError(
+                f"missing field '{key}'", field=label, fix=f"{kind} takes {', '.join(allowed)}"
+            )
+    return cls(**{k: v for k, v in e.items() if k != "kind"})
+
+
+def _intervention(t: dict[str, Any]) -> Intervention:
+    label = f"intervention '{t['name']}'" if isinstance(t.get("name"), str) else "intervention"
+    cost = _get(t, "cost", dict, label, {})
+    _check_keys(cost, "cost", f"{label}, field 'cost'")
+    window = tuple(_get(t, "window_days", list, label, [0.0, math.inf]))
+    if "preset" in t:
+        fields = {k: v for k, v in t.items() if k not in ("cost", "window_days", "preset")}
+        fields.update(cost)
+        if "window_days" in t:
+            fields["window_days"] = window
+        for key in ("personas", "stages", "channels"):
+            if key in fields:
+                fields[key] = _names(t, key, label)
+        try:
+            return preset(str(t["preset"]), **fields)
+        except ScenarioError as err:
+            raise ScenarioError(err.problem, field=err.field or label, fix=err.fix) from None
+    _check_keys(t, "intervention", label)
+    return Intervention(
+        name=_get(t, "name", str, label),
+        description=_get(t, "description", str, label, ""),
+        personas=_names(t, "personas", label),
+        stages=_names(t, "stages", label),
+        channels=_names(t, "channels", label),
+        window_days=window,
+        reach=_get(t, "reach", float, label, 1.0),
+        lasting=_get(t, "lasting", bool, label, False),
+        effects=tuple(_intervention_effect(e, label) for e in _get(t, "effects", list, label)),
+        cost=Cost(**cost),
+        budget=_get(t, "budget", float, label, None),
     )
 
 
@@ -286,6 +425,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             }
             for p in s.personas
         ]
+    if s.interventions:
+        data["intervention"] = [_intervention_to_dict(iv) for iv in s.interventions]
     if s.effects:
         data["effect"] = [
             {
@@ -298,6 +439,31 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             for e in s.effects
         ]
     return data
+
+
+def _intervention_to_dict(iv: Intervention) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": iv.name}
+    if iv.description:
+        row["description"] = iv.description
+    for key in ("personas", "stages", "channels"):
+        if getattr(iv, key):
+            row[key] = list(getattr(iv, key))
+    if iv.window_days != (0.0, math.inf):
+        row["window_days"] = list(iv.window_days)
+    if iv.reach != 1.0:
+        row["reach"] = iv.reach
+    if iv.lasting:
+        row["lasting"] = True
+    row["effects"] = [
+        {"kind": e.kind, **{f.name: getattr(e, f.name) for f in dataclasses.fields(e)}}
+        for e in iv.effects
+    ]
+    cost = {k: v for k, v in dataclasses.asdict(iv.cost).items() if v}
+    if cost:
+        row["cost"] = cost
+    if iv.budget is not None:
+        row["budget"] = iv.budget
+    return row
 
 
 def dump_scenario(s: Scenario, path: str | Path | None = None) -> str:

@@ -2,6 +2,17 @@
 
 from sim.model.acquisition import COHORT_CHANNEL, Acquisition, Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey, five_stage, six_stage
+from sim.model.intervention import (
+    ArrivalRateFactor,
+    ChurnFactor,
+    Cost,
+    DwellFactor,
+    Intervention,
+    NewTransition,
+    OddsRatio,
+    OrderValueFactor,
+    RepeatFactor,
+)
 from sim.model.journey import Journey, Stage
 from sim.model.logit import apply_log_odds, transition_matrices
 from sim.model.persona import Effect, Persona
@@ -11,12 +22,21 @@ __all__ = [
     "BUILTIN_JOURNEYS",
     "COHORT_CHANNEL",
     "Acquisition",
+    "ArrivalRateFactor",
     "Arrivals",
     "Channel",
+    "ChurnFactor",
     "Cohort",
+    "Cost",
+    "DwellFactor",
     "Effect",
+    "Intervention",
     "Journey",
+    "NewTransition",
+    "OddsRatio",
+    "OrderValueFactor",
     "Persona",
+    "RepeatFactor",
     "Scenario",
     "Stage",
     "apply_log_odds",

@@ -96,3 +96,168 @@ def transition_matrices(
     """Per-persona transition matrices, shape (personas, S, S), after the persona effects."""
     base = base_matrix(journey)
     return np.stack([apply_log_odds(base, persona_log_odds(journey, p, effects)) for p in personas])
+
+
+# -- interventions -------------------------------------------------------------------------
+# An intervention acting on a customer composes with the persona effects by the same rule:
+# its odds ratios (and churn and repeat factors, which are odds ratios on a family of
+# transitions) add log(ratio) to the transitions' log-odds. A new transition is opened first,
+# as a mixture: the stage's base row becomes (1 - p) * row + p * (new target).
+
+
+def purchase_roles(journey: Journey) -> tuple[np.ndarray, np.ndarray]:
+    """S x S masks of churn transitions (into ends only buyers can reach) and repeat-purchase
+    transitions (into a purchase stage from a stage only buyers can reach)."""
+    names = journey.names
+    purchase = {s.name for s in journey.stages if s.purchase}
+    before: set[str] = {journey.entry} if journey.entry not in purchase else set()
+    todo = list(before)
+    while todo:
+        for target, p in journey.stage(todo.pop()).next:
+            if p > 0 and target not in purchase and target not in before:
+                before.add(target)
+                todo.append(target)
+    n = len(names)
+    churn = np.zeros((n, n), dtype=bool)
+    repeat = np.zeros((n, n), dtype=bool)
+    for s in journey.stages:
+        for target, p in s.next:
+            if p <= 0:
+                continue
+            i, j = journey.index(s.name), journey.index(target)
+            if journey.stage(target).absorbing and target not in before:
+                churn[i, j] = True
+            if target in purchase and s.name not in before:
+                repeat[i, j] = True
+    return churn, repeat
+
+
+def check_interventions(
+    journey: Journey,
+    personas: Sequence[str],
+    channels: Sequence[str],
+    interventions: Sequence,
+    arrivals: bool,
+) -> None:
+    """Every intervention names existing stages, transitions, personas and channels."""
+    from sim.model.intervention import (
+        ArrivalRateFactor,
+        ChurnFactor,
+        DwellFactor,
+        NewTransition,
+        OddsRatio,
+        RepeatFactor,
+    )
+
+    names = [i.name for i in interventions]
+    if len(interventions) > 30:
+        raise ScenarioError(
+            f"{len(interventions)} interventions; at most 30 are supported", field="intervention"
+        )
+    churn, repeat = purchase_roles(journey)
+    for k, iv in enumerate(interventions):
+        where = f"intervention '{iv.name}'"
+        if iv.name in names[:k]:
+            raise ScenarioError("the name is used twice", field=where, fix="rename one")
+        for label, given, known in (
+            ("personas", iv.personas, personas),
+            ("stages", iv.stages, journey.names),
+            ("channels", iv.channels, channels),
+        ):
+            for name in given:
+                if name not in known:
+                    raise ScenarioError(
+                        f"unknown {label[:-1]} '{name}'",
+                        field=f"{where}, field '{label}'",
+                        fix=suggest(name, known),
+                    )
+        for e in iv.effects:
+            field = f"{where}, effect {e.kind}"
+            if hasattr(e, "stage") and e.stage not in journey.names:
+                raise ScenarioError(
+                    f"unknown stage '{e.stage}'", field=field, fix=suggest(e.stage, journey.names)
+                )
+            if isinstance(e, OddsRatio | NewTransition):
+                if e.to not in journey.names:
+                    raise ScenarioError(
+                        f"unknown stage '{e.to}'", field=field, fix=suggest(e.to, journey.names)
+                    )
+                stage = journey.stage(e.stage)
+                targets = [t for t, p in stage.next if p > 0]
+                if stage.absorbing:
+                    raise ScenarioError(
+                        f"'{e.stage}' is absorbing: it has no transitions", field=field
+                    )
+                if isinstance(e, OddsRatio) and e.to not in targets:
+                    raise ScenarioError(
+                        f"unknown transition '{e.stage}' -> '{e.to}'",
+                        field=field,
+                        fix=f"'{e.stage}' leads to {', '.join(targets)}; to open a new way "
+                        'out use kind = "new_transition"',
+                    )
+                if isinstance(e, NewTransition) and e.to in targets:
+                    raise ScenarioError(
+                        f"'{e.stage}' -> '{e.to}' exists already",
+                        field=field,
+                        fix='use kind = "odds_ratio" to change an existing transition',
+                    )
+            if isinstance(e, DwellFactor) and journey.stage(e.stage).absorbing:
+                raise ScenarioError(
+                    f"'{e.stage}' is absorbing: customers do not wait there", field=field
+                )
+            if isinstance(e, ChurnFactor) and not churn.any():
+                raise ScenarioError(
+                    "the journey has no churn transition (into an end that only buyers reach)",
+                    field=field,
+                )
+            if isinstance(e, RepeatFactor) and not repeat.any():
+                raise ScenarioError(
+                    "the journey has no repeat purchase (a purchase stage reached again by buyers)",
+                    field=field,
+                )
+            if isinstance(e, ArrivalRateFactor):
+                if not arrivals:
+                    raise ScenarioError(
+                        "arrival_rate_factor needs arrivals by channel; this scenario has a cohort",
+                        field=field,
+                        fix="use [[acquisition.channel]] tables",
+                    )
+                if e.channel not in channels:
+                    raise ScenarioError(
+                        f"unknown channel '{e.channel}'",
+                        field=field,
+                        fix=suggest(e.channel, channels),
+                    )
+
+
+def intervention_row_changes(
+    journey: Journey, interventions: Sequence
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the interventions acting together: the base matrix with new transitions opened, and
+    the S x S log-odds shifts of their odds ratios, churn and repeat factors."""
+    from sim.model.intervention import ChurnFactor, NewTransition, OddsRatio, RepeatFactor
+
+    base = base_matrix(journey)
+    delta = np.zeros_like(base)
+    churn, repeat = purchase_roles(journey)
+    for iv in interventions:
+        for e in iv.effects:
+            if isinstance(e, NewTransition):
+                i, j = journey.index(e.stage), journey.index(e.to)
+                base[i] *= 1 - e.probability
+                base[i, j] += e.probability
+            elif isinstance(e, OddsRatio):
+                delta[journey.index(e.stage), journey.index(e.to)] += np.log(e.ratio)
+            elif isinstance(e, ChurnFactor):
+                delta[churn] += np.log(e.factor)
+            elif isinstance(e, RepeatFactor):
+                delta[repeat] += np.log(e.factor)
+    return base, delta
+
+
+def treated_matrix(
+    journey: Journey, persona: Persona, effects: Sequence[Effect], interventions: Sequence
+) -> np.ndarray:
+    """A persona's transition matrix while the given interventions act on the customer."""
+    base, delta = intervention_row_changes(journey, interventions)
+    return apply_log_odds(base, persona_log_odds(journey, persona, effects) + delta)

@@ -11,8 +11,9 @@ from typing import Any
 
 from sim.errors import ScenarioError, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
+from sim.model.intervention import Intervention
 from sim.model.journey import Journey
-from sim.model.logit import check_effects
+from sim.model.logit import check_effects, check_interventions
 from sim.model.persona import Effect, Persona
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
@@ -30,6 +31,7 @@ class Scenario:
     acquisition: Acquisition
     personas: tuple[Persona, ...] = (DEFAULT_PERSONA,)
     effects: tuple[Effect, ...] = ()
+    interventions: tuple[Intervention, ...] = ()
     horizon_days: float = 365.0
     seed: int = 0
     description: str = ""
@@ -38,6 +40,7 @@ class Scenario:
         personas = tuple(self.personas)
         object.__setattr__(self, "personas", personas)
         object.__setattr__(self, "effects", tuple(self.effects))
+        object.__setattr__(self, "interventions", tuple(self.interventions))
         if not personas:
             raise ScenarioError("a scenario needs at least one persona", field="persona")
         names = [p.name for p in personas]
@@ -84,11 +87,22 @@ class Scenario:
                             fix=suggest(persona, names),
                         )
         check_effects(self.journey, personas, self.effects)
+        check_interventions(
+            self.journey,
+            names,
+            self.channel_names,
+            self.interventions,
+            isinstance(self.acquisition, Arrivals),
+        )
 
     # -- variants ---------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Scenario:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    def with_interventions(self, *interventions: Intervention) -> Scenario:
+        """The scenario with these interventions added to its own."""
+        return self.replace(interventions=(*self.interventions, *interventions))
 
     def with_customers(self, n: int) -> Scenario:
         """The same scenario with a cohort of ``n`` customers."""

@@ -1,0 +1,289 @@
+"""Interventions: whom they reach, what they change, what they cost.
+
+An intervention reaches a customer who enters one of its ``stages`` (any stage when none are
+named) while its window is open, if the customer's persona and channel are targeted and the
+customer falls within the ``reach`` share (a per-customer draw). From then on its effects act on
+that customer's decisions while the window is open, or for the rest of the journey when
+``lasting`` (a programme customers join, such as loyalty). Effects are evaluated when the
+customer enters a stage: they set that visit's dwell time and the choice that ends it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sim.errors import ScenarioError
+
+
+def _finite_positive(value: object, name: str, where: str, fix: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ScenarioError(
+            f"{name} must be a positive number, got {value!r}", field=where, fix=fix
+        )
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OddsRatio:
+    """Multiplies the odds of ``stage -> to`` against the stage's other ways out by ``ratio``."""
+
+    stage: str
+    to: str
+    ratio: float
+    kind = "odds_ratio"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "ratio",
+            _finite_positive(
+                self.ratio,
+                "ratio",
+                f"odds_ratio on '{self.stage}' -> '{self.to}'",
+                "1 changes nothing, 1.4 raises the odds by 40%, 0.8 lowers them by 20%",
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DwellFactor:
+    """Multiplies the time spent in ``stage`` (0.7: customers decide 30% faster)."""
+
+    stage: str
+    factor: float
+    kind = "dwell_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            _finite_positive(
+                self.factor, "factor", f"dwell_factor on '{self.stage}'", "1 changes nothing"
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChurnFactor:
+    """Odds ratio on every churn transition (into an end that only buyers can reach)."""
+
+    factor: float
+    kind = "churn_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            _finite_positive(
+                self.factor, "factor", "churn_factor", "0.8 lowers the odds of churning by 20%"
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepeatFactor:
+    """Odds ratio on every repeat purchase or renewal (a purchase by an existing customer)."""
+
+    factor: float
+    kind = "repeat_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            _finite_positive(
+                self.factor, "factor", "repeat_factor", "1.2 raises the odds of buying again by 20%"
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderValueFactor:
+    """Multiplies the value of purchases made under the intervention (0.85: a 15% discount)."""
+
+    factor: float
+    kind = "order_value_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            _finite_positive(self.factor, "factor", "order_value_factor", "0.85 is a 15% discount"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrivalRateFactor:
+    """Multiplies a channel's arrival rate while the window is open (an ad campaign)."""
+
+    channel: str
+    factor: float
+    kind = "arrival_rate_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            _finite_positive(
+                self.factor,
+                "factor",
+                f"arrival_rate_factor on '{self.channel}'",
+                "1.5 brings 50% more customers through the channel",
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewTransition:
+    """Opens ``stage -> to`` with ``probability``; the stage's other ways out shrink in
+    proportion (a referral programme opening retention -> advocacy)."""
+
+    stage: str
+    to: str
+    probability: float
+    kind = "new_transition"
+
+    def __post_init__(self) -> None:
+        p = self.probability
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1:
+            raise ScenarioError(
+                f"probability must be between 0 and 1, got {p!r}",
+                field=f"new_transition '{self.stage}' -> '{self.to}'",
+                fix="give the share of customers who take the new way out, e.g. 0.1",
+            )
+        object.__setattr__(self, "probability", float(p))
+
+
+InterventionEffect = (
+    OddsRatio
+    | DwellFactor
+    | ChurnFactor
+    | RepeatFactor
+    | OrderValueFactor
+    | ArrivalRateFactor
+    | NewTransition
+)
+EFFECT_KINDS: dict[str, type] = {
+    cls.kind: cls
+    for cls in (
+        OddsRatio,
+        DwellFactor,
+        ChurnFactor,
+        RepeatFactor,
+        OrderValueFactor,
+        ArrivalRateFactor,
+        NewTransition,
+    )
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost:
+    """What an intervention costs: ``fixed`` once per replication, ``per_reached`` for each
+    customer reached, ``per_conversion`` for each purchase a reached customer makes while the
+    intervention acts on them (a coupon's handling, a referral bonus). A discount's lower
+    prices show as lower revenue, not as a cost."""
+
+    fixed: float = 0.0
+    per_reached: float = 0.0
+    per_conversion: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("fixed", "per_reached", "per_conversion"):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not math.isfinite(v)
+                or v < 0
+            ):
+                raise ScenarioError(
+                    f"{name} must be zero or more, got {v!r}",
+                    field=f"cost, field '{name}'",
+                    fix="give an amount >= 0",
+                )
+            object.__setattr__(self, name, float(v))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Intervention:
+    """Whom (``personas``, ``stages``, ``channels``, ``window_days``, ``reach``), what
+    (``effects``) and at what ``cost``, with an optional ``budget`` after which it reaches no
+    one else. Empty targets mean everyone."""
+
+    name: str
+    effects: tuple[InterventionEffect, ...]
+    personas: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    window_days: tuple[float, float] = (0.0, math.inf)
+    reach: float = 1.0
+    lasting: bool = False
+    cost: Cost = field(default_factory=Cost)
+    budget: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"intervention '{self.name}'"
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(
+                f"name must be non-empty text, got {self.name!r}",
+                field="intervention, field 'name'",
+            )
+        effects = tuple(self.effects)
+        for e in effects:
+            if not isinstance(e, tuple(EFFECT_KINDS.values())):
+                raise ScenarioError(f"unknown effect {e!r}", field=f"{where}, field 'effects'")
+        object.__setattr__(self, "effects", effects)
+        for name in ("personas", "stages", "channels"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+        window = tuple(self.window_days)
+        if len(window) != 2 or not all(
+            isinstance(w, int | float) and not isinstance(w, bool) for w in window
+        ):
+            raise ScenarioError(
+                f"window_days must be [start, end], got {self.window_days!r}",
+                field=f"{where}, field 'window_days'",
+                fix="e.g. window_days = [30, 60]; use inf for no end",
+            )
+        start, end = float(window[0]), float(window[1])
+        if math.isnan(start) or math.isnan(end) or start < 0 or end <= start:
+            raise ScenarioError(
+                f"window [{start:g}, {end:g}) ends before it starts or starts before day 0",
+                field=f"{where}, field 'window_days'",
+                fix="give [start, end] with 0 <= start < end, e.g. [30, 60]",
+            )
+        object.__setattr__(self, "window_days", (start, end))
+        r = self.reach
+        if isinstance(r, bool) or not isinstance(r, int | float) or not 0 <= r <= 1:
+            raise ScenarioError(
+                f"reach must be a share in [0, 1], got {r!r}",
+                field=f"{where}, field 'reach'",
+                fix="give the share of eligible customers exposed, e.g. 0.5",
+            )
+        object.__setattr__(self, "reach", float(r))
+        if self.budget is not None:
+            b = self.budget
+            if isinstance(b, bool) or not isinstance(b, int | float) or math.isnan(b) or b < 0:
+                raise ScenarioError(
+                    f"budget must be an amount >= 0, got {b!r}", field=f"{where}, field 'budget'"
+                )
+            object.__setattr__(self, "budget", float(b))
+
+    @property
+    def open_ended(self) -> bool:
+        """True when the window is [0, inf) and there is no budget: exact answers exist."""
+        return self.window_days == (0.0, math.inf) and self.budget is None
+
+    def of_kind(self, cls: type) -> list:
+        """The effects of one kind."""
+        return [e for e in self.effects if isinstance(e, cls)]
