@@ -1,4 +1,4 @@
-"""Command line: ``sim run``, ``sim expected``, ``sim validate``.
+"""Command line: ``sim run``, ``sim compare``, ``sim expected``, ``sim validate``.
 
 Bad input prints one message naming the file, the field and the fix, and exits with status 2.
 """
@@ -34,6 +34,33 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-r", "--replications", type=int, default=1, help="replications (1)")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
     run.add_argument("--out", type=Path, help="directory for events, tables and run.json")
+    cmp = sub.add_parser("compare", help="run scenarios side by side; differences from the first")
+    cmp.add_argument(
+        "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
+    )
+    cmp.add_argument(
+        "-r",
+        "--replications",
+        default="30",
+        help="replications per scenario, or 'auto' with --target-half-width (30)",
+    )
+    cmp.add_argument("--seed", type=int, help="root seed (default: the baseline file's)")
+    cmp.add_argument("--customers", type=int, help="cohort size (overrides the files)")
+    cmp.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
+    cmp.add_argument("--metric", default="conversion", help="metric for -r auto (conversion)")
+    cmp.add_argument(
+        "--target-half-width",
+        type=float,
+        help="with -r auto: stop when every difference's 95%% CI is this narrow",
+    )
+    cmp.add_argument("--max-replications", type=int, default=300)
+    cmp.add_argument("--bootstrap", action="store_true", help="BCa bootstrap intervals")
+    cmp.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/compare"),
+        help="directory for comparison.csv, roi.csv, per_replication.csv",
+    )
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path)
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
@@ -129,6 +156,116 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from sim.compare import KEY_METRICS, compare
+    from sim.output import write_frame
+    from sim.scenario_file import write_text_atomic
+
+    scenarios: dict[str, Scenario] = {}
+    for path in args.scenarios:
+        scenario = Scenario.from_toml(path)
+        name = scenario.name if scenario.name not in scenarios else path.stem
+        if name in scenarios:
+            raise ScenarioError(
+                f"two scenarios are called '{name}'",
+                source=str(path),
+                field="scenario, field 'name'",
+                fix="give each its own name",
+            )
+        scenarios[name] = scenario
+    replications = args.replications
+    if replications != "auto":
+        try:
+            replications = int(replications)
+        except ValueError:
+            raise ScenarioError(
+                f"--replications must be a number or 'auto', got {replications!r}",
+                field="--replications",
+            ) from None
+    res = compare(
+        scenarios,
+        replications,
+        seed=args.seed,
+        customers=args.customers,
+        workers=args.workers,
+        metric=args.metric,
+        target_half_width=args.target_half_width,
+        max_replications=args.max_replications,
+    )
+    auto = (
+        ""
+        if res.converged is None
+        else (" (target reached)" if res.converged else " (maximum reached before the target)")
+    )
+    print(f"{res!r}{auto}, {res.elapsed_seconds:.1f} s\n")
+    table = res.summary(bootstrap=args.bootstrap)
+    shown = table.copy()
+    shown["95% CI"] = [
+        f"[{a:,.4g}, {b:,.4g}]" for a, b in zip(shown.ci_low, shown.ci_high, strict=True)
+    ]
+    shown["diff 95% CI"] = [
+        "" if n == res.baseline else f"[{a:+,.4g}, {b:+,.4g}]"
+        for n, a, b in zip(shown.scenario, shown.diff_ci_low, shown.diff_ci_high, strict=True)
+    ]
+    shown["uplift"] = [
+        ("" if n == res.baseline or np.isnan(u) else f"{100 * u:+.1f}%")
+        for n, u in zip(shown.scenario, shown.relative_uplift, strict=True)
+    ]
+    shown["p (Holm)"] = ["" if np.isnan(p) else f"{p:.3g}" for p in shown.p_adjusted]
+    print(
+        shown[
+            [
+                "metric",
+                "scenario",
+                "mean",
+                "95% CI",
+                "diff_vs_baseline",
+                "diff 95% CI",
+                "uplift",
+                "p (Holm)",
+            ]
+        ].to_string(index=False, float_format=lambda x: f"{x:,.4g}")
+    )
+    roi = res.roi()
+    print("\nReturn on the interventions (per replication, against the baseline)")
+    print(
+        roi[
+            [
+                "scenario",
+                "cost",
+                "incremental_conversions",
+                "incremental_revenue",
+                "incremental_profit",
+                "cost_per_incremental_conversion",
+                "roi",
+            ]
+        ].to_string(index=False, float_format=lambda x: f"{x:,.2f}")
+    )
+    out = args.out
+    written = [
+        write_frame(
+            res.summary(metrics=None, persona=None, bootstrap=args.bootstrap),
+            out / "comparison.csv",
+        ),
+        write_frame(roi, out / "roi.csv"),
+        write_frame(res.per_replication, out / "per_replication.csv"),
+    ]
+    meta = {
+        "baseline": res.baseline,
+        "seed": res.seed,
+        "replications": res.replications,
+        "converged": res.converged,
+        "paired": res.paired,
+        "metrics": list(KEY_METRICS),
+        "scenarios": {n: r.provenance for n, r in res.results.items()},
+    }
+    write_text_atomic(out / "run.json", json.dumps(meta, indent=2) + "\n")
+    print(f"\nWrote {', '.join(str(p) for p in written)}, {out / 'run.json'}")
+    return 0
+
+
 def _cmd_expected(args: argparse.Namespace) -> int:
     scenario = Scenario.from_toml(args.scenario)
     exp = expected(scenario)
@@ -152,7 +289,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    commands = {"run": _cmd_run, "expected": _cmd_expected, "validate": _cmd_validate}
+    commands = {
+        "run": _cmd_run,
+        "compare": _cmd_compare,
+        "expected": _cmd_expected,
+        "validate": _cmd_validate,
+    }
     try:
         return commands[args.command](args)
     except ScenarioError as err:

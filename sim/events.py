@@ -140,7 +140,7 @@ class EventLog:
                 codes.astype(np.int64), dtype=pd.CategoricalDtype(list(names))
             )
 
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "replication": self.replication,
                 "customer": self.customer,
@@ -156,3 +156,6 @@ class EventLog:
                 "value": self.value,
             }
         )
+        if self.interventions:
+            frame["interventions"] = self.treatment_labels()
+        return frame

@@ -144,6 +144,18 @@ class RunResult:
         out = pd.DataFrame(rows)
         return out.drop(columns="group") if by is None else out
 
+    def costs(self) -> pd.DataFrame:
+        """Cost of each intervention per replication (fixed, per reached, per conversion)."""
+        from sim.analysis.metrics import intervention_costs
+
+        return intervention_costs(self.log, self.scenario)
+
+    def metrics(self, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
+        """Per-replication metrics as a long table (replication, persona, metric, value)."""
+        from sim.analysis.metrics import replication_metrics
+
+        return replication_metrics(self, days)
+
     def __repr__(self) -> str:
         p = self.provenance
         state = "" if self.complete else ", INCOMPLETE"

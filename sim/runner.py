@@ -5,13 +5,13 @@ from __future__ import annotations
 import platform
 import time
 import warnings
+from collections.abc import Hashable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
 import numpy as np
-import simpy
 
 from sim.engine import CompiledScenario, simulate
 from sim.errors import ScenarioError
@@ -21,17 +21,78 @@ from sim.results import RunResult
 
 ENGINE = "simpy"
 
+Task = tuple[Hashable, CompiledScenario, int, int]  # key, scenario, seed, replication
 
-def package_version() -> str:
-    """The installed version of this package."""
+
+def _dist(name: str) -> str:
     try:
-        return metadata.version("journey-sim")
+        return metadata.version(name)
     except metadata.PackageNotFoundError:  # running from a source tree that is not installed
         return "unknown"
 
 
-def _simulate_one(compiled: CompiledScenario, seed: int, replication: int) -> EventLog:
+def package_version() -> str:
+    """The installed version of this package."""
+    return _dist("journey-sim")
+
+
+def check_count(value: Any, name: str) -> int:
+    """A whole number >= 1, or a ScenarioError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScenarioError(f"{name} must be a whole number >= 1, got {value!r}", field=name)
+    return value
+
+
+def check_seed(seed: Any) -> int:
+    """A whole number >= 0, or a ScenarioError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ScenarioError(f"seed must be a whole number >= 0, got {seed!r}", field="seed")
+    return seed
+
+
+def _simulate_task(compiled: CompiledScenario, seed: int, replication: int) -> EventLog:
     return simulate(compiled, seed, replication)
+
+
+def simulate_tasks(tasks: Sequence[Task], workers: int, done: dict[Hashable, EventLog]) -> None:
+    """Run replications, on ``workers`` processes when more than one, filling ``done`` as
+    they finish (so an interruption keeps what finished). Results do not depend on
+    ``workers``: each replication's streams come from its own seed and number."""
+    if workers == 1 or len(tasks) == 1:
+        for key, compiled, seed, replication in tasks:
+            done[key] = simulate(compiled, seed, replication)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        futures = {pool.submit(_simulate_task, c, s, r): key for key, c, s, r in tasks}
+        try:
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+        except KeyboardInterrupt:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def provenance(
+    scenario: Scenario, seed: int, logs: int, requested: int, customers: int, elapsed: float
+) -> dict[str, Any]:
+    """What produced a result: scenario and its hash, seed, engine, versions, time."""
+    return {
+        "scenario": scenario.name,
+        "scenario_hash": scenario.digest,
+        "seed": seed,
+        "replications": logs,
+        "replications_requested": requested,
+        "customers": customers,
+        "horizon_days": scenario.horizon_days,
+        "engine": ENGINE,
+        "package_version": package_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_seconds": round(elapsed, 3),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "simpy": _dist("simpy"),
+    }
 
 
 def run(
@@ -49,34 +110,17 @@ def run(
     for any number of ``workers`` (processes). Interrupting a run (Ctrl-C) returns the
     replications that finished, marked ``complete=False``.
     """
-    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
-        raise ScenarioError(
-            f"replications must be a whole number >= 1, got {replications!r}", field="replications"
-        )
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ScenarioError(
-            f"workers must be a whole number >= 1, got {workers!r}", field="workers"
-        )
+    check_count(replications, "replications")
+    check_count(workers, "workers")
     if customers is not None:
         scenario = scenario.with_customers(customers)
-    seed = scenario.seed if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ScenarioError(f"seed must be a whole number >= 0, got {seed!r}", field="seed")
+    seed = check_seed(scenario.seed if seed is None else seed)
     compiled = CompiledScenario.build(scenario)
     started = time.perf_counter()
-    logs: dict[int, EventLog] = {}
+    logs: dict[Hashable, EventLog] = {}
     complete = True
     try:
-        if workers == 1 or replications == 1:
-            for r in range(replications):
-                logs[r] = simulate(compiled, seed, r)
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, replications)) as pool:
-                futures = {
-                    pool.submit(_simulate_one, compiled, seed, r): r for r in range(replications)
-                }
-                for fut in as_completed(futures):
-                    logs[futures[fut]] = fut.result()
+        simulate_tasks([(r, compiled, seed, r) for r in range(replications)], workers, logs)
     except KeyboardInterrupt:
         if not logs:
             raise
@@ -88,32 +132,16 @@ def run(
             stacklevel=2,
         )
     log = EventLog.concat([logs[r] for r in sorted(logs)])
-    provenance = {
-        "scenario": scenario.name,
-        "scenario_hash": scenario.digest,
-        "seed": seed,
-        "replications": len(logs),
-        "replications_requested": replications,
-        "customers": int(log.customers.sum()),
-        "horizon_days": scenario.horizon_days,
-        "engine": ENGINE,
-        "package_version": package_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "elapsed_seconds": round(time.perf_counter() - started, 3),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "simpy": simpy.__version__ if hasattr(simpy, "__version__") else _dist("simpy"),
-    }
-    return RunResult(scenario=scenario, log=log, provenance=provenance, complete=complete)
-
-
-def _dist(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def provenance_of(result: RunResult) -> dict[str, Any]:
-    """A copy of a result's provenance, safe to modify."""
-    return dict(result.provenance)
+    return RunResult(
+        scenario=scenario,
+        log=log,
+        complete=complete,
+        provenance=provenance(
+            scenario,
+            seed,
+            len(logs),
+            replications,
+            int(log.customers.sum()),
+            time.perf_counter() - started,
+        ),
+    )

@@ -98,3 +98,50 @@ def test_validate_and_expected(capsys):
     assert main(["expected", BASELINE]) == 0
     out = capsys.readouterr().out
     assert "conversion" in out and "Reach" in out and "bargain_hunter" in out
+
+
+def test_compare_prints_and_writes_the_table(tmp_path, capsys):
+    """`sim compare` prints differences from the first file and writes them under --out."""
+    out = tmp_path / "cmp"
+    code = main(
+        [
+            "compare",
+            BASELINE,
+            str(SCENARIOS / "discount.toml"),
+            str(SCENARIOS / "loyalty.toml"),
+            "-r",
+            "3",
+            "--seed",
+            "1",
+            "--customers",
+            "800",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "against 'baseline'" in text and "loyalty" in text and "roi" in text
+    table = pd.read_csv(out / "comparison.csv")
+    assert set(table["scenario"]) == {"baseline", "discount", "loyalty"}
+    assert {"diff_vs_baseline", "p_adjusted"} <= set(table.columns)
+    assert (out / "roi.csv").exists() and json.loads((out / "run.json").read_text())["seed"] == 1
+
+
+def test_compare_with_a_bad_file_exits_2(write_toml, capsys):
+    """A broken variant stops the comparison with one clear message."""
+    bad = write_toml('[scenario]\nname = "v"\nextends = "missing.toml"\n')
+    assert main(["compare", BASELINE, str(bad)]) == 2
+    assert "extends 'missing.toml'" in capsys.readouterr().err
+
+
+def test_the_discount_depth_script_runs():
+    """The analyst's sweep script runs as documented (small sizes), warnings as errors."""
+    script = SCENARIOS / "what_if_discount_depth.py"
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(script), "--replications", "3", "--customers", "400"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "30% off" in proc.stdout and "Most profitable depth" in proc.stdout

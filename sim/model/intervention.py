@@ -278,6 +278,12 @@ class Intervention:
                     f"budget must be an amount >= 0, got {b!r}", field=f"{where}, field 'budget'"
                 )
             object.__setattr__(self, "budget", float(b))
+            if self.cost.fixed > b:
+                raise ScenarioError(
+                    f"the fixed cost {self.cost.fixed:g} is more than the budget {b:g}",
+                    field=f"{where}, field 'budget'",
+                    fix="raise the budget or lower the cost",
+                )
 
     @property
     def open_ended(self) -> bool:

@@ -1,0 +1,129 @@
+"""Per-replication metrics of a run: the numbers scenario comparisons are made of."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.retention import kaplan_meier, lifetimes, median_lifetime, survival_at
+
+ALL = "all"
+
+
+def intervention_costs(log, scenario) -> pd.DataFrame:
+    """Cost of each intervention in each replication, from the event log: ``fixed`` once,
+    ``reached`` customers x per-reached price, ``conversions`` (purchases the intervention
+    acted on) x per-conversion price."""
+    purchase = np.array([s.purchase for s in scenario.journey.stages])
+    is_purchase = purchase[log.to_stage] & (log.from_stage >= 0)
+    rep_ids = np.unique(log.replication)
+    size = int(rep_ids.max()) + 1 if len(rep_ids) else 0
+    rows = []
+    for i, iv in enumerate(scenario.interventions):
+        reached = np.bincount(log.reach_replication[log.reach_intervention == i], minlength=size)
+        treated = is_purchase & (log.treatment >> i & 1).astype(bool)
+        conversions = np.bincount(log.replication[treated], minlength=size)
+        for r in rep_ids:
+            rows.append(
+                {
+                    "replication": int(r),
+                    "intervention": iv.name,
+                    "fixed": iv.cost.fixed,
+                    "reached": int(reached[r]),
+                    "reach_cost": reached[r] * iv.cost.per_reached,
+                    "conversions": int(conversions[r]),
+                    "conversion_cost": conversions[r] * iv.cost.per_conversion,
+                }
+            )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "replication",
+            "intervention",
+            "fixed",
+            "reached",
+            "reach_cost",
+            "conversions",
+            "conversion_cost",
+        ],
+    )
+    frame["total"] = frame["fixed"] + frame["reach_cost"] + frame["conversion_cost"]
+    return frame
+
+
+def replication_metrics(result, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
+    """Long table: replication, persona ('all' and each persona), metric, value.
+
+    Metrics: ``customers``; ``conversion`` (share who bought); ``reach_<stage>`` (share who
+    entered each transient stage); ``time_to_first_purchase`` (mean days, purchasers);
+    ``active_day_<d>`` (Kaplan-Meier share still active d days after first purchase) and
+    ``median_lifetime_days``; ``purchases_per_customer``; ``repeat_purchase_rate`` (share of
+    purchasers who bought again); ``revenue`` and ``revenue_per_customer``; and for 'all'
+    only, ``cost`` (interventions), ``profit`` (revenue - cost) and ``profit_per_customer``.
+    """
+    log = result.log
+    c = result._customers
+    scenario = result.scenario
+    reps = np.unique(c["replication"])
+    horizon = log.horizon_days
+    days = tuple(d for d in days if d < horizon)
+    duration, observed, bought = lifetimes(c, horizon)
+    bought_rep = c["replication"][bought]
+    transient = [i for i, s in enumerate(scenario.journey.stages) if not s.absorbing]
+    reached = np.zeros((len(c["persona"]), len(log.stages)), dtype=bool)
+    reached[log.customer_key(), log.to_stage] = True
+    wait = c["first_purchase"] - c["arrival"]
+    groups = [(ALL, np.ones(len(c["persona"]), dtype=bool))] + [
+        (name, c["persona"] == i) for i, name in enumerate(log.personas)
+    ]
+    n_rep = int(reps.max()) + 1 if len(reps) else 0
+    rows: list[tuple[int, str, str, float]] = []
+
+    def add(group: str, metric: str, values: np.ndarray) -> None:
+        rows.extend((int(r), group, metric, float(values[r])) for r in reps)
+
+    costs = intervention_costs(log, scenario).groupby("replication")["total"].sum()
+    cost = np.zeros(n_rep)
+    if len(costs):
+        cost[costs.index.to_numpy(dtype=np.int64)] = costs.to_numpy()
+    for name, members in groups:
+        rep = c["replication"][members]
+        n = np.bincount(rep, minlength=n_rep).astype(float)
+        buyers = members & ~np.isnan(c["first_purchase"])
+        n_buy = np.bincount(c["replication"][buyers], minlength=n_rep).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            add(name, "customers", n)
+            add(name, "conversion", n_buy / n)
+            for s in transient:
+                hits = np.bincount(rep, weights=reached[members, s], minlength=n_rep)
+                add(name, f"reach_{log.stages[s]}", hits / n)
+            total_wait = np.bincount(
+                c["replication"][buyers], weights=wait[buyers], minlength=n_rep
+            )
+            add(name, "time_to_first_purchase", total_wait / n_buy)
+            sel = members[bought]
+            surv = np.full((n_rep, len(days)), np.nan)
+            med = np.full(n_rep, np.nan)
+            for r in reps:
+                mine = sel & (bought_rep == r)
+                if mine.any():
+                    curve = kaplan_meier(duration[mine], observed[mine])
+                    surv[r] = survival_at(curve, np.array(days, dtype=float))
+                    med[r] = median_lifetime(curve)
+            for j, d in enumerate(days):
+                add(name, f"active_day_{d}", surv[:, j])
+            add(name, "median_lifetime_days", med)
+            purchases = np.bincount(rep, weights=c["purchases"][members], minlength=n_rep)
+            add(name, "purchases_per_customer", purchases / n)
+            repeaters = np.bincount(
+                c["replication"][buyers], weights=c["purchases"][buyers] >= 2, minlength=n_rep
+            )
+            add(name, "repeat_purchase_rate", repeaters / n_buy)
+            revenue = np.bincount(rep, weights=c["revenue"][members], minlength=n_rep)
+            add(name, "revenue", revenue)
+            add(name, "revenue_per_customer", revenue / n)
+            if name == ALL:
+                add(name, "cost", cost)
+                add(name, "profit", revenue - cost)
+                add(name, "profit_per_customer", (revenue - cost) / n)
+    return pd.DataFrame(rows, columns=["replication", "persona", "metric", "value"])
