@@ -22,6 +22,8 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 demo: $(STAMP_RUN)
 	$(BIN)/sim run scenarios/baseline.toml --replications 5 --out out/baseline
 	$(BIN)/sim run scenarios/subscription.toml --replications 5 --out out/subscription
+	$(BIN)/sim compare scenarios/baseline.toml scenarios/discount.toml scenarios/loyalty.toml \
+		--replications 10 --customers 5000 --seed 1 --out out/compare
 
 test: $(STAMP_TEST)
 	$(BIN)/ruff check .
