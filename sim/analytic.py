@@ -301,6 +301,15 @@ class Expectation:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def _repr_html_(self) -> str:
+        from sim.display import html_block
+
+        return html_block(
+            f"Exact expectations: {self.scenario.name}",
+            ["Whole journeys from the absorbing Markov chain (no horizon)."],
+            {"Per persona": self.summary},
+        )
+
     def __repr__(self) -> str:
         return f"Expectation({self.scenario.name!r})\n{self.summary.to_string(index=False)}"
 

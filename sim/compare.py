@@ -264,6 +264,31 @@ class Comparison:
             )
         return pd.DataFrame(rows)
 
+    def _repr_html_(self) -> str:
+        from sim.display import html_block
+
+        table = self.summary(
+            metrics=("conversion", "active_day_90", "revenue_per_customer", "profit")
+        )
+        table = table[
+            [
+                "scenario",
+                "metric",
+                "mean",
+                "diff_vs_baseline",
+                "diff_ci_low",
+                "diff_ci_high",
+                "relative_uplift",
+                "p_adjusted",
+            ]
+        ]
+        roi = self.roi()[["scenario", "cost", "incremental_profit", "roi"]]
+        return html_block(
+            repr(self),
+            [],
+            {"Differences from the baseline (95% CI)": table, "Return on the interventions": roi},
+        )
+
     def __repr__(self) -> str:
         kind = "paired (common random numbers)" if self.paired else "independent streams"
         return (
@@ -307,6 +332,7 @@ def compare(
     max_replications: int = 300,
     batch: int = 10,
     days: tuple[int, ...] = (30, 90, 180),
+    progress: bool | None = None,
 ) -> Comparison:
     """Run scenarios side by side and compare them with the baseline (the first, unless
     named).
@@ -316,6 +342,7 @@ def compare(
     than +/- ``target_half_width``, or ``max_replications`` is reached (``converged`` says
     which). With ``common_random_numbers=False`` each scenario gets independent streams (and
     differences use Welch's test): only useful to see what common random numbers buy.
+    ``progress`` shows a progress bar (None: in notebooks and terminals only).
     """
     named = _names(scenarios)
     base = baseline or next(iter(named))
@@ -353,7 +380,7 @@ def compare(
     converged = None
     while True:
         tasks = [((n, r), compiled[n], seeds[n], r) for r in range(done, goal) for n in named]
-        simulate_tasks(tasks, workers, logs)
+        simulate_tasks(tasks, workers, logs, progress)
         done = goal
         result = _assemble(
             named, logs, done, seeds, started, days, base, seed, common_random_numbers

@@ -44,9 +44,9 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     return _atomic(path, lambda p: frame.to_csv(p, index=False))
 
 
-def write_figure(fig: Figure, path: Path) -> Path:
+def write_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG, atomically."""
-    return _atomic(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    return _atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
 
 
 def write_run(result: RunResult, out_dir: str | Path, plots: bool = True) -> list[Path]:

@@ -156,6 +156,35 @@ class RunResult:
 
         return replication_metrics(self, days)
 
+    def _repr_html_(self) -> str:
+        from sim.display import html_block, percent
+
+        funnel = self.funnel(by=None)[["stage", "customers", "conversion", "step_conversion"]]
+        retention = self.retention_summary(by="persona")
+        keep = [c for c in retention.columns if c.startswith("active_day_")] + [
+            "persona",
+            "purchasers",
+            "median_lifetime_days",
+            "repeat_purchase_rate",
+            "revenue_per_customer",
+        ]
+        retention = retention[[c for c in retention.columns if c in keep]]
+        shares = {
+            c: percent
+            for c in (
+                "conversion",
+                "step_conversion",
+                "repeat_purchase_rate",
+                *[c for c in keep if c.startswith("active_day_")],
+            )
+        }
+        return html_block(
+            repr(self),
+            [],
+            {"Funnel (mean per replication)": funnel, "Retention after first purchase": retention},
+            shares,
+        )
+
     def __repr__(self) -> str:
         p = self.provenance
         state = "" if self.complete else ", INCOMPLETE"

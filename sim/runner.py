@@ -17,6 +17,7 @@ from sim.engine import CompiledScenario, simulate
 from sim.errors import ScenarioError
 from sim.events import EventLog
 from sim.model.scenario import Scenario
+from sim.progress import progress_bar
 from sim.results import RunResult
 
 ENGINE = "simpy"
@@ -54,23 +55,35 @@ def _simulate_task(compiled: CompiledScenario, seed: int, replication: int) -> E
     return simulate(compiled, seed, replication)
 
 
-def simulate_tasks(tasks: Sequence[Task], workers: int, done: dict[Hashable, EventLog]) -> None:
+def simulate_tasks(
+    tasks: Sequence[Task],
+    workers: int,
+    done: dict[Hashable, EventLog],
+    progress: bool | None = None,
+) -> None:
     """Run replications, on ``workers`` processes when more than one, filling ``done`` as
     they finish (so an interruption keeps what finished). Results do not depend on
-    ``workers``: each replication's streams come from its own seed and number."""
-    if workers == 1 or len(tasks) == 1:
-        for key, compiled, seed, replication in tasks:
-            done[key] = simulate(compiled, seed, replication)
-        return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-        futures = {pool.submit(_simulate_task, c, s, r): key for key, c, s, r in tasks}
-        try:
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-        except KeyboardInterrupt:
-            for fut in futures:
-                fut.cancel()
-            raise
+    ``workers``: each replication's streams come from its own seed and number. ``progress``
+    shows a bar (None: only when interactive)."""
+    bar = progress_bar(len(tasks), "replications", progress)
+    try:
+        if workers == 1 or len(tasks) == 1:
+            for key, compiled, seed, replication in tasks:
+                done[key] = simulate(compiled, seed, replication)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            futures = {pool.submit(_simulate_task, c, s, r): key for key, c, s, r in tasks}
+            try:
+                for fut in as_completed(futures):
+                    done[futures[fut]] = fut.result()
+                    bar.update()
+            except KeyboardInterrupt:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
 
 
 def provenance(
@@ -102,13 +115,15 @@ def run(
     seed: int | None = None,
     customers: int | None = None,
     workers: int = 1,
+    progress: bool | None = None,
 ) -> RunResult:
     """Simulate ``replications`` independent replications of a scenario.
 
     ``seed`` overrides the scenario's seed; ``customers`` overrides the cohort size. Every
     replication draws from its own streams of ``SeedSequence(seed)``, so results are the same
     for any number of ``workers`` (processes). Interrupting a run (Ctrl-C) returns the
-    replications that finished, marked ``complete=False``.
+    replications that finished, marked ``complete=False``. ``progress`` shows a progress bar
+    (None: in notebooks and terminals, not in tests or CI).
     """
     check_count(replications, "replications")
     check_count(workers, "workers")
@@ -120,7 +135,8 @@ def run(
     logs: dict[Hashable, EventLog] = {}
     complete = True
     try:
-        simulate_tasks([(r, compiled, seed, r) for r in range(replications)], workers, logs)
+        tasks = [(r, compiled, seed, r) for r in range(replications)]
+        simulate_tasks(tasks, workers, logs, progress)
     except KeyboardInterrupt:
         if not logs:
             raise
