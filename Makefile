@@ -24,8 +24,14 @@ demo: $(STAMP_RUN)
 	$(BIN)/sim run scenarios/subscription.toml --replications 5 --out out/subscription
 	$(BIN)/sim compare scenarios/baseline.toml scenarios/discount.toml scenarios/loyalty.toml \
 		--replications 10 --customers 5000 --seed 1 --out out/compare
+	$(BIN)/sim report scenarios/baseline.toml scenarios/discount.toml scenarios/loyalty.toml \
+		--replications 10 --customers 5000 --seed 1 -o out/report.html
 
 test: $(STAMP_TEST)
+	@# the report test opens the report in Debian's headless chromium; skipped if unavailable
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "chromium could not be installed: the report's browser check will be skipped"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --durations=10
 

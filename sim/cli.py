@@ -1,4 +1,5 @@
-"""Command line: ``sim run``, ``sim compare``, ``sim expected``, ``sim validate``.
+"""Command line: ``sim run``, ``sim compare``, ``sim report``, ``sim expected``,
+``sim validate``.
 
 Bad input prints one message naming the file, the field and the fix, and exits with status 2.
 """
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("out/compare"),
         help="directory for comparison.csv, roi.csv, per_replication.csv",
     )
+    rep = sub.add_parser("report", help="run scenarios and write a self-contained HTML report")
+    rep.add_argument(
+        "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
+    )
+    rep.add_argument("-r", "--replications", type=int, default=30)
+    rep.add_argument("--seed", type=int, help="root seed (default: the baseline file's)")
+    rep.add_argument("--customers", type=int, help="cohort size (overrides the files)")
+    rep.add_argument("-w", "--workers", type=int, default=1)
+    rep.add_argument("-o", "--output", type=Path, default=Path("out/report.html"))
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path)
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
@@ -163,18 +173,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from sim.output import write_frame
     from sim.scenario_file import write_text_atomic
 
-    scenarios: dict[str, Scenario] = {}
-    for path in args.scenarios:
-        scenario = Scenario.from_toml(path)
-        name = scenario.name if scenario.name not in scenarios else path.stem
-        if name in scenarios:
-            raise ScenarioError(
-                f"two scenarios are called '{name}'",
-                source=str(path),
-                field="scenario, field 'name'",
-                fix="give each its own name",
-            )
-        scenarios[name] = scenario
+    scenarios = _load_named(args.scenarios)
     replications = args.replications
     if replications != "auto":
         try:
@@ -266,6 +265,50 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_named(paths: list[Path]) -> dict[str, Scenario]:
+    scenarios: dict[str, Scenario] = {}
+    for path in paths:
+        scenario = Scenario.from_toml(path)
+        name = scenario.name if scenario.name not in scenarios else path.stem
+        if name in scenarios:
+            raise ScenarioError(
+                f"two scenarios are called '{name}'",
+                source=str(path),
+                field="scenario, field 'name'",
+                fix="give each its own name",
+            )
+        scenarios[name] = scenario
+    return scenarios
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from sim.compare import compare
+    from sim.report import build_report
+    from sim.runner import run
+
+    scenarios = _load_named(args.scenarios)
+    if len(scenarios) == 1:
+        obj = run(
+            next(iter(scenarios.values())),
+            replications=args.replications,
+            seed=args.seed,
+            customers=args.customers,
+            workers=args.workers,
+        )
+    else:
+        obj = compare(
+            scenarios,
+            args.replications,
+            seed=args.seed,
+            customers=args.customers,
+            workers=args.workers,
+        )
+    print(repr(obj))
+    path = build_report(obj, args.output)
+    print(f"Report: {path}")
+    return 0
+
+
 def _cmd_expected(args: argparse.Namespace) -> int:
     scenario = Scenario.from_toml(args.scenario)
     exp = expected(scenario)
@@ -292,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "run": _cmd_run,
         "compare": _cmd_compare,
+        "report": _cmd_report,
         "expected": _cmd_expected,
         "validate": _cmd_validate,
     }
