@@ -125,9 +125,8 @@ def build_report(obj: Comparison | RunResult, path: str | Path, title: str | Non
     ]
     for name, res in results.items():
         table = res.retention_summary(by="persona")
-        shares = tuple(c for c in table.columns if c.startswith("active_day_")) + (
-            "repeat_purchase_rate",
-        )
+        days = [c for c in table.columns if c.startswith("active_day_")]
+        shares = (*days, "repeat_purchase_rate")
         parts += [f"<h3>{html.escape(name)}</h3>", _table(table, shares)]
     parts += [
         "<h2>Time to first purchase</h2>",
