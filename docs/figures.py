@@ -16,7 +16,8 @@ def main() -> None:
     result = sim.run(scenario, replications=5, seed=7)
     write_figure(plot.funnel(result), HERE / "funnel.png")
     write_figure(plot.retention(result), HERE / "retention.png")
-    print(f"wrote {HERE / 'funnel.png'} and {HERE / 'retention.png'}")
+    write_figure(plot.flow(result), HERE / "flow.png")
+    print(f"wrote funnel.png, retention.png and flow.png in {HERE}")
 
 
 if __name__ == "__main__":
