@@ -33,6 +33,8 @@ from sim.model.logit import treated_matrix
 from sim.model.scenario import Scenario
 
 ALL = "all"
+#: Interventions that may reach one persona: the exact mixture has 2**n parts.
+MAX_EXACT_INTERVENTIONS = 10
 
 
 def hitting_probability(P: np.ndarray, targets: np.ndarray, absorbing: np.ndarray) -> np.ndarray:
@@ -236,6 +238,13 @@ def _persona_chain(scenario: Scenario, p: int, weight: float) -> PersonaChain:
             for iv in ivs
         ]
         candidates = [i for i, c in enumerate(chance) if c > 0]
+        if len(candidates) > MAX_EXACT_INTERVENTIONS:
+            raise ScenarioError(
+                f"{len(candidates)} interventions can reach persona '{persona}'; exact answers "
+                f"enumerate their combinations and stop at {MAX_EXACT_INTERVENTIONS}",
+                field="intervention",
+                fix="compare by simulation (sim.compare)",
+            )
         for size in range(len(candidates) + 1):
             for chosen in itertools.combinations(candidates, size):
                 w = w_channel * np.prod(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
@@ -51,3 +52,30 @@ def suggest(name: str, known: Iterable[str]) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     return "known names: " + ", ".join(repr(k) for k in known)
+
+
+def check_unique(names: Iterable[str], kind: str, field: str) -> None:
+    """A ScenarioError naming the first name given twice (stages, personas, channels, ...)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ScenarioError(
+                f"{kind} '{name}' is defined twice",
+                field=field,
+                fix=f"give every {kind} its own name",
+            )
+        seen.add(name)
+
+
+def positive_number(value: object, name: str, field: str, fix: str = "") -> float:
+    """``value`` as a float if it is a finite number > 0, else a ScenarioError with the value."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ScenarioError(
+            f"{name} must be a positive number, got {value!r}", field=field, fix=fix
+        )
+    return float(value)

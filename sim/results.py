@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,6 @@ class RunResult:
     log: EventLog
     provenance: dict[str, Any]
     complete: bool = True
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def events(self) -> pd.DataFrame:

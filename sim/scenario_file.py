@@ -57,6 +57,12 @@ _TYPE_NAMES = {
 }
 
 
+def _label(kind: str, table: dict[str, Any], unnamed: str = "") -> str:
+    """How errors name a table: by its name when it has one."""
+    name = table.get("name")
+    return f"{kind} '{name}'" if isinstance(name, str) else (unnamed or kind)
+
+
 def _check_keys(table: dict[str, Any], section: str, where: str) -> None:
     allowed = _SECTIONS[section]
     for key in table:
@@ -228,7 +234,7 @@ def _journey(head: dict[str, Any], stages: list[dict[str, Any]]) -> Journey:
 
 
 def _stage(i: int, t: dict[str, Any]) -> Stage:
-    label = f"stage '{t['name']}'" if isinstance(t.get("name"), str) else f"stage #{i + 1}"
+    label = _label("stage", t, f"stage #{i + 1}")
     _check_keys(t, "stage", label)
     return Stage(
         name=_get(t, "name", str, label),
@@ -240,7 +246,7 @@ def _stage(i: int, t: dict[str, Any]) -> Stage:
 
 
 def _persona(t: dict[str, Any]) -> Persona:
-    label = f"persona '{t['name']}'" if isinstance(t.get("name"), str) else "persona"
+    label = _label("persona", t)
     _check_keys(t, "persona", label)
     return Persona(
         name=_get(t, "name", str, label),
@@ -304,7 +310,7 @@ def _intervention_effect(e: Any, where: str) -> Any:
 
 
 def _intervention(t: dict[str, Any]) -> Intervention:
-    label = f"intervention '{t['name']}'" if isinstance(t.get("name"), str) else "intervention"
+    label = _label("intervention", t)
     cost = _get(t, "cost", dict, label, {})
     _check_keys(cost, "cost", f"{label}, field 'cost'")
     window = tuple(_get(t, "window_days", list, label, [0.0, math.inf]))
@@ -355,7 +361,7 @@ def _acquisition(t: Any) -> Cohort | Arrivals:
         return Cohort(size=_get(t, "cohort", int, "acquisition"))
     channels = []
     for c in _tables(t, "channel"):
-        label = f"channel '{c['name']}'" if isinstance(c.get("name"), str) else "channel"
+        label = _label("channel", c)
         _check_keys(c, "channel", label)
         channels.append(
             Channel(

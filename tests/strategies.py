@@ -105,3 +105,74 @@ def edge_mask(scenario: sim.Scenario) -> np.ndarray:
         for t, p in s.next:
             mask[j.index(s.name), j.index(t)] = p > 0
     return mask
+
+
+@st.composite
+def scenarios_with_interventions(draw, max_customers: int = 30) -> sim.Scenario:
+    """A random valid scenario with up to three random interventions of every kind it allows:
+    targets, windows, reach, lasting, costs and budgets."""
+    from sim.model.logit import purchase_roles
+
+    scenario = draw(scenarios(max_customers))
+    journey = scenario.journey
+    transient = list(journey.transient)
+    edges = [(s.name, t) for s in journey.stages for t, _ in s.next]
+    missing = [
+        (a, b)
+        for a in transient
+        for b in journey.names
+        if (a, b) not in edges and b != journey.entry
+    ]
+    churn, repeat = purchase_roles(journey)
+    ivs = []
+    for k in range(draw(st.integers(0, 3))):
+        effects = []
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["odds", "dwell", "value", "new", "churn", "repeat"]))
+            if kind == "odds":
+                a, b = draw(st.sampled_from(edges))
+                effects.append(sim.OddsRatio(stage=a, to=b, ratio=draw(st.floats(0.05, 20))))
+            elif kind == "dwell":
+                effects.append(
+                    sim.DwellFactor(
+                        stage=draw(st.sampled_from(transient)), factor=draw(st.floats(0.1, 5))
+                    )
+                )
+            elif kind == "value":
+                effects.append(sim.OrderValueFactor(factor=draw(st.floats(0.1, 2))))
+            elif kind == "new" and missing:
+                a, b = draw(st.sampled_from(missing))
+                effects.append(
+                    sim.NewTransition(stage=a, to=b, probability=draw(st.floats(0.01, 0.9)))
+                )
+            elif kind == "churn" and churn.any():
+                effects.append(sim.ChurnFactor(factor=draw(st.floats(0.1, 5))))
+            elif kind == "repeat" and repeat.any():
+                effects.append(sim.RepeatFactor(factor=draw(st.floats(0.1, 5))))
+        if not effects:
+            effects.append(sim.OrderValueFactor(factor=0.5))
+        start = draw(st.floats(0, scenario.horizon_days))
+        end = draw(st.one_of(st.just(np.inf), st.floats(start + 0.1, start + 400)))
+        fixed = draw(st.floats(0, 5))
+        ivs.append(
+            sim.Intervention(
+                name=f"iv{k}",
+                effects=tuple(effects),
+                personas=tuple(
+                    draw(st.lists(st.sampled_from(scenario.persona_names), max_size=2, unique=True))
+                ),
+                stages=tuple(
+                    draw(st.lists(st.sampled_from(journey.names), max_size=2, unique=True))
+                ),
+                window_days=(start, end),
+                reach=draw(st.floats(0, 1)),
+                lasting=draw(st.booleans()),
+                cost=sim.Cost(
+                    fixed=fixed,
+                    per_reached=draw(st.floats(0, 3)),
+                    per_conversion=draw(st.floats(0, 3)),
+                ),
+                budget=draw(st.one_of(st.none(), st.floats(fixed, fixed + 40))),
+            )
+        )
+    return scenario.with_interventions(*ivs)

@@ -15,6 +15,7 @@ from sim.engine import CompiledScenario, simulate
 from sim.events import ENTRY
 from sim.interventions import discount, loyalty_program, referral_program
 from sim.model.logit import treated_matrix
+from tests.strategies import edge_mask, scenarios_with_interventions
 from tests.validation import SCENARIOS, disagreements
 
 MOVES = ("customer", "time", "from_stage", "to_stage", "value", "persona", "channel")
@@ -382,3 +383,59 @@ def test_events_name_the_interventions_acting():
     events = sim.run(scenario, seed=1).events
     acting = events.loc[events["interventions"] != "", "from_stage"]
     assert len(acting) > 0 and set(acting.astype(str)) <= {"purchase", "post_purchase"}
+
+
+@given(scenarios_with_interventions())
+def test_any_interventions_keep_probabilities_valid(scenario):
+    """For every persona and every combination of interventions acting together, each
+    transient stage's probabilities lie in [0, 1] and sum to 1."""
+    ivs = scenario.interventions
+    for persona in scenario.personas:
+        for mask in range(2 ** len(ivs)):
+            chosen = [iv for i, iv in enumerate(ivs) if mask >> i & 1]
+            m = treated_matrix(scenario.journey, persona, scenario.effects, chosen)
+            rows = m[[not s.absorbing for s in scenario.journey.stages]]
+            assert np.all((rows >= 0) & (rows <= 1)) and np.allclose(rows.sum(axis=1), 1)
+
+
+@given(scenarios_with_interventions())
+def test_interventions_keep_journeys_valid_and_within_their_bounds(scenario):
+    """With any interventions: every step is an edge of the journey or a transition an
+    intervention opened; times never go back; customers are reached only inside the window,
+    at a targeted stage, if their persona is targeted; no budget is exceeded; the same seed
+    gives the same log."""
+    log = _log(scenario, seed=scenario.seed)
+    j = scenario.journey
+    allowed = edge_mask(scenario)
+    for iv in scenario.interventions:
+        for e in iv.of_kind(sim.NewTransition):
+            allowed[j.index(e.stage), j.index(e.to)] = True
+    order = np.lexsort((np.arange(len(log)), log.customer))
+    frm, to, t, cust = (
+        log.from_stage[order],
+        log.to_stage[order],
+        log.time[order],
+        log.customer[order],
+    )
+    moves = frm != ENTRY
+    assert np.all(allowed[frm[moves], to[moves]])
+    same = cust[1:] == cust[:-1]
+    assert np.all(t[1:][same] >= t[:-1][same])
+    persona_of = np.zeros(log.customers[0], dtype=int)
+    persona_of[log.customer] = log.persona
+    for c, i, when in zip(log.reach_customer, log.reach_intervention, log.reach_time, strict=True):
+        iv = scenario.interventions[i]
+        start, end = iv.window_days
+        assert start <= when < end
+        if iv.personas:
+            assert scenario.persona_names[persona_of[c]] in iv.personas
+        if iv.stages:
+            entered = {j.names[s] for s in log.to_stage[(log.customer == c) & (log.time == when)]}
+            assert entered & set(iv.stages)
+    costs = sim.RunResult(scenario=scenario, log=log, provenance={}).costs()
+    for iv in scenario.interventions:
+        if iv.budget is not None:
+            assert (costs[costs.intervention == iv.name]["total"] <= iv.budget + 1e-6).all()
+    again = _log(scenario, seed=scenario.seed)
+    assert _same_moves(log, again)
+    np.testing.assert_array_equal(log.treatment, again.treatment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, check_unique, positive_number
 from sim.model.journey import _pairs
 
 #: Channel name given to the customers of a cohort.
@@ -45,19 +45,13 @@ class Channel:
 
     def __post_init__(self) -> None:
         where = f"channel '{self.name}'"
-        rate = self.rate_per_day
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, int | float)
-            or not math.isfinite(rate)
-            or rate <= 0
-        ):
-            raise ScenarioError(
-                f"rate_per_day must be a positive number, got {rate!r}",
-                field=f"{where}, field 'rate_per_day'",
-                fix="give the expected number of new customers per day, e.g. 40",
-            )
-        object.__setattr__(self, "rate_per_day", float(rate))
+        rate = positive_number(
+            self.rate_per_day,
+            "rate_per_day",
+            f"{where}, field 'rate_per_day'",
+            "give the expected number of new customers per day, e.g. 40",
+        )
+        object.__setattr__(self, "rate_per_day", rate)
         mix = _pairs(self.persona_mix, f"{where}, field 'persona_mix'")
         for persona, share in mix:
             if not 0 <= share <= 1:
@@ -89,13 +83,13 @@ class Arrivals:
                 "arrivals need at least one channel", field="acquisition, field 'channel'"
             )
         names = [c.name for c in channels]
-        for i, n in enumerate(names):
-            if n in names[:i] or n == COHORT_CHANNEL:
-                raise ScenarioError(
-                    f"channel name '{n}' is used twice or reserved",
-                    field="acquisition, field 'channel'",
-                    fix="give every channel its own name",
-                )
+        check_unique(names, "channel", "acquisition, field 'channel'")
+        if COHORT_CHANNEL in names:
+            raise ScenarioError(
+                f"the channel name '{COHORT_CHANNEL}' is reserved for cohorts",
+                field="acquisition, field 'channel'",
+                fix="rename the channel",
+            )
         object.__setattr__(self, "channels", channels)
 
 

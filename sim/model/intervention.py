@@ -13,20 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sim.errors import ScenarioError
-
-
-def _finite_positive(value: object, name: str, where: str, fix: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ScenarioError(
-            f"{name} must be a positive number, got {value!r}", field=where, fix=fix
-        )
-    return float(value)
+from sim.errors import ScenarioError, positive_number
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +29,7 @@ class OddsRatio:
         object.__setattr__(
             self,
             "ratio",
-            _finite_positive(
+            positive_number(
                 self.ratio,
                 "ratio",
                 f"odds_ratio on '{self.stage}' -> '{self.to}'",
@@ -63,7 +50,7 @@ class DwellFactor:
         object.__setattr__(
             self,
             "factor",
-            _finite_positive(
+            positive_number(
                 self.factor, "factor", f"dwell_factor on '{self.stage}'", "1 changes nothing"
             ),
         )
@@ -80,7 +67,7 @@ class ChurnFactor:
         object.__setattr__(
             self,
             "factor",
-            _finite_positive(
+            positive_number(
                 self.factor, "factor", "churn_factor", "0.8 lowers the odds of churning by 20%"
             ),
         )
@@ -97,7 +84,7 @@ class RepeatFactor:
         object.__setattr__(
             self,
             "factor",
-            _finite_positive(
+            positive_number(
                 self.factor, "factor", "repeat_factor", "1.2 raises the odds of buying again by 20%"
             ),
         )
@@ -114,7 +101,7 @@ class OrderValueFactor:
         object.__setattr__(
             self,
             "factor",
-            _finite_positive(self.factor, "factor", "order_value_factor", "0.85 is a 15% discount"),
+            positive_number(self.factor, "factor", "order_value_factor", "0.85 is a 15% discount"),
         )
 
 
@@ -130,7 +117,7 @@ class ArrivalRateFactor:
         object.__setattr__(
             self,
             "factor",
-            _finite_positive(
+            positive_number(
                 self.factor,
                 "factor",
                 f"arrival_rate_factor on '{self.channel}'",

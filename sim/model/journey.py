@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.distributions import Distribution, Fixed, parse_distribution
-from sim.errors import ScenarioError, suggest
+from sim.errors import ScenarioError, check_unique, suggest
 
 #: Tolerance on "probabilities sum to 1": loose enough for hand-written decimals, tight enough
 #: to catch a forgotten branch (the smallest sensible probability is far above it).
@@ -115,11 +115,7 @@ class Journey:
         if not stages:
             raise ScenarioError("a journey needs at least one stage", field="stage")
         names = [s.name for s in stages]
-        for i, n in enumerate(names):
-            if n in names[:i]:
-                raise ScenarioError(
-                    f"stage '{n}' is defined twice", field="stage", fix="rename one"
-                )
+        check_unique(names, "stage", "stage")
         if not self.entry:
             object.__setattr__(self, "entry", names[0])
         if self.entry not in names:

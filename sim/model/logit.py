@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim.errors import ScenarioError, suggest
+from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.journey import Journey
 from sim.model.persona import Effect, Persona
 
@@ -155,10 +155,9 @@ def check_interventions(
             f"{len(interventions)} interventions; at most 30 are supported", field="intervention"
         )
     churn, repeat = purchase_roles(journey)
-    for k, iv in enumerate(interventions):
+    check_unique(names, "intervention", "intervention")
+    for iv in interventions:
         where = f"intervention '{iv.name}'"
-        if iv.name in names[:k]:
-            raise ScenarioError("the name is used twice", field=where, fix="rename one")
         for label, given, known in (
             ("personas", iv.personas, personas),
             ("stages", iv.stages, journey.names),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sim.errors import ScenarioError, suggest
+from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
 from sim.model.intervention import Intervention
 from sim.model.journey import Journey
@@ -44,9 +44,7 @@ class Scenario:
         if not personas:
             raise ScenarioError("a scenario needs at least one persona", field="persona")
         names = [p.name for p in personas]
-        for i, n in enumerate(names):
-            if n in names[:i]:
-                raise ScenarioError(f"persona '{n}' is defined twice", field="persona")
+        check_unique(names, "persona", "persona")
         total = math.fsum(p.share for p in personas)
         if abs(total - 1) > 1e-6:
             raise ScenarioError(
