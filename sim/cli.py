@@ -153,6 +153,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     _print_funnel(result)
     _print_retention(result)
+    if scenario.interventions:
+        costs = (
+            result.costs()
+            .groupby("intervention", sort=False)[
+                ["reached", "conversions", "fixed", "reach_cost", "conversion_cost", "total"]
+            ]
+            .mean()
+        )
+        print("\nInterventions (mean per replication)")
+        print(costs.to_string(float_format=lambda x: f"{x:,.1f}"))
     if args.out:
         paths = write_run(result, args.out)
         print(f"\nWrote {', '.join(str(x) for x in paths)}")

@@ -491,26 +491,20 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
 
         process(source())
     env.run(until=s.horizon_days)
-    log = _event_log(
-        c, cust, replication, log_customer, log_time, log_from, log_to, log_value, log_treated
-    )
-    reach_c = np.frombuffer(reach_customer, dtype=np.int_).astype(np.int32)
-    return EventLog(
-        **{
-            **log.__dict__,
-            "reach_replication": np.full(len(reach_c), replication, dtype=np.int32),
-            "reach_customer": reach_c,
-            "reach_intervention": np.frombuffer(reach_index, dtype=np.int16).copy(),
-            "reach_time": np.frombuffer(reach_time, dtype=np.float64).copy(),
-        }
-    )
+    moves = (log_customer, log_time, log_from, log_to, log_value, log_treated)
+    return _event_log(c, cust, replication, moves, (reach_customer, reach_index, reach_time))
 
 
 def _event_log(
-    c: CompiledScenario, cust: _Customers, replication: int, *columns: array
+    c: CompiledScenario,
+    cust: _Customers,
+    replication: int,
+    moves: tuple[array, ...],
+    reaches: tuple[array, array, array],
 ) -> EventLog:
-    """Columns of the run plus the entry rows, merged in time order."""
-    log_customer, log_time, log_from, log_to, log_value, log_treated = columns
+    """The run's moves plus the entry rows, merged in time order, and the reach records."""
+    log_customer, log_time, log_from, log_to, log_value, log_treated = moves
+    reach_customer = np.frombuffer(reaches[0], dtype=np.int_).astype(np.int32)
     n = len(cust.arrival)
     # entry rows are known before the run: written here in numpy, and placed first among rows
     # of equal time (a customer's entry precedes their zero-day moves)
@@ -543,4 +537,8 @@ def _event_log(
         channels=c.scenario.channel_names,
         horizon_days=c.scenario.horizon_days,
         interventions=tuple(iv.name for iv in c.scenario.interventions),
+        reach_replication=np.full(len(reach_customer), replication, dtype=np.int32),
+        reach_customer=reach_customer,
+        reach_intervention=np.frombuffer(reaches[1], dtype=np.int16).copy(),
+        reach_time=np.frombuffer(reaches[2], dtype=np.float64).copy(),
     )

@@ -145,3 +145,10 @@ def test_the_discount_depth_script_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "30% off" in proc.stdout and "Most profitable depth" in proc.stdout
+
+
+def test_run_reports_intervention_costs(capsys):
+    """Running a variant prints what each intervention reached and cost."""
+    assert main(["run", str(SCENARIOS / "discount.toml"), "--customers", "600"]) == 0
+    text = capsys.readouterr().out
+    assert "Interventions (mean per replication)" in text and "launch_discount" in text

@@ -188,3 +188,10 @@ def test_one_scenario_is_not_a_comparison(shop):
     """A comparison needs two scenarios."""
     with pytest.raises(sim.ScenarioError, match="at least two"):
         sim.compare([shop])
+
+
+def test_comparison_summary_in_notebooks(comparison):
+    """A comparison shows its differences and ROI as HTML tables, and a one-line repr."""
+    page = comparison._repr_html_()
+    assert page.count("<table") == 2 and "discount" in page and "roi" in page
+    assert repr(comparison).startswith("Comparison of 3 scenarios against 'baseline'")

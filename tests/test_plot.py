@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
@@ -40,7 +41,7 @@ def subscription() -> sim.RunResult:
 
 
 def _render(fig: Figure) -> None:
-    fig.canvas.draw()  # Agg: every artist must actually render
+    FigureCanvasAgg(fig).draw()  # every artist must actually render
 
 
 def test_funnel_has_one_bar_per_journey_stage(result):
@@ -172,3 +173,4 @@ def test_plots_draw_on_the_axes_given(result, comparison):
     for ax, (draw, obj) in zip(axes, calls, strict=False):
         assert draw(obj, ax=ax) is fig
         assert ax.has_data() or ax.patches
+    _render(fig)

@@ -82,3 +82,20 @@ def test_customers_cannot_override_channel_arrivals(subscription):
     """Arrivals by channel have no fixed customer count; asking for one is refused."""
     with pytest.raises(sim.ScenarioError, match="rate_per_day"):
         sim.run(subscription, customers=100)
+
+
+def test_progress_bar_only_when_asked_or_interactive(baseline, capsys):
+    """Tests and CI see no progress bar; progress=True shows one on stderr."""
+    sim.run(baseline, replications=3, customers=100)
+    assert "replications" not in capsys.readouterr().err
+    sim.run(baseline, replications=3, customers=100, progress=True)
+    assert "replications" in capsys.readouterr().err
+
+
+def test_notebook_summaries(baseline):
+    """Runs and expectations show compact HTML (name, tables) in notebooks; repr is a line."""
+    result = sim.run(baseline, replications=2, customers=300, seed=1)
+    page = result._repr_html_()
+    assert "baseline" in page and page.count("<table") == 2 and "awareness" in page
+    assert "<table" in sim.expected(baseline)._repr_html_()
+    assert repr(result).startswith("RunResult('baseline': 2 replication(s), 600 customers")
