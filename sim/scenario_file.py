@@ -258,7 +258,7 @@ def _persona(t: dict[str, Any]) -> Persona:
 
 
 def _effect(t: dict[str, Any]) -> Effect:
-    label = f"effect on '{t.get('stage')}' -> '{t.get('to')}'"
+    label = f"effect on '{t.get('stage', '?')}' -> '{t.get('to', '?')}'"
     _check_keys(t, "effect", label)
     return Effect(
         stage=_get(t, "stage", str, label),

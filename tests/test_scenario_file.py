@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim.scenario_file import scenario_from_dict
@@ -253,3 +254,89 @@ def test_python_and_file_routes_build_the_same_object(write_toml):
         ),
     )
     assert sim.Scenario.from_toml(write_toml(GOOD)) == built
+
+
+MUTATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["drop", "value", "duplicate", "rename"]),
+        st.integers(0, 10_000),
+        st.sampled_from(
+            [
+                "-1",
+                "0",
+                "1e400",
+                '"text"',
+                "true",
+                "[]",
+                "{}",
+                '"fixed(-1)"',
+                '"gamma(shape=0, mean=1)"',
+                "{ a = 1 }",
+                "nan",
+                "inf",
+                "[1, 2]",
+                '""',
+            ]
+        ),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _mutate(text: str, mutations) -> str:
+    lines = text.splitlines()
+    for kind, where, token in mutations:
+        i = where % len(lines)
+        line = lines[i]
+        if kind == "drop":
+            del lines[i]
+        elif kind == "duplicate":
+            lines.insert(i, line)
+        elif kind == "value" and "=" in line and not line.startswith("["):
+            lines[i] = line.split("=", 1)[0] + "= " + token
+        elif kind == "rename" and "=" in line:
+            lines[i] = "x" + line
+        if not lines:
+            lines = [""]
+    return "\n".join(lines) + "\n"
+
+
+WITH_INTERVENTIONS = (
+    GOOD
+    + """
+[[intervention]]
+name = "offer"
+personas = ["thrifty"]
+stages = ["intent"]
+window_days = [0, 30]
+reach = 0.5
+effects = [
+  { kind = "odds_ratio", stage = "intent", to = "purchase", ratio = 1.4 },
+  { kind = "dwell_factor", stage = "intent", factor = 0.8 },
+  { kind = "new_transition", stage = "awareness", to = "purchase", probability = 0.1 },
+]
+cost = { fixed = 10, per_reached = 0.5, per_conversion = 1 }
+budget = 100
+
+[[intervention]]
+preset = "discount"
+name = "sale"
+depth = 0.2
+elasticity = 2.0
+reach = 0.3
+"""
+)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([GOOD, WITH_INTERVENTIONS]), MUTATIONS)
+def test_any_damaged_file_loads_or_is_explained(tmp_path_factory, text, mutations):
+    """Whatever is damaged in a scenario file, loading it gives a scenario or a ScenarioError
+    naming the file; never another exception from deep inside."""
+    path = tmp_path_factory.mktemp("fuzz") / "shop.toml"
+    path.write_text(_mutate(text, mutations))
+    try:
+        sim.Scenario.from_toml(path)
+    except sim.ScenarioError as err:
+        assert str(err).startswith(str(path))
