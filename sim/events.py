@@ -103,11 +103,6 @@ class EventLog:
         offsets = np.concatenate([[0], np.cumsum(self.customers)[:-1]])
         return offsets[self.replication] + self.customer
 
-    def reach_key(self) -> np.ndarray:
-        """Customer key (as :meth:`customer_key`) of each reach record."""
-        offsets = np.concatenate([[0], np.cumsum(self.customers)[:-1]])
-        return offsets[self.reach_replication] + self.reach_customer
-
     def treatment_labels(self) -> pd.Categorical:
         """Per row, the names of the interventions acting on it joined by '+' ('' for none)."""
         masks, codes = np.unique(self.treatment, return_inverse=True)

@@ -199,6 +199,10 @@ def test_per_reached_cost_is_reached_customers_times_the_price(shop):
         purchase_rows = (log.replication == r) & (log.to_stage == 3) & (log.persona == 1)
         assert costs.loc[r, "conversions"] == np.sum(purchase_rows & ~entries)
         assert costs.loc[r, "total"] == 100 + 0.75 * loyal + 2.0 * costs.loc[r, "conversions"]
+    reached = result.log.reached_frame()
+    assert list(reached.columns) == ["replication", "customer", "intervention", "time"]
+    assert (reached.groupby("replication").size() == costs["reached"]).all()
+    assert set(reached["intervention"]) == {"welcome"} and (reached["time"] == 0).all()
 
 
 @settings(max_examples=20, deadline=None)
