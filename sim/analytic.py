@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sim.analysis.customers import ALL
 from sim.errors import ScenarioError
 from sim.model.acquisition import COHORT_CHANNEL, Arrivals
 from sim.model.intervention import ArrivalRateFactor, DwellFactor, OrderValueFactor
 from sim.model.logit import treated_matrix
 from sim.model.scenario import Scenario
 
-ALL = "all"
 #: Interventions that may reach one persona: the exact mixture has 2**n parts.
 MAX_EXACT_INTERVENTIONS = 10
 

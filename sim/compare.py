@@ -10,6 +10,7 @@ and metrics of each persona; a bootstrap interval is available for skewed metric
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Hashable, Mapping, Sequence
@@ -147,8 +148,14 @@ class Comparison:
             observed=True,
             dropna=False,
         )
+        # rows in reading order: 'all' then personas as defined, metrics as asked
+        order = list(metrics) if metrics else list(dict.fromkeys(data["metric"]))
+        present = set(zip(data["persona"], data["metric"], strict=True))
         rows = []
-        for (who, metric), block in wide.groupby(level=["persona", "metric"], sort=False):
+        for who, metric in itertools.product(dict.fromkeys(data["persona"]), order):
+            if (who, metric) not in present:
+                continue
+            block = wide.loc[(who, metric)]
             base = block[self.baseline].to_numpy()
             for name in self.scenarios:
                 y = block[name].to_numpy()
@@ -191,20 +198,6 @@ class Comparison:
         out = pd.DataFrame(rows)
         if out.empty:
             return out
-        order = list(metrics) if metrics else list(dict.fromkeys(self.per_replication["metric"]))
-        rank = {m: i for i, m in enumerate(order)}
-        scen = {n: i for i, n in enumerate(self.scenarios)}
-        out = out.sort_values(
-            ["persona", "metric", "scenario"],
-            key=lambda col: col.map(
-                rank
-                if col.name == "metric"
-                else scen
-                if col.name == "scenario"
-                else (lambda v: (v != "all", v))
-            ),
-            ignore_index=True,
-        )
         out["p_adjusted"] = np.nan
         for idx in out.groupby("persona").groups.values():
             out.loc[idx, "p_adjusted"] = holm(out.loc[idx, "p_value"].to_numpy())

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis.customers import customer_arrays, customer_table
-from sim.analysis.funnel import ALL, funnel
+from sim.analysis.customers import customer_arrays, customer_groups, customer_table
+from sim.analysis.funnel import funnel
 from sim.analysis.retention import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.analysis.stats import mean_ci
 from sim.events import EventLog
@@ -62,15 +62,7 @@ class RunResult:
         return funnel(self.log, self.scenario.journey, by=by)
 
     def _groups(self, by: str | None) -> list[tuple[str, np.ndarray]]:
-        c = self._customers
-        groups = [(ALL, np.ones(len(c["persona"]), dtype=bool))]
-        if by == "persona":
-            groups += [(n, c["persona"] == i) for i, n in enumerate(self.log.personas)]
-        elif by == "channel":
-            groups += [(n, c["channel"] == i) for i, n in enumerate(self.log.channels)]
-        elif by is not None:
-            raise ValueError(f"split by 'persona', 'channel' or None, not {by!r}")
-        return groups
+        return customer_groups(self.log, by)
 
     def retention(self, by: str | None = "persona") -> pd.DataFrame:
         """Kaplan-Meier survival of active customers since their first purchase, censored at
@@ -112,7 +104,7 @@ class RunResult:
             row: dict[str, Any] = {by or "group": name, "purchasers": sel.sum() / reps}
             for d, s in zip(days, survival_at(curve, np.array(days, dtype=float)), strict=True):
                 row[f"active_day_{d}"] = s
-            row["median_lifetime_days"] = median_lifetime(curve) if len(curve) else np.nan
+            row["median_lifetime_days"] = median_lifetime(curve)
             row["repeat_purchase_rate"] = (purchases >= 2).mean() if len(purchases) else np.nan
             row["purchases_per_purchaser"] = purchases.mean() if len(purchases) else np.nan
             row.update(revenue_per_customer=rev, revenue_ci_low=rev_lo, revenue_ci_high=rev_hi)

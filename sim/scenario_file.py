@@ -12,7 +12,6 @@ from typing import Any
 
 import tomli_w
 
-from sim.distributions import Distribution
 from sim.errors import ScenarioError, suggest
 from sim.interventions import preset
 from sim.model.acquisition import Arrivals, Channel, Cohort
@@ -98,10 +97,6 @@ def _get(
 
 def _tables(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     value = data.get(key, [])
-    if isinstance(value, dict):
-        raise ScenarioError(
-            f"'{key}' must be a list of tables", field=key, fix=f"write each one as [[{key}]]"
-        )
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ScenarioError(
             f"'{key}' must be a list of tables", field=key, fix=f"write each one as [[{key}]]"
@@ -376,10 +371,6 @@ def _acquisition(t: Any) -> Cohort | Arrivals:
 # -- writing ------------------------------------------------------------------------------
 
 
-def _spec(d: Distribution) -> str:
-    return d.spec()
-
-
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     """The scenario as data in the file layout (built-in journeys by name)."""
     head: dict[str, Any] = {"name": s.name}
@@ -414,7 +405,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             if st.absorbing:
                 row["absorbing"] = True
             else:
-                row["dwell"] = _spec(st.dwell)
+                row["dwell"] = st.dwell.spec()
                 if st.purchase:
                     row["purchase"] = True
                 row["next"] = dict(st.next)
@@ -426,7 +417,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 "name": p.name,
                 "share": p.share,
                 "attributes": dict(p.attributes),
-                "order_value": _spec(p.order_value),
+                "order_value": p.order_value.spec(),
                 **({"dwell_factors": dict(p.dwell_factors)} if p.dwell_factors else {}),
             }
             for p in s.personas

@@ -7,6 +7,7 @@ import pytest
 
 import sim
 import sim.runner
+from sim.engine import CompiledScenario, simulate
 
 
 def _same(a: sim.RunResult, b: sim.RunResult) -> bool:
@@ -29,6 +30,9 @@ def test_replications_are_independent_draws(baseline):
     first = log.time[log.replication == 0]
     second = log.time[log.replication == 1]
     assert not np.array_equal(first, second)
+    alone = simulate(CompiledScenario.build(baseline.with_customers(300)), 5, 1)
+    np.testing.assert_array_equal(second, alone.time)
+    np.testing.assert_array_equal(log.to_stage[log.replication == 1], alone.to_stage)
 
 
 def test_seed_defaults_to_the_scenarios(baseline):

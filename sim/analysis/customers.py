@@ -7,6 +7,24 @@ import pandas as pd
 
 from sim.events import EventLog
 
+#: Name of the group of all customers, beside each persona or channel, in every table.
+ALL = "all"
+
+
+def customer_groups(log: EventLog, by: str | None) -> list[tuple[str, np.ndarray]]:
+    """'all', then each persona or channel (``by``), with a mask over the log's customers
+    (in :meth:`EventLog.customer_key` order)."""
+    n = int(log.customers.sum())
+    groups = [(ALL, np.ones(n, dtype=bool))]
+    if by is None:
+        return groups
+    if by not in ("persona", "channel"):
+        raise ValueError(f"split by 'persona', 'channel' or None, not {by!r}")
+    code = np.empty(n, dtype=np.int64)
+    code[log.customer_key()] = log.persona if by == "persona" else log.channel
+    names = log.personas if by == "persona" else log.channels
+    return groups + [(name, code == i) for i, name in enumerate(names)]
+
 
 def reach_matrix(log: EventLog) -> np.ndarray:
     """Boolean (customers x stages): did customer k ever enter stage s (within the horizon)."""

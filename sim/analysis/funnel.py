@@ -5,26 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.analysis.customers import reach_matrix
+from sim.analysis.customers import customer_groups, reach_matrix
 from sim.analysis.stats import mean_ci, proportion_ci
 from sim.events import EventLog
 from sim.model.journey import Journey
-
-ALL = "all"
-
-
-def _groups(log: EventLog, by: str | None) -> tuple[list[str], np.ndarray]:
-    """Group names and each customer's group code (-1 rows are only in 'all')."""
-    n = int(log.customers.sum())
-    if by is None:
-        return [], np.zeros(n, dtype=np.int64)
-    if by not in ("persona", "channel"):
-        raise ValueError(f"funnel can be split by 'persona' or 'channel', not {by!r}")
-    key = log.customer_key()
-    code = np.empty(n, dtype=np.int64)
-    col = log.persona if by == "persona" else log.channel
-    code[key] = col
-    return list(log.personas if by == "persona" else log.channels), code
 
 
 def funnel(log: EventLog, journey: Journey, by: str | None = "persona") -> pd.DataFrame:
@@ -49,14 +33,10 @@ def funnel(log: EventLog, journey: Journey, by: str | None = "persona") -> pd.Da
                 before[:, journey.index(target)] |= reached[:, journey.index(src.name)]
     before[:, entry] = True
     absorbing = np.array([st.absorbing for st in journey.stages])
-    names, code = _groups(log, by)
     key_rep = np.repeat(np.arange(log.replications), log.customers)
-    group_sets = [(ALL, np.ones(len(code), dtype=bool))] + [
-        (name, code == i) for i, name in enumerate(names)
-    ]
     label = by or "group"
     frames = []
-    for name, rows in group_sets:
+    for name, rows in customer_groups(log, by):
         # counts[r, s]: customers of replication r in this group who reached stage s
         counts = np.zeros((log.replications, len(log.stages)))
         np.add.at(counts, key_rep[rows], reached[rows])

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim.analysis.customers import ALL, customer_groups, reach_matrix
 from sim.analysis.retention import kaplan_meier, lifetimes, median_lifetime, survival_at
-
-ALL = "all"
 
 
 def intervention_costs(log, scenario) -> pd.DataFrame:
@@ -70,12 +69,9 @@ def replication_metrics(result, days: tuple[int, ...] = (30, 90, 180)) -> pd.Dat
     duration, observed, bought = lifetimes(c, horizon)
     bought_rep = c["replication"][bought]
     transient = [i for i, s in enumerate(scenario.journey.stages) if not s.absorbing]
-    reached = np.zeros((len(c["persona"]), len(log.stages)), dtype=bool)
-    reached[log.customer_key(), log.to_stage] = True
+    reached = reach_matrix(log)
     wait = c["first_purchase"] - c["arrival"]
-    groups = [(ALL, np.ones(len(c["persona"]), dtype=bool))] + [
-        (name, c["persona"] == i) for i, name in enumerate(log.personas)
-    ]
+    groups = customer_groups(log, "persona")
     n_rep = int(reps.max()) + 1 if len(reps) else 0
     rows: list[tuple[int, str, str, float]] = []
 

@@ -10,8 +10,6 @@ from scipy import stats
 
 from sim.analysis.stats import CONFIDENCE
 
-ALL = "all"
-
 
 def lifetimes(
     cust: dict[str, np.ndarray], horizon: float
