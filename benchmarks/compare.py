@@ -25,9 +25,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    base = sim.Scenario.from_toml(SCENARIOS / "baseline.toml")
-    discount = sim.Scenario.from_toml(SCENARIOS / "discount.toml")
-    loyalty = sim.Scenario.from_toml(SCENARIOS / "loyalty.toml")
+    base = sim.load_scenario(SCENARIOS / "baseline.toml")
+    discount = sim.load_scenario(SCENARIOS / "discount.toml")
+    loyalty = sim.load_scenario(SCENARIOS / "loyalty.toml")
     both = discount.replace(name="both").with_interventions(*loyalty.interventions)
     scenarios = {"baseline": base, "discount": discount, "loyalty": loyalty, "both": both}
     r, n, w = args.replications, args.customers, args.workers

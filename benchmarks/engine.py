@@ -118,9 +118,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    baseline = sim.Scenario.from_toml(SCENARIOS / "baseline.toml").with_customers(args.customers)
+    baseline = sim.load_scenario(SCENARIOS / "baseline.toml").with_customers(args.customers)
     measure("baseline (cohort at day 0)", baseline, args.rounds)
-    subscription = sim.Scenario.from_toml(SCENARIOS / "subscription.toml")
+    subscription = sim.load_scenario(SCENARIOS / "subscription.toml")
     measure("subscription (Poisson arrivals by channel)", subscription, args.rounds)
 
 

@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    scenario = sim.Scenario.from_toml(HERE.parent / "scenarios" / "baseline.toml")
+    scenario = sim.load_scenario(HERE.parent / "scenarios" / "baseline.toml")
     result = sim.run(scenario, replications=5, seed=7)
     write_figure(plot.funnel(result), HERE / "funnel.png")
     write_figure(plot.retention(result), HERE / "retention.png")

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
-    baseline = sim.Scenario.from_toml(HERE / "baseline.toml")
+    baseline = sim.load_scenario(HERE / "baseline.toml")
     variants = {"baseline": baseline}
     for depth in (0.05, 0.10, 0.15, 0.20, 0.25, 0.30):
         offer = discount(

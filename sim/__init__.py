@@ -3,18 +3,17 @@
 Typical use::
 
     import sim
-    scenario = sim.Scenario.from_toml("scenarios/baseline.toml")
+    scenario = sim.load_scenario("scenarios/baseline.toml")
     result = sim.run(scenario, replications=10, seed=7)
     result.funnel()
     sim.expected(scenario)
 """
 
-from sim import interventions
-from sim.analytic import Expectation, expected
-from sim.compare import Comparison, compare
-from sim.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
-from sim.errors import ScenarioError
+from sim import analysis, interventions
+from sim.engine.analytic import Expectation, expected
+from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
+from sim.io.scenario_toml import load_scenario, save_scenario
 from sim.model import (
     ArrivalRateFactor,
     Arrivals,
@@ -36,8 +35,9 @@ from sim.model import (
     five_stage,
     six_stage,
 )
-from sim.results import RunResult
-from sim.runner import package_version, run
+from sim.model.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
+from sim.results import Comparison, RunResult
+from sim.run import compare, package_version, run
 
 __version__ = package_version()
 
@@ -53,6 +53,7 @@ __all__ = [
     "Effect",
     "Empirical",
     "EventLog",
+    "EventLogError",
     "Expectation",
     "Exponential",
     "Fixed",
@@ -71,10 +72,13 @@ __all__ = [
     "Stage",
     "Weibull",
     "__version__",
+    "analysis",
     "compare",
     "expected",
     "five_stage",
     "interventions",
+    "load_scenario",
     "run",
+    "save_scenario",
     "six_stage",
 ]

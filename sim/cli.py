@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.analytic import expected
+from sim.engine.analytic import expected
 from sim.errors import ScenarioError
+from sim.io.scenario_toml import load_scenario
 from sim.model.scenario import Scenario
 
 EXIT_BAD_INPUT = 2
@@ -130,9 +131,9 @@ def _print_retention(result) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from sim.output import write_run
-    from sim.runner import run
+    from sim.run import run
 
-    scenario = Scenario.from_toml(args.scenario)
+    scenario = load_scenario(args.scenario)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -179,9 +180,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     import json
 
-    from sim.compare import KEY_METRICS, compare
+    from sim.analysis.comparison import KEY_METRICS
+    from sim.io.atomic import write_text_atomic
     from sim.output import write_frame
-    from sim.scenario_file import write_text_atomic
+    from sim.run import compare
 
     scenarios = _load_named(args.scenarios)
     replications = args.replications
@@ -253,6 +255,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         ].to_string(index=False, float_format=lambda x: f"{x:,.2f}")
     )
     out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     written = [
         write_frame(
             res.summary(metrics=None, persona=None, bootstrap=args.bootstrap),
@@ -278,7 +281,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _load_named(paths: list[Path]) -> dict[str, Scenario]:
     scenarios: dict[str, Scenario] = {}
     for path in paths:
-        scenario = Scenario.from_toml(path)
+        scenario = load_scenario(path)
         name = scenario.name if scenario.name not in scenarios else path.stem
         if name in scenarios:
             raise ScenarioError(
@@ -292,9 +295,8 @@ def _load_named(paths: list[Path]) -> dict[str, Scenario]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from sim.compare import compare
     from sim.report import build_report
-    from sim.runner import run
+    from sim.run import compare, run
 
     scenarios = _load_named(args.scenarios)
     if len(scenarios) == 1:
@@ -314,13 +316,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
             workers=args.workers,
         )
     print(repr(obj))
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     path = build_report(obj, args.output)
     print(f"Report: {path}")
     return 0
 
 
 def _cmd_expected(args: argparse.Namespace) -> int:
-    scenario = Scenario.from_toml(args.scenario)
+    scenario = load_scenario(args.scenario)
     exp = expected(scenario)
     print(f"{scenario.name}: exact expectations over whole journeys (no horizon)\n")
     print(exp.summary.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
@@ -331,7 +334,7 @@ def _cmd_expected(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    scenario = Scenario.from_toml(args.scenario)
+    scenario = load_scenario(args.scenario)
     print(
         f"{args.scenario}: OK ({scenario.name}: {len(scenario.journey.stages)} stages, "
         f"{len(scenario.personas)} personas)"

@@ -41,6 +41,38 @@ class ScenarioError(ValueError):
         return (_rebuild, (self.problem, self.field, self.fix, self.source))
 
 
+class EventLogError(ScenarioError):
+    """An event log breaks its contract (:mod:`sim.events`): names the file or column, the
+    first offending rows, and the fix."""
+
+    def located(self, source: str) -> EventLogError:
+        """The same error, naming the file it came from (kept if one is named already)."""
+        if self.source:
+            return self
+        return EventLogError(self.problem, field=self.field, fix=self.fix, source=source)
+
+    def __reduce__(self):
+        return (_rebuild_log_error, (self.problem, self.field, self.fix, self.source))
+
+
+def _rebuild_log_error(problem: str, field: str, fix: str, source: str) -> EventLogError:
+    return EventLogError(problem, field=field, fix=fix, source=source)
+
+
+def check_count(value: object, name: str) -> int:
+    """A whole number >= 1, or a ScenarioError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScenarioError(f"{name} must be a whole number >= 1, got {value!r}", field=name)
+    return value
+
+
+def check_seed(seed: object) -> int:
+    """A whole number >= 0, or a ScenarioError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ScenarioError(f"seed must be a whole number >= 0, got {seed!r}", field="seed")
+    return seed
+
+
 def _rebuild(problem: str, field: str, fix: str, source: str) -> ScenarioError:
     return ScenarioError(problem, field=field, fix=fix, source=source)
 

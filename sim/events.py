@@ -1,36 +1,91 @@
-"""The event log: one row per transition, held as numpy columns (never an object per event)."""
+"""The event log: the one contract between engines, real data and analysis.
+
+Schema (one row per move of a customer, held as numpy columns, never an object per event):
+
+=================  ========  ==============================================================
+column             dtype     meaning
+=================  ========  ==============================================================
+replication        int32     0 .. ``len(customers) - 1``; a real log is replication 0
+customer           int32     0 .. ``customers[replication] - 1`` within the replication
+persona            int16     code into ``personas``; the same on every row of a customer
+channel            int16     code into ``channels``; the same on every row of a customer
+time               float64   days since day 0 (``start_date`` when known), in [0, horizon]
+from_stage         int16     ``ENTRY`` (-1) on the customer's first row, else a stage code
+to_stage           int16     code into ``stages``: the stage entered
+value              float64   order value, >= 0; non-zero only where ``to_stage`` is a purchase
+treatment          int64     bit i set: intervention i acted on the decision behind the row
+referrer           int32     customer who referred this one (same replication), -1 if none
+=================  ========  ==============================================================
+
+Invariants, all checked by :meth:`EventLog.validate`:
+
+- every customer of every replication has exactly one entry row, and it is their first row;
+- rows are in time order within each replication (a customer's entry comes before their
+  moves at the same time), and replications follow each other in blocks;
+- a customer's moves chain: each row's ``from_stage`` is the stage their previous row entered,
+  and nobody moves out of an end stage (``end_stages``);
+- ``value`` is finite, >= 0 and non-zero only on rows entering a purchase stage
+  (``purchase_stages``);
+- times are finite and lie in [0, ``horizon_days``]; a customer who has not reached an end
+  stage is censored at the horizon (still active, never counted as lost).
+
+Stage metadata travels with the log (``stages``, ``purchase_stages``, ``end_stages`` and the
+``edges`` a customer may take), so every analysis runs on a simulated or a real log alone.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from sim.errors import EventLogError
+
 #: ``from_stage`` code of a customer's first row (entry into the journey).
 ENTRY = -1
 
-COLUMNS = (
-    "replication",
-    "customer",
-    "persona",
-    "channel",
-    "time",
-    "from_stage",
-    "to_stage",
-    "value",
-)
+#: Name of the group of all customers, beside each persona or channel, in every table.
+ALL = "all"
+
+#: Columns of every row and their dtypes, in order.
+SCHEMA: dict[str, type] = {
+    "replication": np.int32,
+    "customer": np.int32,
+    "persona": np.int16,
+    "channel": np.int16,
+    "time": np.float64,
+    "from_stage": np.int16,
+    "to_stage": np.int16,
+    "value": np.float64,
+    "treatment": np.int64,
+    "referrer": np.int32,
+}
+
+#: The columns every log carries (``treatment`` and ``referrer`` default to none).
+COLUMNS = tuple(SCHEMA)
+
+#: Columns of the per-intervention reach records.
+REACH_SCHEMA: dict[str, type] = {
+    "reach_replication": np.int32,
+    "reach_customer": np.int32,
+    "reach_intervention": np.int16,
+    "reach_time": np.float64,
+}
+
+#: How many offending rows an error message lists.
+SHOWN = 5
 
 
 @dataclass(frozen=True, eq=False)
 class EventLog:
-    """Columnar event log of one or more replications.
+    """Columnar event log of one or more replications (simulated) or of real customers.
 
-    ``persona``, ``channel``, ``from_stage`` and ``to_stage`` are integer codes into ``personas``,
-    ``channels`` and ``stages``; ``from_stage`` is ``ENTRY`` (-1) on each customer's first row.
-    Rows are in time order within each replication. ``customers`` counts the customers of each
-    replication (customer numbers run from 0 within a replication).
+    See the module documentation for the schema and its invariants. Build one from arrays
+    (engines do), from a DataFrame with :meth:`from_frame`, or from a file with
+    :func:`sim.read_events`.
     """
 
     replication: np.ndarray
@@ -46,26 +101,50 @@ class EventLog:
     personas: tuple[str, ...]
     channels: tuple[str, ...]
     horizon_days: float
+    #: per stage: entering it is a purchase
+    purchase_stages: tuple[bool, ...] = ()
+    #: per stage: an end (absorbing) stage; nobody moves out of it
+    end_stages: tuple[bool, ...] = ()
+    #: moves a customer may make, as (from, to) stage codes; None: those seen in the log
+    edges: tuple[tuple[int, int], ...] | None = None
     #: bit i set: intervention i acted on the decision that led to the row
     treatment: np.ndarray | None = None
+    #: the customer who referred this row's customer (-1: none)
+    referrer: np.ndarray | None = None
     interventions: tuple[str, ...] = ()
     #: one record per customer reached by an intervention: replication, customer, index, day
     reach_replication: np.ndarray | None = None
     reach_customer: np.ndarray | None = None
     reach_intervention: np.ndarray | None = None
     reach_time: np.ndarray | None = None
+    #: calendar date of day 0 (ISO 8601), when the log has one
+    start_date: str | None = None
+    #: rows left out when reading, by reason (``read_events(..., errors="skip")``)
+    skipped: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        empty = {
-            "treatment": np.zeros(len(self.time), dtype=np.int64),
+        n = len(self.time)
+        defaults = {
+            "treatment": np.zeros(n, dtype=np.int64),
+            "referrer": np.full(n, -1, dtype=np.int32),
             "reach_replication": np.zeros(0, dtype=np.int32),
             "reach_customer": np.zeros(0, dtype=np.int32),
             "reach_intervention": np.zeros(0, dtype=np.int16),
             "reach_time": np.zeros(0),
         }
-        for name, value in empty.items():
+        for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        s = len(self.stages)
+        if not self.purchase_stages:
+            object.__setattr__(self, "purchase_stages", (False,) * s)
+        if not self.end_stages:
+            object.__setattr__(self, "end_stages", (False,) * s)
+        if self.edges is None:
+            seen = np.unique(
+                np.stack([self.from_stage, self.to_stage])[:, self.from_stage >= 0], axis=1
+            )
+            object.__setattr__(self, "edges", tuple(map(tuple, seen.T.tolist())))
 
     def __len__(self) -> int:
         return len(self.time)
@@ -75,32 +154,50 @@ class EventLog:
         """How many replications the log holds."""
         return len(self.customers)
 
+    @property
+    def purchase_mask(self) -> np.ndarray:
+        """Boolean per stage: entering it is a purchase."""
+        return np.array(self.purchase_stages, dtype=bool)
+
+    @property
+    def end_mask(self) -> np.ndarray:
+        """Boolean per stage: an end stage."""
+        return np.array(self.end_stages, dtype=bool)
+
+    @property
+    def entry_stages(self) -> tuple[int, ...]:
+        """Stages customers enter on their first row."""
+        return tuple(np.unique(self.to_stage[self.from_stage == ENTRY]).tolist())
+
+    def stage_info(self) -> dict[str, Any]:
+        """The stage metadata, to build a log with the same stages."""
+        return {
+            "stages": self.stages,
+            "purchase_stages": self.purchase_stages,
+            "end_stages": self.end_stages,
+            "edges": self.edges,
+        }
+
     @staticmethod
     def concat(logs: Sequence[EventLog]) -> EventLog:
         """Join the logs of separate replications (numbered as in each log)."""
         first = logs[0]
-        names = (
-            *COLUMNS,
-            "treatment",
-            "reach_replication",
-            "reach_customer",
-            "reach_intervention",
-            "reach_time",
-        )
+        names = (*COLUMNS, *REACH_SCHEMA)
         cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in names}
-        return EventLog(
+        skipped: dict[str, int] = {}
+        for log in logs:
+            for reason, count in log.skipped.items():
+                skipped[reason] = skipped.get(reason, 0) + count
+        return replace(
+            first,
             **cols,
-            interventions=first.interventions,
             customers=np.concatenate([log.customers for log in logs]),
-            stages=first.stages,
-            personas=first.personas,
-            channels=first.channels,
-            horizon_days=first.horizon_days,
+            skipped=skipped,
         )
 
     def customer_key(self) -> np.ndarray:
         """A number per row identifying the customer across replications (0 .. total-1)."""
-        offsets = np.concatenate([[0], np.cumsum(self.customers)[:-1]])
+        offsets = np.concatenate([[0], np.cumsum(self.customers)[:-1]]).astype(np.int64)
         return offsets[self.replication] + self.customer
 
     def treatment_labels(self) -> pd.Categorical:
@@ -127,7 +224,8 @@ class EventLog:
 
     def to_frame(self) -> pd.DataFrame:
         """The log as a DataFrame; stage, persona and channel columns are categorical. With
-        interventions, an ``interventions`` column names those acting on each move."""
+        interventions, an ``interventions`` column names those acting on each move; with
+        referrals, a ``referrer`` column holds the referring customer (-1: none)."""
         stage_cat = pd.CategoricalDtype(list(self.stages))
 
         def cat(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
@@ -153,4 +251,277 @@ class EventLog:
         )
         if self.interventions:
             frame["interventions"] = self.treatment_labels()
+        if (self.referrer >= 0).any():
+            frame["referrer"] = self.referrer
         return frame
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        stages: Sequence[str],
+        purchase_stages: Sequence[str] = (),
+        end_stages: Sequence[str] = (),
+        edges: Sequence[tuple[str, str]] | None = None,
+        horizon_days: float | None = None,
+        personas: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        start_date: str | None = None,
+    ) -> EventLog:
+        """A validated log from a DataFrame in the layout :meth:`to_frame` writes.
+
+        Columns ``customer``, ``time``, ``from_stage`` (NaN or empty on entry rows),
+        ``to_stage`` are required; ``replication`` (default 0), ``persona``, ``channel``
+        (default 'all'), ``value`` (default 0), ``referrer`` (default -1) are optional. Stage,
+        persona and channel columns hold names. ``horizon_days`` defaults to the last time.
+        Rows are put in time order (stable, so ties keep their order); customers are numbered
+        0.. within each replication in order of entry, and ``referrer`` is renumbered alike.
+        """
+        missing = [c for c in ("customer", "time", "from_stage", "to_stage") if c not in frame]
+        if missing:
+            raise EventLogError(
+                f"missing column(s) {', '.join(missing)}",
+                field="columns",
+                fix=f"the frame has {', '.join(map(str, frame.columns))}",
+            )
+        stages = tuple(stages)
+        code = {name: i for i, name in enumerate(stages)}
+        n = len(frame)
+        rep = (
+            frame["replication"].to_numpy(dtype=np.int64)
+            if "replication" in frame
+            else np.zeros(n, dtype=np.int64)
+        )
+        time = frame["time"].to_numpy(dtype=np.float64)
+
+        def stage_codes(column: str, entry_ok: bool) -> np.ndarray:
+            raw = frame[column]
+            names = raw.astype(str)
+            empty = (raw.isna() | (names == "")).to_numpy()
+            mapped = names.map(code)
+            bad = np.flatnonzero(~empty & mapped.isna().to_numpy())
+            if len(bad):
+                shown = ", ".join(f"row {i} ({names.iloc[i]!r})" for i in bad[:SHOWN])
+                raise EventLogError(
+                    f"{len(bad)} row(s) name an unknown stage: {shown}",
+                    field=column,
+                    fix=f"use one of {', '.join(stages)}",
+                )
+            if not entry_ok and empty.any():
+                first = np.flatnonzero(empty)[:SHOWN].tolist()
+                raise EventLogError(f"rows {first} have no stage", field=column)
+            return np.where(empty, ENTRY, mapped.fillna(ENTRY).to_numpy()).astype(np.int64)
+
+        from_stage = stage_codes("from_stage", entry_ok=True)
+        to_stage = stage_codes("to_stage", entry_ok=False)
+
+        def names_and_codes(column: str, given: Sequence[str] | None) -> tuple:
+            if column not in frame:
+                return (tuple(given) if given else (ALL,)), np.zeros(n, dtype=np.int64)
+            values = frame[column].astype(str)
+            known = tuple(given) if given else tuple(sorted(pd.unique(values)))
+            codes = pd.Categorical(values, categories=list(known)).codes.astype(np.int64)
+            if (codes < 0).any():
+                row = int(np.flatnonzero(codes < 0)[0])
+                raise EventLogError(
+                    f"row {row}: unknown {column} {values.iloc[row]!r}",
+                    field=column,
+                    fix=f"use one of {', '.join(known)}",
+                )
+            return known, codes
+
+        persona_names, persona = names_and_codes("persona", personas)
+        channel_names, channel = names_and_codes("channel", channels)
+        value = frame["value"].to_numpy(dtype=np.float64) if "value" in frame else np.zeros(n)
+        referrer = (
+            frame["referrer"].to_numpy(dtype=np.int64)
+            if "referrer" in frame
+            else np.full(n, -1, dtype=np.int64)
+        )
+        # time order within replications; entry rows first among equal times of a customer
+        order = np.lexsort((from_stage != ENTRY, time, rep))
+        rep, time, from_stage, to_stage = (
+            rep[order],
+            time[order],
+            from_stage[order],
+            to_stage[order],
+        )
+        persona, channel, value, referrer = (
+            persona[order],
+            channel[order],
+            value[order],
+            referrer[order],
+        )
+        raw_customer = frame["customer"].to_numpy()[order]
+        reps = int(rep.max()) + 1 if n else 1
+        customer = np.empty(n, dtype=np.int64)
+        counts = np.zeros(reps, dtype=np.int64)
+        for r in range(reps):
+            rows = np.flatnonzero(rep == r)
+            first_seen = pd.unique(raw_customer[rows])
+            mapping = pd.Index(first_seen)
+            customer[rows] = mapping.get_indexer(raw_customer[rows])
+            counts[r] = len(first_seen)
+            has = referrer[rows] >= 0
+            if has.any():
+                referrer[rows[has]] = mapping.get_indexer(referrer[rows[has]])
+        if horizon_days is None:
+            horizon_days = float(time.max()) if n else 0.0
+        edge_codes = None
+        if edges is not None:
+            edge_codes = tuple((code[a], code[b]) for a, b in edges)
+        log = cls(
+            replication=rep.astype(np.int32),
+            customer=customer.astype(np.int32),
+            persona=persona.astype(np.int16),
+            channel=channel.astype(np.int16),
+            time=time,
+            from_stage=from_stage.astype(np.int16),
+            to_stage=to_stage.astype(np.int16),
+            value=value,
+            referrer=referrer.astype(np.int32),
+            customers=counts,
+            stages=stages,
+            personas=persona_names,
+            channels=channel_names,
+            horizon_days=float(horizon_days),
+            purchase_stages=tuple(s in set(purchase_stages) for s in stages),
+            end_stages=tuple(s in set(end_stages) for s in stages),
+            edges=edge_codes,
+            start_date=start_date,
+        )
+        return log.validate()
+
+    def validate(self) -> EventLog:
+        """Check every invariant of the schema; return the log, or raise
+        :class:`~sim.errors.EventLogError` naming the column, the first offending rows and the
+        fix."""
+        _validate(self)
+        return self
+
+
+def _fail(problem: str, column: str, rows: np.ndarray | None = None, fix: str = "") -> None:
+    if rows is not None and len(rows):
+        shown = ", ".join(str(int(r)) for r in rows[:SHOWN])
+        more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
+        problem = f"{problem} (rows {shown}{more})"
+    raise EventLogError(problem, field=column, fix=fix)
+
+
+def _validate(log: EventLog) -> None:
+    n = len(log.time)
+    s = len(log.stages)
+    if len(set(log.stages)) != s:
+        _fail("stage names repeat", "stages")
+    if len(log.purchase_stages) != s or len(log.end_stages) != s:
+        _fail("purchase_stages and end_stages need one flag per stage", "stages")
+    for name, dtype in SCHEMA.items():
+        col = getattr(log, name)
+        if not isinstance(col, np.ndarray) or col.ndim != 1 or len(col) != n:
+            _fail(f"must be a 1-D array of {n} rows", name)
+        if col.dtype != dtype:
+            _fail(f"has dtype {col.dtype}, not {np.dtype(dtype)}", name)
+    for name, dtype in REACH_SCHEMA.items():
+        col = getattr(log, name)
+        if col.dtype != dtype or len(col) != len(log.reach_customer):
+            _fail(f"must be {np.dtype(dtype)} with one entry per reach record", name)
+    reps = len(log.customers)
+    if (np.asarray(log.customers) < 0).any():
+        _fail("customer counts must be >= 0", "customers")
+    if not np.isfinite(log.horizon_days) or log.horizon_days < 0:
+        _fail(f"horizon_days must be a finite number >= 0, got {log.horizon_days}", "horizon")
+
+    def in_range(name: str, low: int, high: np.ndarray | int) -> None:
+        col = getattr(log, name)
+        bad = np.flatnonzero((col < low) | (col >= high))
+        if len(bad):
+            _fail(f"codes outside [{low}, {high if np.isscalar(high) else 'count'})", name, bad)
+
+    in_range("replication", 0, reps)
+    if n == 0:
+        return
+    in_range("customer", 0, np.asarray(log.customers)[log.replication])
+    in_range("persona", 0, len(log.personas))
+    in_range("channel", 0, len(log.channels))
+    in_range("to_stage", 0, s)
+    in_range("from_stage", ENTRY, s)
+    bad = np.flatnonzero(~np.isfinite(log.time) | (log.time < 0))
+    if len(bad):
+        _fail("times must be finite and >= 0", "time", bad)
+    bad = np.flatnonzero(log.time > log.horizon_days)
+    if len(bad):
+        _fail(f"times after the horizon ({log.horizon_days} days)", "time", bad)
+    # replications in blocks, time order within each
+    step_rep = np.diff(log.replication)
+    bad = np.flatnonzero(step_rep < 0)
+    if len(bad):
+        _fail("replications must follow each other in blocks", "replication", bad + 1)
+    bad = np.flatnonzero((step_rep == 0) & (np.diff(log.time) < 0))
+    if len(bad):
+        _fail("rows out of time order within a replication", "time", bad + 1)
+    key = log.customer_key()
+    total = int(np.sum(log.customers))
+    entry = log.from_stage == ENTRY
+    entries = np.bincount(key[entry], minlength=total)
+    if (entries != 1).any():
+        who = np.flatnonzero(entries != 1)
+        _fail(
+            f"{len(who)} customer(s) without exactly one entry row (customer keys "
+            f"{who[:SHOWN].tolist()})",
+            "from_stage",
+            fix="every customer's first row enters the journey (from_stage -1 or empty)",
+        )
+    # per customer, rows in order: the entry first, then moves that chain
+    by_customer = np.argsort(key, kind="stable")
+    k_sorted = key[by_customer]
+    first = np.r_[True, k_sorted[1:] != k_sorted[:-1]]
+    bad = by_customer[first & ~entry[by_customer]]
+    if len(bad):
+        _fail("a customer's first row is not their entry", "from_stage", np.sort(bad))
+    prev_to = np.r_[ENTRY, log.to_stage[by_customer][:-1]]
+    chained = first | (log.from_stage[by_customer] == prev_to)
+    bad = by_customer[~chained]
+    if len(bad):
+        _fail(
+            "moves do not chain: from_stage is not the stage the customer's previous row entered",
+            "from_stage",
+            np.sort(bad),
+        )
+    ends = log.end_mask
+    bad = np.flatnonzero(~entry & ends[np.maximum(log.from_stage, 0)])
+    if len(bad):
+        _fail("moves out of an end stage", "from_stage", bad)
+    for name in ("persona", "channel"):
+        col = getattr(log, name)
+        first_of = np.empty(total, dtype=col.dtype)
+        first_of[key[entry]] = col[entry]
+        bad = np.flatnonzero(col != first_of[key])
+        if len(bad):
+            _fail(f"a customer's {name} changes between rows", name, bad)
+    bad = np.flatnonzero(~np.isfinite(log.value) | (log.value < 0))
+    if len(bad):
+        _fail("values must be finite and >= 0", "value", bad)
+    bad = np.flatnonzero((log.value != 0) & ~log.purchase_mask[log.to_stage])
+    if len(bad):
+        _fail("a value on a row that is not a purchase", "value", bad)
+    if not log.interventions:
+        bad = np.flatnonzero(log.treatment != 0)
+        if len(bad):
+            _fail("treatment bits set in a log without interventions", "treatment", bad)
+    bad = np.flatnonzero(
+        (log.referrer < -1)
+        | (log.referrer >= np.asarray(log.customers)[log.replication])
+        | (log.referrer == log.customer)
+    )
+    if len(bad):
+        _fail("referrer must be -1 or another customer of the same replication", "referrer", bad)
+    allowed = np.zeros((s, s), dtype=bool)
+    for a, b in log.edges or ():
+        if not (0 <= a < s and 0 <= b < s):
+            _fail(f"edge ({a}, {b}) names a stage code outside the log", "edges")
+        allowed[a, b] = True
+    moves = np.flatnonzero(~entry)
+    bad = moves[~allowed[log.from_stage[moves], log.to_stage[moves]]]
+    if len(bad):
+        _fail("moves along no edge of the journey", "to_stage", bad)

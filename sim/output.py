@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from sim.io.atomic import write_atomic, write_text_atomic
+from sim.io.scenario_toml import save_scenario
 from sim.results import RunResult
-from sim.scenario_file import write_text_atomic
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def have_parquet() -> bool:
@@ -40,19 +25,20 @@ def have_parquet() -> bool:
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     """Write a DataFrame as CSV or Parquet (by suffix), atomically."""
     if path.suffix == ".parquet":
-        return _atomic(path, lambda p: frame.to_parquet(p, index=False))
-    return _atomic(path, lambda p: frame.to_csv(p, index=False))
+        return write_atomic(path, lambda p: frame.to_parquet(p, index=False))
+    return write_atomic(path, lambda p: frame.to_csv(p, index=False))
 
 
 def write_figure(fig: Figure, path: str | Path) -> Path:
     """Save a figure as PNG, atomically."""
-    return _atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
+    return write_atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
 
 
 def write_run(result: RunResult, out_dir: str | Path, plots: bool = True) -> list[Path]:
     """Write a run's event log, funnel, retention, time-to-purchase tables, plots, the scenario
     and ``run.json`` (provenance) into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     events = out / ("events.parquet" if have_parquet() else "events.csv")
     written = [
         write_frame(result.events, events),
@@ -67,7 +53,7 @@ def write_run(result: RunResult, out_dir: str | Path, plots: bool = True) -> lis
         written.append(write_figure(plot.funnel(result), out / "funnel.png"))
         written.append(write_figure(plot.retention(result), out / "retention.png"))
     scenario_path = out / "scenario.toml"
-    result.scenario.to_toml(scenario_path)
+    save_scenario(result.scenario, scenario_path)
     run_json = out / "run.json"
     meta = {
         **result.provenance,

@@ -13,11 +13,11 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from sim import plot
-from sim.compare import Comparison
 from sim.display import number, percent
-from sim.results import RunResult
-from sim.runner import package_version
-from sim.scenario_file import write_text_atomic
+from sim.io.atomic import write_text_atomic
+from sim.io.scenario_toml import save_scenario
+from sim.results import Comparison, RunResult
+from sim.run.provenance import package_version
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -141,7 +141,7 @@ def build_report(obj: Comparison | RunResult, path: str | Path, title: str | Non
             f"<h3>{html.escape(name)}</h3>",
             f"<p>{html.escape(s.description)}</p>" if s.description else "",
             "<details><summary>Definition (scenario file)</summary>"
-            f"<pre>{html.escape(s.to_toml())}</pre></details>",
+            f"<pre>{html.escape(save_scenario(s))}</pre></details>",
             "<details><summary>Provenance</summary>"
             f"<pre>{html.escape(json.dumps(res.provenance, indent=2))}</pre></details>",
         ]

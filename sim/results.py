@@ -1,22 +1,24 @@
-"""The result of a run: the event log and the analyses an analyst asks of it."""
+"""Thin result objects: a run (event log + scenario + provenance) and a comparison of runs.
+
+The analyses themselves live in :mod:`sim.analysis` and work on any event log."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sim.analysis.customers import customer_arrays, customer_groups, customer_table
+from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summary
+from sim.analysis.customers import customer_arrays, customer_table
 from sim.analysis.funnel import funnel
-from sim.analysis.retention import kaplan_meier, lifetimes, median_lifetime, survival_at
-from sim.analysis.stats import mean_ci
-from sim.events import EventLog
+from sim.analysis.metrics import intervention_costs, replication_metrics
+from sim.analysis.tables import RETENTION_DAYS, retention, retention_summary, time_to_purchase
+from sim.events import ALL, EventLog
 from sim.model.scenario import Scenario
-
-RETENTION_DAYS = (30, 90, 180, 365)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,109 +45,44 @@ class RunResult:
         return self.log.replications
 
     @functools.cached_property
-    def _flags(self) -> tuple[np.ndarray, np.ndarray]:
-        stages = self.scenario.journey.stages
-        return (np.array([s.absorbing for s in stages]), np.array([s.purchase for s in stages]))
-
-    @functools.cached_property
     def _customers(self) -> dict[str, np.ndarray]:
-        return customer_arrays(self.log, *self._flags)
+        return customer_arrays(self.log)
 
     def customers(self) -> pd.DataFrame:
         """One row per customer and replication: persona, channel, arrival, final stage, whether
         the journey ended, first purchase day, number of purchases and revenue."""
-        return customer_table(self.log, *self._flags)
+        return customer_table(self.log)
 
     def funnel(self, by: str | None = "persona") -> pd.DataFrame:
         """Customers reaching each stage with overall and step conversion (see
         :func:`sim.analysis.funnel`); ``by`` is 'persona', 'channel' or None."""
-        return funnel(self.log, self.scenario.journey, by=by)
-
-    def _groups(self, by: str | None) -> list[tuple[str, np.ndarray]]:
-        return customer_groups(self.log, by)
+        return funnel(self.log, by=by)
 
     def retention(self, by: str | None = "persona") -> pd.DataFrame:
         """Kaplan-Meier survival of active customers since their first purchase, censored at
-        the horizon, pooled over replications: columns group, day, survival, ci_low, ci_high,
-        at_risk."""
-        c = self._customers
-        duration, observed, bought = lifetimes(c, self.log.horizon_days)
-        frames = []
-        for name, rows in self._groups(by):
-            sel = rows[bought]
-            curve = kaplan_meier(duration[sel], observed[sel])
-            curve.insert(0, by or "group", name)
-            frames.append(curve)
-        out = pd.concat(frames, ignore_index=True)
-        return out.drop(columns="group") if by is None else out
+        the horizon, pooled over replications (see :func:`sim.analysis.retention`)."""
+        return retention(self.log, by, self._customers)
 
     def retention_summary(
         self, by: str | None = "persona", days: tuple[int, ...] = RETENTION_DAYS
     ) -> pd.DataFrame:
-        """Per group: purchasers, share still active at chosen days after first purchase
-        (Kaplan-Meier), median active lifetime, repeat-purchase rate, purchases per purchaser,
-        and revenue per customer (mean with 95% CI over replications)."""
-        c = self._customers
-        horizon = self.log.horizon_days
-        duration, observed, bought = lifetimes(c, horizon)
-        days = tuple(d for d in days if d < horizon)
-        reps = self.log.replications
-        rows = []
-        for name, members in self._groups(by):
-            sel = members[bought]
-            curve = kaplan_meier(duration[sel], observed[sel])
-            rep = c["replication"][members]
-            entrants = np.bincount(rep, minlength=reps)
-            revenue = np.bincount(rep, weights=c["revenue"][members], minlength=reps)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                per_customer = revenue / entrants
-            rev, rev_lo, rev_hi = mean_ci(per_customer)
-            purchases = c["purchases"][members & bought]
-            row: dict[str, Any] = {by or "group": name, "purchasers": sel.sum() / reps}
-            for d, s in zip(days, survival_at(curve, np.array(days, dtype=float)), strict=True):
-                row[f"active_day_{d}"] = s
-            row["median_lifetime_days"] = median_lifetime(curve)
-            row["repeat_purchase_rate"] = (purchases >= 2).mean() if len(purchases) else np.nan
-            row["purchases_per_purchaser"] = purchases.mean() if len(purchases) else np.nan
-            row.update(revenue_per_customer=rev, revenue_ci_low=rev_lo, revenue_ci_high=rev_hi)
-            rows.append(row)
-        out = pd.DataFrame(rows)
-        return out.drop(columns="group") if by is None else out
+        """Per group: purchasers, share still active at chosen days after first purchase,
+        median active lifetime, repeat purchases and revenue per customer (see
+        :func:`sim.analysis.retention_summary`)."""
+        return retention_summary(self.log, by, days, self._customers)
 
     def time_to_purchase(self, by: str | None = "persona") -> pd.DataFrame:
         """Days from entry to first purchase among customers who bought within the horizon:
         share who bought, mean, median and quartiles."""
-        c = self._customers
-        wait = c["first_purchase"] - c["arrival"]
-        rows = []
-        for name, members in self._groups(by):
-            w = wait[members]
-            w = w[~np.isnan(w)]
-            q = np.quantile(w, [0.25, 0.5, 0.75]) if len(w) else [np.nan] * 3
-            rows.append(
-                {
-                    by or "group": name,
-                    "share_purchased": len(w) / max(members.sum(), 1),
-                    "mean_days": w.mean() if len(w) else np.nan,
-                    "q25_days": q[0],
-                    "median_days": q[1],
-                    "q75_days": q[2],
-                }
-            )
-        out = pd.DataFrame(rows)
-        return out.drop(columns="group") if by is None else out
+        return time_to_purchase(self.log, by, self._customers)
 
     def costs(self) -> pd.DataFrame:
         """Cost of each intervention per replication (fixed, per reached, per conversion)."""
-        from sim.analysis.metrics import intervention_costs
-
-        return intervention_costs(self.log, self.scenario)
+        return intervention_costs(self.log, self.scenario.interventions)
 
     def metrics(self, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
         """Per-replication metrics as a long table (replication, persona, metric, value)."""
-        from sim.analysis.metrics import replication_metrics
-
-        return replication_metrics(self, days)
+        return replication_metrics(self.log, self.scenario.interventions, days, self._customers)
 
     def _repr_html_(self) -> str:
         from sim.display import html_block, percent
@@ -183,4 +120,86 @@ class RunResult:
             f"RunResult({self.scenario.name!r}: {self.replications} replication(s), "
             f"{int(self.log.customers.sum()):,} customers, {len(self.log):,} events, "
             f"seed {p.get('seed')}, engine {p.get('engine')}{state})"
+        )
+
+
+@dataclass(eq=False)
+class Comparison:
+    """Scenarios run side by side. ``per_replication`` keeps every replication's metrics
+    (scenario, replication, persona, metric, value); ``results`` each scenario's run."""
+
+    scenarios: dict[str, Scenario]
+    baseline: str
+    results: dict[str, RunResult]
+    per_replication: pd.DataFrame
+    seed: int
+    paired: bool
+    replications: int
+    converged: bool | None = None
+    elapsed_seconds: float = 0.0
+    _cache: dict[Any, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def summary(
+        self,
+        metrics: Sequence[str] | None = KEY_METRICS,
+        persona: str | None = ALL,
+        bootstrap: bool = False,
+    ) -> pd.DataFrame:
+        """One tidy row per scenario, persona and metric: mean with 95% CI, difference from the
+        baseline with its CI, relative uplift, p-value and Holm-adjusted p-value. ``metrics``
+        None means all; ``persona`` None means every persona; ``bootstrap`` gives BCa intervals
+        (for skewed metrics such as revenue) in place of t intervals."""
+        key = (tuple(metrics) if metrics else None, persona, bootstrap)
+        if key not in self._cache:
+            self._cache[key] = comparison_summary(
+                self.per_replication,
+                list(self.scenarios),
+                self.baseline,
+                self.paired,
+                self.seed,
+                metrics,
+                persona,
+                bootstrap,
+            )
+        return self._cache[key].copy()
+
+    def roi(self) -> pd.DataFrame:
+        """Per scenario against the baseline (means per replication, with 95% CIs on the
+        increments): cost, incremental cost, incremental conversions (buyers), incremental
+        revenue, incremental profit, cost per incremental conversion, and ROI = incremental
+        profit / incremental cost."""
+        return comparison_roi(
+            self.per_replication, list(self.scenarios), self.baseline, self.paired
+        )
+
+    def _repr_html_(self) -> str:
+        from sim.display import html_block
+
+        table = self.summary(
+            metrics=("conversion", "active_day_90", "revenue_per_customer", "profit")
+        )
+        table = table[
+            [
+                "scenario",
+                "metric",
+                "mean",
+                "diff_vs_baseline",
+                "diff_ci_low",
+                "diff_ci_high",
+                "relative_uplift",
+                "p_adjusted",
+            ]
+        ]
+        roi = self.roi()[["scenario", "cost", "incremental_profit", "roi"]]
+        return html_block(
+            repr(self),
+            [],
+            {"Differences from the baseline (95% CI)": table, "Return on the interventions": roi},
+        )
+
+    def __repr__(self) -> str:
+        kind = "paired (common random numbers)" if self.paired else "independent streams"
+        return (
+            f"Comparison of {len(self.scenarios)} scenarios against {self.baseline!r}: "
+            f"{self.replications} replications each, seed {self.seed}, {kind}"
         )

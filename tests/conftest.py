@@ -25,13 +25,13 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 @pytest.fixture
 def baseline() -> sim.Scenario:
     """The bundled e-commerce baseline scenario."""
-    return sim.Scenario.from_toml(SCENARIOS / "baseline.toml")
+    return sim.load_scenario(SCENARIOS / "baseline.toml")
 
 
 @pytest.fixture
 def subscription() -> sim.Scenario:
     """The bundled subscription scenario (channel arrivals)."""
-    return sim.Scenario.from_toml(SCENARIOS / "subscription.toml")
+    return sim.load_scenario(SCENARIOS / "subscription.toml")
 
 
 @pytest.fixture

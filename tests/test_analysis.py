@@ -48,7 +48,10 @@ def _log(rows: list[tuple], customers: list[int], horizon: float = 100.0) -> Eve
         personas=("x", "y"),
         channels=("cohort",),
         horizon_days=horizon,
-    )
+        purchase_stages=(False, True, False, False, False),
+        end_stages=(False, False, False, True, True),
+        edges=((V, B), (V, L), (B, A), (A, B), (A, C)),
+    ).validate()
 
 
 # replication 0: four customers
@@ -87,7 +90,7 @@ def _result(rows=ROWS, customers=(4,)) -> RunResult:
 
 def test_funnel_counts_each_customer_once_per_stage():
     """Reach counts customers, not visits: customer 1 buys twice but counts once."""
-    f = funnel(_result().log, _journey(), by=None).set_index("stage")
+    f = funnel(_result().log, by=None).set_index("stage")
     assert f.loc["visit", "customers"] == 4
     assert f.loc["buy", "customers"] == 2
     assert f.loc["active", "customers"] == 2

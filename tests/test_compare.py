@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import sim
-from sim.compare import holm
+from sim.analysis.stats import holm
 from sim.interventions import discount, loyalty_program
 from tests.validation import SCENARIOS
 
 
 @pytest.fixture(scope="module")
 def shop() -> sim.Scenario:
-    return sim.Scenario.from_toml(SCENARIOS / "baseline.toml").with_customers(2000)
+    return sim.load_scenario(SCENARIOS / "baseline.toml").with_customers(2000)
 
 
 @pytest.fixture(scope="module")

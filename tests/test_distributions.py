@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import sim
-from sim.distributions import parse_distribution
+from sim.model.distributions import parse_distribution
 from tests.strategies import distributions
 
 # each of our laws next to the scipy law it must equal

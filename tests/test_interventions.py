@@ -31,12 +31,12 @@ def _same_moves(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def shop() -> sim.Scenario:
-    return sim.Scenario.from_toml(SCENARIOS / "baseline.toml").with_customers(3000)
+    return sim.load_scenario(SCENARIOS / "baseline.toml").with_customers(3000)
 
 
 def _ghost_scenario() -> sim.Scenario:
     """Arrivals where persona 'ghost' exists in the model but no channel brings any."""
-    base = sim.Scenario.from_toml(SCENARIOS / "subscription.toml")
+    base = sim.load_scenario(SCENARIOS / "subscription.toml")
     personas = (
         *base.personas[:1],
         sim.Persona(
@@ -126,7 +126,7 @@ def test_several_interventions_on_one_transition_multiply_their_odds_ratios(shop
 def test_intervention_effects_agree_with_the_exact_chain():
     """A targeted discount with partial reach and a loyalty programme: the simulation matches
     the exact expanded chain, and fails against a discount with a wrong odds ratio."""
-    base = sim.Scenario.from_toml(SCENARIOS / "baseline.toml")
+    base = sim.load_scenario(SCENARIOS / "baseline.toml")
 
     def variant(elasticity: float) -> sim.Scenario:
         return base.with_interventions(
@@ -144,7 +144,7 @@ def test_intervention_effects_agree_with_the_exact_chain():
 def test_new_transition_and_channel_targeting_agree_with_the_exact_chain():
     """Opening a transition for one channel's customers matches the exact mixture over
     channels, and fails against a transition opened with a wrong probability."""
-    base = sim.Scenario.from_toml(SCENARIOS / "baseline.toml").replace(
+    base = sim.load_scenario(SCENARIOS / "baseline.toml").replace(
         acquisition=sim.Arrivals(
             channels=(
                 sim.Channel(name="ads", rate_per_day=40),
@@ -214,7 +214,7 @@ def test_per_reached_cost_is_reached_customers_times_the_price(shop):
 )
 def test_a_budget_cap_is_never_exceeded(budget, per_reached, per_conversion, fixed):
     """Whatever the prices, spending (fixed + reach + conversions) stays within the budget."""
-    scenario = sim.Scenario.from_toml(SCENARIOS / "baseline.toml").with_customers(800)
+    scenario = sim.load_scenario(SCENARIOS / "baseline.toml").with_customers(800)
     if fixed > budget:
         with pytest.raises(sim.ScenarioError, match="budget"):
             scenario.with_interventions(
@@ -250,7 +250,7 @@ def test_a_binding_budget_stops_reaching_customers(shop):
 def test_ad_campaign_raises_arrivals_only_in_its_window():
     """Doubling a channel's rate on days 20-40 doubles arrivals there (within 4 Poisson SDs);
     arrivals before the window are the same customers at the same times."""
-    base = sim.Scenario.from_toml(SCENARIOS / "subscription.toml").replace(horizon_days=60)
+    base = sim.load_scenario(SCENARIOS / "subscription.toml").replace(horizon_days=60)
     campaign = sim.interventions.ad_campaign(
         channel="search", rate_factor=2.0, window_days=(20, 40)
     )
@@ -309,7 +309,7 @@ def test_bad_intervention_effects_are_explained(write_toml, what, effect, words)
     )
     path = write_toml(text)
     with pytest.raises(sim.ScenarioError) as info:
-        sim.Scenario.from_toml(path)
+        sim.load_scenario(path)
     message = str(info.value)
     assert message.startswith(str(path))
     for w in words:
@@ -334,7 +334,7 @@ def test_bad_intervention_targets_are_explained(write_toml, field, value, words)
         'effects = [{ kind = "order_value_factor", factor = 0.9 }]\n'
     )
     with pytest.raises(sim.ScenarioError) as info:
-        sim.Scenario.from_toml(write_toml(text))
+        sim.load_scenario(write_toml(text))
     for w in words:
         assert w in str(info.value)
     assert "intervention 'x'" in str(info.value)
@@ -342,8 +342,8 @@ def test_bad_intervention_targets_are_explained(write_toml, field, value, words)
 
 def test_variants_extend_their_baseline():
     """discount.toml is the baseline plus its intervention, built from the library preset."""
-    base = sim.Scenario.from_toml(SCENARIOS / "baseline.toml")
-    variant = sim.Scenario.from_toml(SCENARIOS / "discount.toml")
+    base = sim.load_scenario(SCENARIOS / "baseline.toml")
+    variant = sim.load_scenario(SCENARIOS / "discount.toml")
     assert variant.journey == base.journey and variant.personas == base.personas
     assert variant.seed == base.seed and variant.name == "discount"
     assert variant.interventions == (
@@ -366,24 +366,24 @@ def test_extends_errors_are_explained(write_toml, tmp_path):
     """A missing base file and a cycle are reported with the file and the field."""
     path = write_toml('[scenario]\nname = "v"\nextends = "nope.toml"\n')
     with pytest.raises(sim.ScenarioError, match=r"extends 'nope\.toml', which is not found"):
-        sim.Scenario.from_toml(path)
+        sim.load_scenario(path)
     (tmp_path / "a.toml").write_text('[scenario]\nname = "a"\nextends = "b.toml"\n')
     (tmp_path / "b.toml").write_text('[scenario]\nname = "b"\nextends = "a.toml"\n')
     with pytest.raises(sim.ScenarioError, match="leads back to this file"):
-        sim.Scenario.from_toml(tmp_path / "a.toml")
+        sim.load_scenario(tmp_path / "a.toml")
 
 
 @pytest.mark.parametrize("name", ["discount.toml", "loyalty.toml", "referral.toml"])
 def test_variant_files_round_trip(name, tmp_path):
     """Variants save (flattened) and load back equal."""
-    s = sim.Scenario.from_toml(SCENARIOS / name)
-    s.to_toml(tmp_path / name)
-    assert sim.Scenario.from_toml(tmp_path / name) == s
+    s = sim.load_scenario(SCENARIOS / name)
+    sim.save_scenario(s, tmp_path / name)
+    assert sim.load_scenario(tmp_path / name) == s
 
 
 def test_events_name_the_interventions_acting():
     """The events frame says which interventions acted on each move."""
-    scenario = sim.Scenario.from_toml(SCENARIOS / "loyalty.toml").with_customers(500)
+    scenario = sim.load_scenario(SCENARIOS / "loyalty.toml").with_customers(500)
     events = sim.run(scenario, seed=1).events
     acting = events.loc[events["interventions"] != "", "from_stage"]
     assert len(acting) > 0 and set(acting.astype(str)) <= {"purchase", "post_purchase"}

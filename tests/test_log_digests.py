@@ -55,7 +55,7 @@ def log_digest(log: sim.EventLog) -> str:
 def test_bundled_scenario_logs_unchanged(name: str) -> None:
     """Two replications of each bundled scenario (2,000 customers where it is a cohort)
     hash to the digest recorded before the reshaping."""
-    scenario = sim.Scenario.from_toml(SCENARIOS / f"{name}.toml")
+    scenario = sim.load_scenario(SCENARIOS / f"{name}.toml")
     customers = 2000 if isinstance(scenario.acquisition, sim.Cohort) else None
     result = sim.run(scenario, replications=2, seed=11, customers=customers)
     assert log_digest(result.log) == DIGESTS[name]

@@ -16,12 +16,12 @@ from tests.validation import SCENARIOS
 
 @pytest.fixture(scope="module")
 def comparison() -> sim.Comparison:
-    base = sim.Scenario.from_toml(SCENARIOS / "baseline.toml")
+    base = sim.load_scenario(SCENARIOS / "baseline.toml")
     return sim.compare(
         {
             "baseline": base,
-            "discount": sim.Scenario.from_toml(SCENARIOS / "discount.toml"),
-            "loyalty": sim.Scenario.from_toml(SCENARIOS / "loyalty.toml"),
+            "discount": sim.load_scenario(SCENARIOS / "discount.toml"),
+            "loyalty": sim.load_scenario(SCENARIOS / "loyalty.toml"),
         },
         replications=3,
         seed=1,
@@ -36,7 +36,7 @@ def result(comparison) -> sim.RunResult:
 
 @pytest.fixture(scope="module")
 def subscription() -> sim.RunResult:
-    scenario = sim.Scenario.from_toml(SCENARIOS / "subscription.toml").replace(horizon_days=120)
+    scenario = sim.load_scenario(SCENARIOS / "subscription.toml").replace(horizon_days=120)
     return sim.run(scenario, replications=2, seed=3)
 
 

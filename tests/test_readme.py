@@ -34,7 +34,7 @@ def test_the_documented_error_message_is_real(tmp_path):
     path = tmp_path / "shop.toml"
     path.write_text(text)
     with pytest.raises(sim.ScenarioError) as info:
-        sim.Scenario.from_toml(path)
+        sim.load_scenario(path)
     shown = re.search(r"error: scenarios/shop.toml: (.*)", README.read_text()).group(1)
     assert str(info.value) == f"{path}: {shown}"
 

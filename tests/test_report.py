@@ -21,7 +21,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def report(tmp_path_factory):
     comparison = sim.compare(
         [
-            sim.Scenario.from_toml(SCENARIOS / f"{n}.toml")
+            sim.load_scenario(SCENARIOS / f"{n}.toml")
             for n in ("baseline", "discount", "loyalty")
         ],
         replications=2,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import sim
-import sim.runner
 from sim.engine import CompiledScenario, simulate
+from sim.engine.registry import ENGINES
+from sim.run.provenance import scenario_digest
 
 
 def _same(a: sim.RunResult, b: sim.RunResult) -> bool:
@@ -47,20 +50,22 @@ def test_provenance_is_recorded(baseline):
     p = sim.run(baseline, customers=100, seed=3).provenance
     assert p["seed"] == 3 and p["engine"] == "simpy"
     assert p["package_version"] == sim.__version__ != "unknown"
-    assert p["scenario_hash"] == baseline.with_customers(100).digest
+    assert p["scenario_hash"] == scenario_digest(baseline.with_customers(100))
     assert p["customers"] == 100
 
 
 def test_an_interrupted_run_keeps_the_finished_replications(baseline, monkeypatch):
     """Ctrl-C during replication 2 returns replications 0 and 1, marked incomplete."""
-    real = sim.runner.simulate
+    real = ENGINES["simpy"].simulate
 
     def interrupted(compiled, seed, replication):
         if replication == 2:
             raise KeyboardInterrupt
         return real(compiled, seed, replication)
 
-    monkeypatch.setattr(sim.runner, "simulate", interrupted)
+    monkeypatch.setitem(
+        ENGINES, "simpy", dataclasses.replace(ENGINES["simpy"], simulate=interrupted)
+    )
     with pytest.warns(RuntimeWarning, match="keeping the 2 of 5"):
         res = sim.run(baseline, replications=5, customers=100)
     assert not res.complete and res.replications == 2

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import sim
-from sim.analysis.retention import kaplan_meier, lifetimes, survival_at
+from sim.analysis.survival import kaplan_meier, lifetimes, survival_at
 from tests.validation import SCENARIOS, K, disagreements, perturbed
 
 LONG = 1e6  # days: every journey ends well before, so nothing is censored
@@ -25,7 +25,7 @@ def _run(scenario: sim.Scenario, n: int = N, seed: int = 2024) -> sim.RunResult:
 def baseline_run() -> tuple[sim.Scenario, sim.RunResult]:
     # 80,000 customers: 4 standard errors on conversion (about 0.005) are well below the 0.013
     # a 0.05 change in intent -> purchase makes, so the power tests below can fail
-    scenario = sim.Scenario.from_toml(SCENARIOS / "baseline.toml")
+    scenario = sim.load_scenario(SCENARIOS / "baseline.toml")
     return scenario, _run(scenario, n=80_000)
 
 

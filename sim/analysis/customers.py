@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.events import EventLog
-
-#: Name of the group of all customers, beside each persona or channel, in every table.
-ALL = "all"
+from sim.events import ALL, EventLog
 
 
 def customer_groups(log: EventLog, by: str | None) -> list[tuple[str, np.ndarray]]:
@@ -34,12 +31,11 @@ def reach_matrix(log: EventLog) -> np.ndarray:
     return reached
 
 
-def customer_arrays(
-    log: EventLog, absorbing: np.ndarray, purchase: np.ndarray
-) -> dict[str, np.ndarray]:
+def customer_arrays(log: EventLog) -> dict[str, np.ndarray]:
     """Per-customer arrays: replication, customer, persona, channel, arrival, final stage,
     ``ended`` (reached an absorbing stage), ``end_time``, ``first_purchase`` (NaN if none),
     ``purchases`` and ``revenue``."""
+    absorbing, purchase = log.end_mask, log.purchase_mask
     key = log.customer_key()
     n = int(log.customers.sum())
     entry = log.from_stage < 0
@@ -69,9 +65,10 @@ def customer_arrays(
     }
 
 
-def customer_table(log: EventLog, absorbing: np.ndarray, purchase: np.ndarray) -> pd.DataFrame:
-    """The per-customer arrays as a DataFrame with named categories."""
-    a = customer_arrays(log, absorbing, purchase)
+def customer_table(log: EventLog) -> pd.DataFrame:
+    """One row per customer and replication: persona, channel, arrival, final stage, whether
+    the journey ended, first purchase day, number of purchases and revenue."""
+    a = customer_arrays(log)
     frame = pd.DataFrame(a)
     for col, names in (
         ("persona", log.personas),

@@ -8,10 +8,9 @@ import pandas as pd
 from sim.analysis.customers import customer_groups, reach_matrix
 from sim.analysis.stats import mean_ci, proportion_ci
 from sim.events import EventLog
-from sim.model.journey import Journey
 
 
-def funnel(log: EventLog, journey: Journey, by: str | None = "persona") -> pd.DataFrame:
+def funnel(log: EventLog, by: str | None = "persona") -> pd.DataFrame:
     """Funnel table: for every group ('all' first, then each persona or channel) and stage.
 
     Columns: ``customers`` (mean count per replication entering the stage at least once, with
@@ -20,19 +19,17 @@ def funnel(log: EventLog, journey: Journey, by: str | None = "persona") -> pd.Da
     this one who then reached it; the entry stage's step is its share of entrants), each with a
     95% CI. Absorbing ends have no step (NaN). With two or more replications the CIs are t-based
     over replications; with one, Wilson binomial intervals (counts get none). A customer who
-    enters a stage several times (loops) is counted once.
+    enters a stage several times (loops) is counted once. Works on any event log: the
+    stages leading into a stage are the log's ``edges`` (for a real log, the moves seen in it).
     """
     reached = reach_matrix(log)
     n_stages = len(log.stages)
     # before[:, s]: reached some stage with a transition into s (loops included)
     before = np.zeros_like(reached)
-    entry = journey.index(journey.entry)
-    for src in journey.stages:
-        for target, p in src.next:
-            if p > 0:
-                before[:, journey.index(target)] |= reached[:, journey.index(src.name)]
-    before[:, entry] = True
-    absorbing = np.array([st.absorbing for st in journey.stages])
+    for src, target in log.edges:
+        before[:, target] |= reached[:, src]
+    before[:, list(log.entry_stages)] = True
+    absorbing = log.end_mask
     key_rep = np.repeat(np.arange(log.replications), log.customers)
     label = by or "group"
     frames = []

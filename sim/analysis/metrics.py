@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from sim.analysis.customers import ALL, customer_groups, reach_matrix
-from sim.analysis.retention import kaplan_meier, lifetimes, median_lifetime, survival_at
+from sim.analysis.customers import customer_arrays, customer_groups, reach_matrix
+from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
+from sim.events import ALL, EventLog
+from sim.model.intervention import Intervention
 
 
-def intervention_costs(log, scenario) -> pd.DataFrame:
+def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> pd.DataFrame:
     """Cost of each intervention in each replication, from the event log: ``fixed`` once,
     ``reached`` customers x per-reached price, ``conversions`` (purchases the intervention
     acted on) x per-conversion price."""
-    purchase = np.array([s.purchase for s in scenario.journey.stages])
-    is_purchase = purchase[log.to_stage] & (log.from_stage >= 0)
+    is_purchase = log.purchase_mask[log.to_stage] & (log.from_stage >= 0)
     rep_ids = np.unique(log.replication)
     size = int(rep_ids.max()) + 1 if len(rep_ids) else 0
     rows = []
-    for i, iv in enumerate(scenario.interventions):
+    for i, iv in enumerate(interventions):
         reached = np.bincount(log.reach_replication[log.reach_intervention == i], minlength=size)
         treated = is_purchase & (log.treatment >> i & 1).astype(bool)
         conversions = np.bincount(log.replication[treated], minlength=size)
@@ -50,7 +53,12 @@ def intervention_costs(log, scenario) -> pd.DataFrame:
     return frame
 
 
-def replication_metrics(result, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
+def replication_metrics(
+    log: EventLog,
+    interventions: Sequence[Intervention] = (),
+    days: tuple[int, ...] = (30, 90, 180),
+    customers: dict | None = None,
+) -> pd.DataFrame:
     """Long table: replication, persona ('all' and each persona), metric, value.
 
     Metrics: ``customers``; ``conversion`` (share who bought); ``reach_<stage>`` (share who
@@ -60,15 +68,13 @@ def replication_metrics(result, days: tuple[int, ...] = (30, 90, 180)) -> pd.Dat
     purchasers who bought again); ``revenue`` and ``revenue_per_customer``; and for 'all'
     only, ``cost`` (interventions), ``profit`` (revenue - cost) and ``profit_per_customer``.
     """
-    log = result.log
-    c = result._customers
-    scenario = result.scenario
+    c = customers if customers is not None else customer_arrays(log)
     reps = np.unique(c["replication"])
     horizon = log.horizon_days
     days = tuple(d for d in days if d < horizon)
     duration, observed, bought = lifetimes(c, horizon)
     bought_rep = c["replication"][bought]
-    transient = [i for i, s in enumerate(scenario.journey.stages) if not s.absorbing]
+    transient = np.flatnonzero(~log.end_mask).tolist()
     reached = reach_matrix(log)
     wait = c["first_purchase"] - c["arrival"]
     groups = customer_groups(log, "persona")
@@ -78,7 +84,7 @@ def replication_metrics(result, days: tuple[int, ...] = (30, 90, 180)) -> pd.Dat
     def add(group: str, metric: str, values: np.ndarray) -> None:
         rows.extend((int(r), group, metric, float(values[r])) for r in reps)
 
-    costs = intervention_costs(log, scenario).groupby("replication")["total"].sum()
+    costs = intervention_costs(log, interventions).groupby("replication")["total"].sum()
     cost = np.zeros(n_rep)
     if len(costs):
         cost[costs.index.to_numpy(dtype=np.int64)] = costs.to_numpy()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sim.distributions import Exponential, Fixed, Gamma, Weibull
 from sim.errors import ScenarioError, suggest
+from sim.model.distributions import Exponential, Fixed, Gamma, Weibull
 from sim.model.journey import Journey, Stage
 
 

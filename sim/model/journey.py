@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.distributions import Distribution, Fixed, parse_distribution
 from sim.errors import ScenarioError, check_unique, suggest
+from sim.model.distributions import Distribution, Fixed, parse_distribution
 
 #: Tolerance on "probabilities sum to 1": loose enough for hand-written decimals, tight enough
 #: to catch a forgotten branch (the smallest sensible probability is far above it).

@@ -10,6 +10,11 @@ So an effect of :math:`\delta` on one transition multiplies its odds against eve
 outgoing transition by :math:`e^{\delta}` (an odds ratio); several effects on one transition
 add their :math:`\delta`, i.e. multiply their odds ratios; the result always lies in [0, 1]
 and sums to 1; and :math:`\delta = 0` changes nothing. Zero base probabilities stay zero.
+
+Dwell times and order values compose by multiplication (accelerated failure time): a persona's
+dwell factor on a stage times every acting intervention's dwell factor on it; the product of
+acting interventions' order-value factors. :func:`intervention_factors` is that rule, and every
+engine and the analytic solver use it.
 """
 
 from __future__ import annotations
@@ -260,3 +265,18 @@ def treated_matrix(
     """A persona's transition matrix while the given interventions act on the customer."""
     base, delta = intervention_row_changes(journey, interventions)
     return apply_log_odds(base, persona_log_odds(journey, persona, effects) + delta)
+
+
+def intervention_factors(journey: Journey, interventions: Sequence) -> tuple[np.ndarray, float]:
+    """Per-stage dwell-time factors and the order-value factor of interventions acting
+    together: each a product of the interventions' factors (1 where none acts)."""
+    from sim.model.intervention import DwellFactor, OrderValueFactor
+
+    dwell = np.ones(len(journey.stages))
+    value = 1.0
+    for iv in interventions:
+        for e in iv.of_kind(DwellFactor):
+            dwell[journey.index(e.stage)] *= e.factor
+        for e in iv.of_kind(OrderValueFactor):
+            value *= e.factor
+    return dwell, value

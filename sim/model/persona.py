@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sim.distributions import Distribution, Fixed, parse_distribution
 from sim.errors import ScenarioError
+from sim.model.distributions import Distribution, Fixed, parse_distribution
 from sim.model.journey import _pairs
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from sim.errors import ScenarioError, check_unique, suggest
@@ -112,32 +109,6 @@ class Scenario:
                 fix="change the channels' rate_per_day instead",
             )
         return self.replace(acquisition=Cohort(size=n))
-
-    # -- files -----------------------------------------------------------------------------
-    @classmethod
-    def from_toml(cls, path: str | Path) -> Scenario:
-        """Load a scenario file (see the README for the format)."""
-        from sim.scenario_file import load_scenario
-
-        return load_scenario(path)
-
-    def to_toml(self, path: str | Path | None = None) -> str:
-        """The scenario as TOML text; written to ``path`` (atomically) when one is given."""
-        from sim.scenario_file import dump_scenario
-
-        return dump_scenario(self, path)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The scenario as plain data in the scenario-file layout."""
-        from sim.scenario_file import scenario_to_dict
-
-        return scenario_to_dict(self)
-
-    @property
-    def digest(self) -> str:
-        """A short hash of the scenario's content (provenance: which scenario produced a result)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def persona_names(self) -> tuple[str, ...]:

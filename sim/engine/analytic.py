@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.analysis.customers import ALL
 from sim.errors import ScenarioError
+from sim.events import ALL
 from sim.model.acquisition import COHORT_CHANNEL, Arrivals
-from sim.model.intervention import ArrivalRateFactor, DwellFactor, OrderValueFactor
-from sim.model.logit import treated_matrix
+from sim.model.intervention import ArrivalRateFactor
+from sim.model.logit import intervention_factors, treated_matrix
 from sim.model.scenario import Scenario
 
 #: Interventions that may reach one persona: the exact mixture has 2**n parts.
@@ -113,13 +113,8 @@ def _expanded_chain(scenario: Scenario, p: int, eligible: tuple[int, ...]) -> Pe
     def table(active: frozenset) -> tuple[np.ndarray, np.ndarray, float]:
         if active not in tables:
             chosen = [ivs[i] for i in sorted(active)]
-            factor = np.array([persona.dwell_factor(n) for n in journey.names])
-            value = 1.0
-            for iv in chosen:
-                for e in iv.of_kind(DwellFactor):
-                    factor[journey.index(e.stage)] *= e.factor
-                for e in iv.of_kind(OrderValueFactor):
-                    value *= e.factor
+            dwell, value = intervention_factors(journey, chosen)
+            factor = np.array([persona.dwell_factor(n) for n in journey.names]) * dwell
             matrix = treated_matrix(journey, persona, scenario.effects, chosen)
             tables[active] = (matrix, factor, value)
         return tables[active]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,12 +11,13 @@ from typing import Any
 import tomli_w
 
 from sim.errors import ScenarioError, suggest
-from sim.interventions import preset
+from sim.io.atomic import write_text_atomic
 from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
 from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
 from sim.model.persona import Effect, Persona
+from sim.model.presets import preset
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
 _SECTIONS = {
@@ -463,22 +462,9 @@ def _intervention_to_dict(iv: Intervention) -> dict[str, Any]:
     return row
 
 
-def dump_scenario(s: Scenario, path: str | Path | None = None) -> str:
+def save_scenario(s: Scenario, path: str | Path | None = None) -> str:
     """TOML text of the scenario; written atomically to ``path`` when given."""
     text = tomli_w.dumps(scenario_to_dict(s))
     if path is not None:
         write_text_atomic(Path(path), text)
     return text
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,0 +1,99 @@
+"""Retention and time-to-purchase tables of an event log, per persona or channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.customers import customer_arrays, customer_groups
+from sim.analysis.stats import mean_ci
+from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
+from sim.events import EventLog
+
+#: Days after the first purchase at which retention summaries report the share still active.
+RETENTION_DAYS = (30, 90, 180, 365)
+
+
+def _finish(rows_or_frames: list, by: str | None, frames: bool = False) -> pd.DataFrame:
+    out = pd.concat(rows_or_frames, ignore_index=True) if frames else pd.DataFrame(rows_or_frames)
+    return out.drop(columns="group") if by is None else out
+
+
+def retention(
+    log: EventLog, by: str | None = "persona", customers: dict | None = None
+) -> pd.DataFrame:
+    """Kaplan-Meier survival of active customers since their first purchase, censored at the
+    log's horizon (a customer who has not reached an end stage is still active), pooled over
+    replications: columns group, day, survival, ci_low, ci_high, at_risk."""
+    c = customers if customers is not None else customer_arrays(log)
+    duration, observed, bought = lifetimes(c, log.horizon_days)
+    frames = []
+    for name, rows in customer_groups(log, by):
+        sel = rows[bought]
+        curve = kaplan_meier(duration[sel], observed[sel])
+        curve.insert(0, by or "group", name)
+        frames.append(curve)
+    return _finish(frames, by, frames=True)
+
+
+def retention_summary(
+    log: EventLog,
+    by: str | None = "persona",
+    days: tuple[int, ...] = RETENTION_DAYS,
+    customers: dict | None = None,
+) -> pd.DataFrame:
+    """Per group: purchasers, share still active at chosen days after first purchase
+    (Kaplan-Meier), median active lifetime, repeat-purchase rate, purchases per purchaser,
+    and revenue per customer (mean with 95% CI over replications)."""
+    c = customers if customers is not None else customer_arrays(log)
+    horizon = log.horizon_days
+    duration, observed, bought = lifetimes(c, horizon)
+    days = tuple(d for d in days if d < horizon)
+    reps = log.replications
+    rows = []
+    for name, members in customer_groups(log, by):
+        sel = members[bought]
+        curve = kaplan_meier(duration[sel], observed[sel])
+        rep = c["replication"][members]
+        entrants = np.bincount(rep, minlength=reps)
+        revenue = np.bincount(rep, weights=c["revenue"][members], minlength=reps)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_customer = revenue / entrants
+        rev, rev_lo, rev_hi = mean_ci(per_customer)
+        purchases = c["purchases"][members & bought]
+        row: dict[str, Any] = {by or "group": name, "purchasers": sel.sum() / reps}
+        for d, s in zip(days, survival_at(curve, np.array(days, dtype=float)), strict=True):
+            row[f"active_day_{d}"] = s
+        row["median_lifetime_days"] = median_lifetime(curve)
+        row["repeat_purchase_rate"] = (purchases >= 2).mean() if len(purchases) else np.nan
+        row["purchases_per_purchaser"] = purchases.mean() if len(purchases) else np.nan
+        row.update(revenue_per_customer=rev, revenue_ci_low=rev_lo, revenue_ci_high=rev_hi)
+        rows.append(row)
+    return _finish(rows, by)
+
+
+def time_to_purchase(
+    log: EventLog, by: str | None = "persona", customers: dict | None = None
+) -> pd.DataFrame:
+    """Days from entry to first purchase among customers who bought within the horizon:
+    share who bought, mean, median and quartiles."""
+    c = customers if customers is not None else customer_arrays(log)
+    wait = c["first_purchase"] - c["arrival"]
+    rows = []
+    for name, members in customer_groups(log, by):
+        w = wait[members]
+        w = w[~np.isnan(w)]
+        q = np.quantile(w, [0.25, 0.5, 0.75]) if len(w) else [np.nan] * 3
+        rows.append(
+            {
+                by or "group": name,
+                "share_purchased": len(w) / max(members.sum(), 1),
+                "mean_days": w.mean() if len(w) else np.nan,
+                "q25_days": q[0],
+                "median_days": q[1],
+                "q75_days": q[2],
+            }
+        )
+    return _finish(rows, by)

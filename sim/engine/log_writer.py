@@ -1,0 +1,76 @@
+"""The one event-log writer of the engines: moves recorded during a run plus entry rows."""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from sim.engine.compiled import CompiledScenario
+from sim.engine.streams import Customers
+from sim.events import ENTRY, EventLog
+from sim.model.intervention import NewTransition
+from sim.model.scenario import Scenario
+
+
+def stage_info(scenario: Scenario) -> dict:
+    """The stage metadata a log carries: names, purchase and end flags, and the moves a
+    customer may make (the journey's edges and those interventions open)."""
+    journey = scenario.journey
+    edges = {(st.name, t) for st in journey.stages for t, p in st.next if p > 0}
+    edges |= {(e.stage, e.to) for iv in scenario.interventions for e in iv.of_kind(NewTransition)}
+    return {
+        "stages": journey.names,
+        "purchase_stages": tuple(st.purchase for st in journey.stages),
+        "end_stages": tuple(st.absorbing for st in journey.stages),
+        "edges": tuple(sorted((journey.index(a), journey.index(b)) for a, b in edges)),
+    }
+
+
+def build_event_log(
+    c: CompiledScenario,
+    cust: Customers,
+    replication: int,
+    moves: tuple[array, ...],
+    reaches: tuple[array, array, array],
+) -> EventLog:
+    """The run's moves plus the entry rows, merged in time order, and the reach records."""
+    log_customer, log_time, log_from, log_to, log_value, log_treated = moves
+    reach_customer = np.frombuffer(reaches[0], dtype=np.int_).astype(np.int32)
+    n = len(cust.arrival)
+    # entry rows are known before the run: written here in numpy, and placed first among rows
+    # of equal time (a customer's entry precedes their zero-day moves)
+    entry_values = np.zeros(n)
+    if c.purchase[c.entry]:
+        for ch, table in enumerate(cust.value):
+            mine = cust.channel == ch
+            entry_values[mine] = table[cust.local[mine], 0]
+    customer = np.concatenate([np.arange(n), np.frombuffer(log_customer, dtype=np.int_)])
+    time = np.concatenate([cust.arrival, np.frombuffer(log_time, dtype=np.float64)])
+    order = np.argsort(time, kind="stable")
+    customer = customer[order].astype(np.int32)
+
+    def merged(first: np.ndarray, logged: array, dtype: type) -> np.ndarray:
+        return np.concatenate([first.astype(dtype), np.frombuffer(logged, dtype=dtype)])[order]
+
+    return EventLog(
+        replication=np.full(len(customer), replication, dtype=np.int32),
+        customer=customer,
+        persona=cust.persona[customer].astype(np.int16),
+        channel=cust.channel[customer].astype(np.int16),
+        time=time[order],
+        from_stage=merged(np.full(n, ENTRY), log_from, np.int16),
+        to_stage=merged(np.full(n, c.entry), log_to, np.int16),
+        value=merged(entry_values, log_value, np.float64),
+        treatment=merged(np.zeros(n), log_treated, np.int64),
+        customers=np.array([n], dtype=np.int64),
+        **stage_info(c.scenario),
+        personas=c.scenario.persona_names,
+        channels=c.scenario.channel_names,
+        horizon_days=c.scenario.horizon_days,
+        interventions=tuple(iv.name for iv in c.scenario.interventions),
+        reach_replication=np.full(len(reach_customer), replication, dtype=np.int32),
+        reach_customer=reach_customer,
+        reach_intervention=np.frombuffer(reaches[1], dtype=np.int16).copy(),
+        reach_time=np.frombuffer(reaches[2], dtype=np.float64).copy(),
+    )

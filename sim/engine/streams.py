@@ -1,0 +1,166 @@
+"""Random streams and pre-draws shared by the engines.
+
+Every customer owns pre-drawn numbers: for each transient stage and visit number, one uniform
+that picks the next stage and one that sets the dwell time; for each purchase, one that sets
+the order value; for each intervention, one that decides whether the customer is within its
+reach. They are drawn in numpy, one stream per (replication, channel, purpose, stage or
+intervention, visit), the keys derived from names. Customer k of a channel takes the k-th
+number of each stream, so their journey does not depend on how many other customers there
+are, and two scenarios that differ in one place share every other number (common random
+numbers). How many visits are pre-drawn per stage follows from the journey's base chain (so
+that about 1% of customers reaching a stage need more); a customer who needs more continues
+on a stream of their own (purpose ``OVERFLOW``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.engine.compiled import CompiledScenario
+from sim.model.acquisition import COHORT_CHANNEL, Cohort
+from sim.model.intervention import ArrivalRateFactor
+from sim.model.scenario import Scenario
+
+#: Pre-drawn order values per customer.
+VALUE_BLOCK = 4
+
+#: Purposes of the random streams of one channel in one replication.
+ARRIVALS, PERSONA, CHOICE, DWELL, VALUE, OVERFLOW, REACH = range(7)
+
+
+def name_key(name: str) -> int:
+    """Stable stream key of a channel, stage or intervention, so adding one elsewhere shifts
+    no stream."""
+    return zlib.crc32(name.encode())
+
+
+def stream(seed: int, *key: int) -> np.random.Generator:
+    """The generator of one purpose: children of ``SeedSequence(seed)`` addressed by ``key``."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+@dataclass(frozen=True, eq=False)
+class Customers:
+    """Pre-drawn state of all customers of one replication.
+
+    Customers are numbered in order of arrival; the pre-drawn tables stay per channel, indexed
+    by the customer's ``local`` number within their channel (merging them would copy them).
+    """
+
+    arrival: np.ndarray
+    persona: np.ndarray
+    channel: np.ndarray
+    local: np.ndarray  # index within the channel (also the key of the customer's own stream)
+    eligible: np.ndarray  # bit i: persona, channel and reach draw admit intervention i
+    choice: list[np.ndarray]  # per channel (n, slots): uniform choosing the next stage
+    dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
+    value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
+
+
+def arrival_segments(scenario: Scenario, channel: str, rate: float) -> tuple[np.ndarray, ...]:
+    """Breakpoints (days) and the rate in force between them, after arrival-rate factors."""
+    horizon = scenario.horizon_days
+    changes = [
+        (iv.window_days, e.factor)
+        for iv in scenario.interventions
+        for e in iv.of_kind(ArrivalRateFactor)
+        if e.channel == channel
+    ]
+    points = sorted({0.0, horizon, *(min(t, horizon) for w, _ in changes for t in w)})
+    points = np.array([p for p in points if p <= horizon])
+    rates = np.full(len(points) - 1, rate)
+    for (start, end), factor in changes:
+        rates[(points[:-1] >= start) & (points[:-1] < end)] *= factor
+    return points, rates
+
+
+def _arrivals(rng: np.random.Generator, points: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Arrival days of a Poisson process with piecewise-constant rate, drawn as unit-rate
+    arrivals mapped through the inverse cumulative rate.
+
+    Unit-rate gaps come in fixed blocks, which keeps a prefix property: with a higher rate the
+    same customers arrive, only earlier, and more come after them (common random numbers across
+    campaigns).
+    """
+    cumulative = np.concatenate([[0.0], np.cumsum(rates * np.diff(points))])
+    limit = cumulative[-1]
+    blocks, total = [], 0.0
+    while total <= limit:
+        cum = total + np.cumsum(rng.standard_exponential(1024))
+        blocks.append(cum)
+        total = cum[-1]
+    unit = np.concatenate(blocks)
+    return np.interp(unit[unit < limit], cumulative, points)
+
+
+def _draw_channel(
+    c: CompiledScenario, seed: int, replication: int, index: int, name: str, rate: float | None
+) -> tuple[np.ndarray, ...]:
+    s = c.scenario
+    key = name_key(name)
+    if rate is None:
+        arrival = np.zeros(s.acquisition.size)
+    else:
+        arrival = _arrivals(
+            stream(seed, replication, key, ARRIVALS), *arrival_segments(s, name, rate)
+        )
+    n = len(arrival)
+    mix = np.cumsum(s.persona_mix(name))
+    u = stream(seed, replication, key, PERSONA).random(n)
+    persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
+    groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
+    choice = np.empty((n, c.slots))
+    dwell = np.empty((n, c.slots))
+    for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+        stage_key = name_key(c.names[stage])
+        factor = c.dwell_factor[persona, stage]
+        for visit in range(b):
+            choice[:, first + visit] = stream(
+                seed, replication, key, CHOICE, stage_key, visit
+            ).random(n)
+            u_dwell = stream(seed, replication, key, DWELL, stage_key, visit).random(n)
+            dwell[:, first + visit] = c.dwell[stage].quantile(u_dwell) * factor
+    value = np.empty((n, VALUE_BLOCK))
+    for purchase in range(VALUE_BLOCK):
+        u_value = stream(seed, replication, key, VALUE, purchase).random(n)
+        value[:, purchase] = c.order_values(groups, u_value)
+    eligible = np.zeros(n, dtype=np.int64)
+    for i, iv in enumerate(s.interventions):
+        ok = stream(seed, replication, key, REACH, name_key(iv.name)).random(n) < iv.reach
+        if iv.personas:
+            ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
+        if iv.channels and name not in iv.channels:
+            ok[:] = False
+        eligible[ok] |= 1 << i
+    return arrival, persona, np.full(n, index), np.arange(n), eligible, choice, dwell, value
+
+
+def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customers:
+    s = c.scenario
+    if isinstance(s.acquisition, Cohort):
+        channels = [(COHORT_CHANNEL, None)]
+    else:
+        channels = [(ch.name, ch.rate_per_day) for ch in s.acquisition.channels]
+    parts = [
+        _draw_channel(c, seed, replication, i, name, rate)
+        for i, (name, rate) in enumerate(channels)
+    ]
+    arrival = np.concatenate([p[0] for p in parts])
+    order = np.argsort(arrival, kind="stable")
+
+    def merged(i: int) -> np.ndarray:
+        return np.concatenate([p[i] for p in parts])[order]
+
+    return Customers(
+        arrival=arrival[order],
+        persona=merged(1),
+        channel=merged(2),
+        local=merged(3),
+        eligible=merged(4),
+        choice=[p[5] for p in parts],
+        dwell=[p[6] for p in parts],
+        value=[p[7] for p in parts],
+    )
