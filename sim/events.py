@@ -222,6 +222,60 @@ class EventLog:
             }
         )
 
+    def case_ids(self) -> pd.Series:
+        """Per row, the customer as text unique across replications: 'replication-customer'."""
+        rep = pd.Series(self.replication).astype(str)
+        return rep + "-" + pd.Series(self.customer).astype(str)
+
+    def timestamps(self, start: Any = None) -> pd.Series:
+        """Per row, the calendar time: ``start`` (default: the log's ``start_date``) plus the
+        row's days, to the microsecond."""
+        start = self.start_date if start is None else start
+        try:
+            origin = pd.Timestamp(start) if start is not None else None
+        except (TypeError, ValueError):
+            origin = None
+        if origin is None or origin is pd.NaT:
+            raise EventLogError(
+                f"no calendar date for day 0 (start={start!r})",
+                field="start",
+                fix="pass start='2025-01-01', or set start_date in the scenario",
+            )
+        # days are floats: round off the nanoseconds they cannot hold exactly
+        return origin + pd.to_timedelta(self.time, unit="D").round("us")
+
+    def to_process_log(self, start: Any = None) -> pd.DataFrame:
+        """The log in the column names process-mining tools read (the XES names of pm4py's
+        DataFrame format): ``case:concept:name`` (the customer, unique across replications),
+        ``concept:name`` (the stage entered: the activity), ``time:timestamp`` (``start``,
+        default the log's ``start_date``, plus the row's days), then ``persona``, ``channel``,
+        ``value`` and ``replication``. One row per event, entries included, in time order."""
+        stage_names = np.array(self.stages, dtype=object)
+        return pd.DataFrame(
+            {
+                "case:concept:name": self.case_ids(),
+                "concept:name": stage_names[self.to_stage],
+                "time:timestamp": self.timestamps(start),
+                "persona": np.array(self.personas, dtype=object)[self.persona],
+                "channel": np.array(self.channels, dtype=object)[self.channel],
+                "value": self.value,
+                "replication": self.replication,
+            }
+        )
+
+    def to_transactions(self, start: Any = None) -> pd.DataFrame:
+        """One row per purchase: ``customer_id`` (as in :meth:`to_process_log`), ``date``
+        (``start``, default the log's ``start_date``, plus the purchase's days) and ``value``:
+        the transaction table customer-lifetime-value libraries read."""
+        bought = self.purchase_mask[self.to_stage]
+        return pd.DataFrame(
+            {
+                "customer_id": self.case_ids()[bought].to_numpy(),
+                "date": self.timestamps(start)[bought].to_numpy(),
+                "value": self.value[bought],
+            }
+        )
+
     def to_frame(self) -> pd.DataFrame:
         """The log as a DataFrame; stage, persona and channel columns are categorical. With
         interventions, an ``interventions`` column names those acting on each move; with

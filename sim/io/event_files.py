@@ -584,6 +584,11 @@ def _assemble(
     return log.validate()
 
 
+def _shown(value: Any) -> str:
+    """A cell as a user reads it: text quoted, numbers plain."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _raise_bad_rows(
     reason: np.ndarray, frame: pd.DataFrame, columns: dict[str, str], line_offset: int
 ) -> None:
@@ -624,7 +629,7 @@ def _raise_bad_rows(
         column = columns.get(column_of[kind], columns["customer"])
         where = "line" if line_offset else "row"
         shown = ", ".join(
-            f"{where} {i + line_offset} ({frame[column].iloc[i]!r})" for i in rows[:SHOWN]
+            f"{where} {i + line_offset} ({_shown(frame[column].iloc[i])})" for i in rows[:SHOWN]
         )
         more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
         parts.append(f"{len(rows)} {kind} in column '{column}': {shown}{more}")
@@ -635,3 +640,33 @@ def _raise_bad_rows(
         fix=fixes[first_kind] + ', or pass errors="skip" to leave bad rows out (counted in '
         "log.skipped)",
     )
+
+
+def read_run_events(out_dir: str | Path) -> EventLog:
+    """The event log a ``sim run --out`` directory holds (``events.parquet`` or
+    ``events.csv``), with its stages, personas, channels, horizon and start date taken from
+    the ``scenario.toml`` beside it."""
+    from sim.io.scenario_toml import load_scenario
+
+    out = Path(out_dir)
+    events = next((out / n for n in ("events.parquet", "events.csv") if (out / n).is_file()), None)
+    if events is None or not (out / "scenario.toml").is_file():
+        raise EventLogError(
+            "not a run directory: events.parquet (or events.csv) and scenario.toml are needed",
+            source=str(out),
+            fix="give a directory written by `sim run --out`, or an event file with --customer, "
+            "--time and --stage",
+        )
+    scenario = load_scenario(out / "scenario.toml")
+    frame = pd.read_parquet(events) if events.suffix == ".parquet" else pd.read_csv(events)
+    try:
+        return EventLog.from_frame(
+            frame,
+            **journey_stage_info(scenario),
+            horizon_days=scenario.horizon_days,
+            personas=scenario.persona_names,
+            channels=scenario.channel_names,
+            start_date=scenario.start_date,
+        )
+    except EventLogError as err:
+        raise err.located(str(events)) from None
