@@ -91,6 +91,7 @@ def read_events(
     start: Any = None,
     end: Any = None,
     errors: str = "raise",
+    keep_duplicates: bool = False,
 ) -> EventLog:
     """Read an event export (CSV, Parquet or a DataFrame) into a validated :class:`EventLog`.
 
@@ -117,6 +118,9 @@ def read_events(
     errors
         'raise' (default): bad rows raise an :class:`EventLogError`; 'skip': they are left
         out and counted in ``log.skipped``.
+    keep_duplicates
+        Rows repeated exactly are real events, not a bad row (a simulated log's process
+        export repeats rows where a customer loops on a stage in no time).
 
     See the module documentation for how rows become a log.
     """
@@ -149,6 +153,7 @@ def read_events(
             start=start,
             end=end,
             errors=errors,
+            keep_duplicates=keep_duplicates,
         )
     except EventLogError as err:
         raise err.located(name) from None
@@ -302,6 +307,7 @@ def _build(
     start: Any,
     end: Any,
     errors: str,
+    keep_duplicates: bool,
 ) -> EventLog:
     n = len(frame)
     col = {role: frame[c] for role, c in columns.items()}
@@ -408,7 +414,8 @@ def _build(
     else:
         amount = np.zeros(n)
     flag("before start", days < 0)
-    flag("duplicate", frame.duplicated(keep="first").to_numpy())
+    if not keep_duplicates:
+        flag("duplicate", frame.duplicated(keep="first").to_numpy())
     stage_ok = to_stage >= 0
     not_purchase = np.ones(n, dtype=bool)
     not_purchase[stage_ok] = ~purchase[to_stage[stage_ok]]
