@@ -52,7 +52,7 @@ def test_a_crm_export_becomes_a_log_in_days(tmp_path):
     assert log.purchase_stages == (False, False, True, False)
     assert log.end_stages == (False, False, False, True)  # 'lost' is an end by name
     assert log.customers.tolist() == [2]
-    assert log.start_date == "2025-01-01T09:00:00+00:00"
+    assert log.start_date == "2025-01-01T09:00:00"  # no zone in the data, none added
     assert log.time[0] == 0 and log.horizon_days == pytest.approx(40 + 1 / 24)
     frame = log.to_frame()
     u1 = frame[frame.customer == 0]

@@ -234,20 +234,33 @@ def _stage_map(stages: Mapping[str, str] | str | Path | None) -> dict[str, str] 
 # -- building -------------------------------------------------------------------------------
 
 
-def _timestamps(raw: pd.Series) -> pd.Series:
-    """Parse timestamps to UTC (naive ones are taken as UTC); NaT where unparseable."""
+def _timestamps(raw: pd.Series) -> tuple[pd.Series, bool]:
+    """Timestamps in UTC (NaT where unparseable), and whether the data carried time zones
+    (times without one are taken as UTC)."""
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC")
+        return raw.dt.tz_convert("UTC"), True
     if pd.api.types.is_datetime64_dtype(raw.dtype):
-        return raw.dt.tz_localize("UTC")
+        return raw.dt.tz_localize("UTC"), False
     with warnings.catch_warnings():
         # pandas warns when it cannot infer one format: the fallback below is meant for that
         warnings.simplefilter("ignore", UserWarning)
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True)
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce")
+        except (ValueError, TypeError):  # mixed time zones, or zones on some rows only
+            parsed = raw.iloc[:0]
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            aware = True
+            parsed = parsed.dt.tz_convert("UTC")
+        elif pd.api.types.is_datetime64_dtype(parsed.dtype) and len(parsed) == len(raw):
+            aware = False
+            parsed = parsed.dt.tz_localize("UTC")
+        else:
+            aware = True
+            parsed = pd.to_datetime(raw, errors="coerce", utc=True)
         retry = parsed.isna() & raw.notna()
         if retry.any():
             parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", utc=True, format="mixed")
-    return parsed
+    return parsed, aware
 
 
 def _instant(value: Any, what: str) -> pd.Timestamp:
@@ -384,7 +397,7 @@ def _build(
         end_day = None if end is None else _number(end, "end") - start_day
         start_date = None
     else:
-        stamps = _timestamps(raw_time)
+        stamps, aware = _timestamps(raw_time)
         bad_time = stamps.isna().to_numpy()
         ns = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
         if start is None:
@@ -397,7 +410,8 @@ def _build(
             origin = _instant(start, "start")
         days = (ns - origin.value) / _DAY_NS
         end_day = None if end is None else (_instant(end, "end").value - origin.value) / _DAY_NS
-        start_date = _iso(origin)
+        given_zone = start is not None and pd.Timestamp(start).tzinfo is not None
+        start_date = _iso(origin if aware or given_zone else origin.tz_localize(None))
     flag("missing customer", col["customer"].isna().to_numpy())
     flag("unparseable time", bad_time)
     ignored = to_stage == -2
