@@ -141,10 +141,9 @@ class EventLog:
         if not self.end_stages:
             object.__setattr__(self, "end_stages", (False,) * s)
         if self.edges is None:
-            seen = np.unique(
-                np.stack([self.from_stage, self.to_stage])[:, self.from_stage >= 0], axis=1
-            )
-            object.__setattr__(self, "edges", tuple(map(tuple, seen.T.tolist())))
+            moves = self.from_stage >= 0
+            pairs = np.unique(self.from_stage[moves].astype(np.int64) * s + self.to_stage[moves])
+            object.__setattr__(self, "edges", tuple((int(p // s), int(p % s)) for p in pairs))
 
     def __len__(self) -> int:
         return len(self.time)
@@ -350,22 +349,24 @@ class EventLog:
         time = frame["time"].to_numpy(dtype=np.float64)
 
         def stage_codes(column: str, entry_ok: bool) -> np.ndarray:
-            raw = frame[column]
-            names = raw.astype(str)
-            empty = (raw.isna() | (names == "")).to_numpy()
-            mapped = names.map(code)
-            bad = np.flatnonzero(~empty & mapped.isna().to_numpy())
+            # names are looked up once per distinct value, not once per row
+            raw, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+            names = [str(u) for u in uniques]
+            lookup = [ENTRY if name == "" else code.get(name, -2) for name in names]
+            codes = np.array([*lookup, ENTRY], dtype=np.int64)[raw]  # NA (-1) -> ENTRY
+            bad = np.flatnonzero(codes == -2)
             if len(bad):
-                shown = ", ".join(f"row {i} ({names.iloc[i]!r})" for i in bad[:SHOWN])
+                shown = ", ".join(f"row {i} ({names[raw[i]]!r})" for i in bad[:SHOWN])
                 raise EventLogError(
                     f"{len(bad)} row(s) name an unknown stage: {shown}",
                     field=column,
                     fix=f"use one of {', '.join(stages)}",
                 )
+            empty = codes == ENTRY
             if not entry_ok and empty.any():
                 first = np.flatnonzero(empty)[:SHOWN].tolist()
                 raise EventLogError(f"rows {first} have no stage", field=column)
-            return np.where(empty, ENTRY, mapped.fillna(ENTRY).to_numpy()).astype(np.int64)
+            return codes
 
         from_stage = stage_codes("from_stage", entry_ok=True)
         to_stage = stage_codes("to_stage", entry_ok=False)
@@ -373,13 +374,15 @@ class EventLog:
         def names_and_codes(column: str, given: Sequence[str] | None) -> tuple:
             if column not in frame:
                 return (tuple(given) if given else (ALL,)), np.zeros(n, dtype=np.int64)
-            values = frame[column].astype(str)
-            known = tuple(given) if given else tuple(sorted(pd.unique(values)))
-            codes = pd.Categorical(values, categories=list(known)).codes.astype(np.int64)
+            raw, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+            values = [str(u) for u in uniques]
+            known = tuple(given) if given else tuple(sorted(set(values)))
+            index = {name: i for i, name in enumerate(known)}
+            codes = np.array([index.get(v, -1) for v in values], dtype=np.int64)[raw]
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
                 raise EventLogError(
-                    f"row {row}: unknown {column} {values.iloc[row]!r}",
+                    f"row {row}: unknown {column} {values[raw[row]]!r}",
                     field=column,
                     fix=f"use one of {', '.join(known)}",
                 )

@@ -428,8 +428,18 @@ def _build(
     else:
         amount = np.zeros(n)
     flag("before start", days < 0)
+    # customers: one key per (replication, customer id)
+    cust_codes, _ = pd.factorize(col["customer"], use_na_sentinel=True)
+    if "replication" in col:
+        rep_raw = pd.to_numeric(col["replication"], errors="coerce")
+        _, rep_codes = np.unique(rep_raw.fillna(-1).to_numpy(), return_inverse=True)
+        rep_codes = rep_codes.reshape(-1).astype(np.int64)
+        flag("missing customer", rep_raw.isna().to_numpy())
+    else:
+        rep_codes = np.zeros(n, dtype=np.int64)
+    key = rep_codes * (int(cust_codes.max()) + 2 if n else 1) + cust_codes
     if not keep_duplicates:
-        flag("duplicate", frame.duplicated(keep="first").to_numpy())
+        flag("duplicate", _repeated(frame, columns, key, days, event_codes, amount))
     stage_ok = to_stage >= 0
     not_purchase = np.ones(n, dtype=bool)
     not_purchase[stage_ok] = ~purchase[to_stage[stage_ok]]
@@ -441,32 +451,29 @@ def _build(
     for mask in left_out.values():
         out |= mask
 
-    # customers: one key per (replication, customer id)
-    cust_codes, _ = pd.factorize(col["customer"], use_na_sentinel=True)
-    if "replication" in col:
-        rep_raw = pd.to_numeric(col["replication"], errors="coerce")
-        _, rep_codes = np.unique(rep_raw.fillna(-1).to_numpy(), return_inverse=True)
-        rep_codes = rep_codes.reshape(-1).astype(np.int64)
-        flag("missing customer", rep_raw.isna().to_numpy())
-    else:
-        rep_codes = np.zeros(n, dtype=np.int64)
-    key = rep_codes * (int(cust_codes.max()) + 2 if n else 1) + cust_codes
-
     # a customer's rows must not go back in time, and stop at an end stage: both depend on
     # which rows are kept, so they are checked on the rows still good
     def path_check(kind: str) -> None:
         keep = np.flatnonzero((reason < 0) & ~out)
-        k = pd.Series(key[keep])
+        if not len(keep):
+            return
+        by = np.argsort(key[keep], kind="stable")  # each customer's rows, in file order
+        ks = key[keep][by]
+        first = np.r_[True, ks[1:] != ks[:-1]]
+        group = np.cumsum(first) - 1
         if kind == "out of time order":
-            t = pd.Series(days[keep])
-            before = t.groupby(k.to_numpy()).cummax().groupby(k.to_numpy()).shift()
-            bad = (t < before).to_numpy()
+            # running maximum per customer in one pass: exact integer ranks of the times,
+            # lifted by the customer's group number so that groups never mix
+            _, rank = np.unique(days[keep][by], return_inverse=True)
+            level = rank.reshape(-1).astype(np.int64) + group * (len(keep) + 1)
+            before = np.r_[-1, np.maximum.accumulate(level)[:-1]]
+            bad = ~first & (level < before)
         else:
-            e = pd.Series(ends[to_stage[keep]].astype(np.int8))
-            after = e.groupby(k.to_numpy()).cummax().groupby(k.to_numpy()).shift()
-            bad = (after > 0).to_numpy()
+            is_end = ends[to_stage[keep][by]].astype(np.int64)
+            ended_before = np.cumsum(is_end) - is_end
+            bad = (ended_before - ended_before[first][group]) > 0
         mask = np.zeros(n, dtype=bool)
-        mask[keep[bad]] = True
+        mask[keep[by[bad]]] = True
         flag(kind, mask)
 
     path_check("out of time order")
@@ -507,6 +514,36 @@ def _build(
     )
 
 
+def _repeated(
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    key: np.ndarray,
+    days: np.ndarray,
+    event_codes: np.ndarray,
+    amount: np.ndarray,
+) -> np.ndarray:
+    """Rows that repeat an earlier row exactly (the first of them is kept). A hash of
+    customer, event, time and value finds the few candidates; they are then compared in full,
+    so a hash collision never marks a row."""
+    h = np.zeros(len(key), dtype=np.uint64)
+    for values in (key, event_codes, days, amount):
+        h = h * np.uint64(1_000_003) ^ pd.util.hash_array(values)
+    maybe = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+    others = [c for r, c in columns.items() if r not in ("customer", "time", "stage", "value")]
+    candidates = pd.DataFrame(
+        {
+            "key": key[maybe],
+            "event": event_codes[maybe],
+            "days": days[maybe],
+            "amount": amount[maybe],
+            **{f"other {c}": frame[c].iloc[maybe].to_numpy() for c in others},
+        }
+    )
+    mask = np.zeros(len(key), dtype=bool)
+    mask[maybe[candidates.duplicated(keep="first").to_numpy()]] = True
+    return mask
+
+
 def _labels(
     col: dict[str, pd.Series], role: str, keep: np.ndarray, first_row: np.ndarray, given: tuple
 ) -> tuple[tuple[str, ...], np.ndarray]:
@@ -540,32 +577,38 @@ def _assemble(
 ) -> EventLog:
     # time order within replications; a customer's rows keep their file order (stable sort,
     # and their times never go back), so each path stays in order
-    order = keep[np.lexsort((days[keep], rep_codes[keep]))]
-    # replications numbered 0.. among the rows kept, in the order of their numbers
-    _, rep = np.unique(rep_codes[order], return_inverse=True)
-    rep = rep.reshape(-1)
+    if rep_codes.any():
+        order = keep[np.lexsort((days[keep], rep_codes[keep]))]
+        # replications numbered 0.. among the rows kept, in the order of their numbers
+        _, rep = np.unique(rep_codes[order], return_inverse=True)
+        rep = rep.reshape(-1)
+    else:
+        order = keep[np.argsort(days[keep], kind="stable")]
+        rep = np.zeros(len(order), dtype=np.int64)
     k, t, to = key[order], days[order], to_stage[order]
+    # each customer's rows together, in time order (one stable sort serves all below)
+    by_cust = np.argsort(k, kind="stable")
+    ks = k[by_cust]
+    first = np.r_[True, ks[1:] != ks[:-1]]
+    inverse = np.empty(len(k), dtype=np.int64)
+    inverse[by_cust] = np.cumsum(first) - 1  # customer number in order of key
+    first_pos = by_cust[first]  # each customer's first row in time order
     # customers numbered 0.. within each replication in order of entry
-    uniq, first_pos, inverse = np.unique(k, return_index=True, return_inverse=True)
     by_entry = np.argsort(first_pos, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[by_entry] = np.arange(len(uniq))
+    rank = np.empty(len(first_pos), dtype=np.int64)
+    rank[by_entry] = np.arange(len(first_pos))
     cust_rep = rep[first_pos]
     reps = int(rep.max()) + 1
     counts = np.bincount(cust_rep, minlength=reps)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     local = rank - offsets[cust_rep]
-    customer = local[inverse.reshape(-1)]
+    customer = local[inverse]
     # each move comes from the stage of the customer's previous row
-    by_cust = np.argsort(k, kind="stable")
-    ks = k[by_cust]
-    first = np.r_[True, ks[1:] != ks[:-1]]
     prev = np.r_[ENTRY, to[by_cust][:-1]]
     from_stage = np.empty(len(order), dtype=np.int64)
     from_stage[by_cust] = np.where(first, ENTRY, prev)
     # persona and channel of each customer: those of their first row
-    first_row = np.empty(len(uniq), dtype=np.int64)
-    first_row[:] = first_pos
+    first_row = first_pos
     scenario = journey if isinstance(journey, Scenario) else None
     personas, persona = _labels(
         col, "persona", order, first_row, scenario.persona_names if scenario else ()
@@ -573,9 +616,10 @@ def _assemble(
     channels, channel = _labels(
         col, "channel", order, first_row, scenario.channel_names if scenario else ()
     )
-    cust_index = inverse.reshape(-1)
+    cust_index = inverse
     moves = from_stage >= 0
-    seen = set(zip(from_stage[moves].tolist(), to[moves].tolist(), strict=True))
+    pairs = np.unique(from_stage[moves] * len(names) + to[moves])
+    seen = {(int(p) // len(names), int(p) % len(names)) for p in pairs}
     if info:
         code = {s: i for i, s in enumerate(names)}
         edges = {(code[a], code[b]) for a, b in info["edges"]} | seen
