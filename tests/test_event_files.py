@@ -297,3 +297,47 @@ def test_reading_is_vectorised_at_scale():
     reached = sim.analysis.funnel(log, by=None).set_index("stage")["customers"]
     assert reached["consideration"] == (steps >= 2).sum()
     assert reached["lost"] == (steps == 5).sum()
+
+
+# -- the README's section runs as written ---------------------------------------------------
+
+
+def crm_export(path, bad: dict[int, str] | None = None):
+    """A small CRM export; ``bad`` puts other event names on some lines."""
+    events = ["signup", "trial_start", "order", "order", "newsletter", "cancel"]
+    rows = []
+    for i in range(12):
+        user, step = divmod(i, 6)
+        event = events[step]
+        revenue = "25.0" if event == "order" else ""
+        rows.append(f"c{user},2025-01-{1 + 2 * step + user:02d} 09:30:00,{event},{revenue},smb,ads")
+    for line, name in (bad or {}).items():
+        rows[line - 2] = rows[line - 2].replace(rows[line - 2].split(",")[2], name)
+    path.write_text("user_id,timestamp,event,revenue,segment,source\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_the_readme_example_runs_and_its_error_is_real(tmp_path, monkeypatch, capsys):
+    """The Python block of 'Real event logs in and out' runs on a small export (with one
+    replication), and the error it shows is the one two misspelt events produce."""
+    import re
+
+    from tests.validation import SCENARIOS
+
+    readme = (SCENARIOS.parent / "README.md").read_text()
+    section = readme.split("## Real event logs in and out")[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    path = crm_export(tmp_path / "crm_export.csv")
+    code = code.replace('"crm_export.csv"', repr(str(path))).replace(
+        "replications=5", "replications=1"
+    )
+    monkeypatch.chdir(SCENARIOS.parent)
+    names: dict = {}
+    exec(compile(code, "README.md", "exec"), names)
+    assert capsys.readouterr().out.strip() == "{'ignored event': 2}"
+    assert names["log"].customers.tolist() == [2]
+    shown = re.search(r"error: crm_export.csv: (.*)", section).group(1)
+    bad = crm_export(tmp_path / "crm_export.csv", {7: "sigup", 12: "trail_start"})
+    with pytest.raises(sim.EventLogError) as info:
+        sim.read_events(bad, **{**COLUMNS, "stages": names["stages"]}, start="2025-01-01")
+    assert str(info.value) == f"{bad}: {shown}"
