@@ -453,27 +453,30 @@ def _build(
 
     # a customer's rows must not go back in time, and stop at an end stage: both depend on
     # which rows are kept, so they are checked on the rows still good
+    # every customer's rows together, in file order (one sort, filtered as rows drop out)
+    by_customer = np.argsort(key, kind="stable")
+
     def path_check(kind: str) -> None:
-        keep = np.flatnonzero((reason < 0) & ~out)
-        if not len(keep):
+        good = (reason < 0) & ~out
+        by = by_customer[good[by_customer]]
+        if not len(by):
             return
-        by = np.argsort(key[keep], kind="stable")  # each customer's rows, in file order
-        ks = key[keep][by]
+        ks = key[by]
         first = np.r_[True, ks[1:] != ks[:-1]]
         group = np.cumsum(first) - 1
         if kind == "out of time order":
             # running maximum per customer in one pass: exact integer ranks of the times,
             # lifted by the customer's group number so that groups never mix
-            _, rank = np.unique(days[keep][by], return_inverse=True)
-            level = rank.reshape(-1).astype(np.int64) + group * (len(keep) + 1)
+            _, rank = np.unique(days[by], return_inverse=True)
+            level = rank.reshape(-1).astype(np.int64) + group * (len(by) + 1)
             before = np.r_[-1, np.maximum.accumulate(level)[:-1]]
             bad = ~first & (level < before)
         else:
-            is_end = ends[to_stage[keep][by]].astype(np.int64)
+            is_end = ends[to_stage[by]].astype(np.int64)
             ended_before = np.cumsum(is_end) - is_end
             bad = (ended_before - ended_before[first][group]) > 0
         mask = np.zeros(n, dtype=bool)
-        mask[keep[by[bad]]] = True
+        mask[by[bad]] = True
         flag(kind, mask)
 
     path_check("out of time order")
@@ -498,6 +501,7 @@ def _build(
     return _assemble(
         keep=keep,
         key=key,
+        by_customer=by_customer,
         rep_codes=rep_codes,
         days=days,
         to_stage=to_stage,
@@ -561,6 +565,7 @@ def _assemble(
     *,
     keep: np.ndarray,
     key: np.ndarray,
+    by_customer: np.ndarray,
     rep_codes: np.ndarray,
     days: np.ndarray,
     to_stage: np.ndarray,
@@ -586,8 +591,14 @@ def _assemble(
         order = keep[np.argsort(days[keep], kind="stable")]
         rep = np.zeros(len(order), dtype=np.int64)
     k, t, to = key[order], days[order], to_stage[order]
-    # each customer's rows together, in time order (one stable sort serves all below)
-    by_cust = np.argsort(k, kind="stable")
+    # each customer's rows together, in time order: for the rows kept, file order is time
+    # order within a customer (ties keep file order in both), so the sort by customer made
+    # for the checks serves, renumbered to positions in ``order``
+    position = np.empty(len(key), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    kept = np.zeros(len(key), dtype=bool)
+    kept[order] = True
+    by_cust = position[by_customer[kept[by_customer]]]
     ks = k[by_cust]
     first = np.r_[True, ks[1:] != ks[:-1]]
     inverse = np.empty(len(k), dtype=np.int64)
