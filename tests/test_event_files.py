@@ -341,3 +341,12 @@ def test_the_readme_example_runs_and_its_error_is_real(tmp_path, monkeypatch, ca
     with pytest.raises(sim.EventLogError) as info:
         sim.read_events(bad, **{**COLUMNS, "stages": names["stages"]}, start="2025-01-01")
     assert str(info.value) == f"{bad}: {shown}"
+
+
+def test_ignored_events_are_left_out_whatever_else_is_wrong_with_them(tmp_path):
+    """An event mapped to '' is ignored even when its time or value would make it a bad row."""
+    lines = [*GOOD, "u1,someday,newsletter,-5,smb,ads"]
+    log = sim.read_events(
+        write(tmp_path, lines), **{**COLUMNS, "stages": {**STAGES, "newsletter": ""}}
+    )
+    assert log.skipped == {"ignored event": 1} and len(log) == len(GOOD)

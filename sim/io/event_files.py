@@ -33,7 +33,6 @@ rows are always left out, and counted, because the caller asked for it: events a
 from __future__ import annotations
 
 import tomllib
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,24 +41,20 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import EventLogError, suggest
-from sim.events import ENTRY, SHOWN, EventLog
+from sim.events import ENTRY, EventLog
+from sim.io.event_rows import (
+    DAY_NS,
+    REASONS,
+    instant,
+    iso,
+    number,
+    raise_bad_rows,
+    repeated,
+    timestamps,
+)
 from sim.model.intervention import NewTransition
 from sim.model.journey import Journey
 from sim.model.scenario import Scenario
-
-#: Why a row can be bad, in the order rows are checked (a row counts under its first reason).
-REASONS = (
-    "missing customer",
-    "unparseable time",
-    "unknown event",
-    "unparseable value",
-    "negative value",
-    "before start",
-    "duplicate",
-    "value not on a purchase",
-    "out of time order",
-    "after an end stage",
-)
 
 #: Rows left out on purpose (counted in ``log.skipped``, never an error).
 LEFT_OUT = ("after end", "ignored event")
@@ -70,8 +65,6 @@ DEFAULT_ENDS = ("lost", "churned")
 
 #: Persona or channel of a customer whose first row leaves it empty.
 UNKNOWN = "unknown"
-
-_DAY_NS = 86_400 * 10**9
 
 
 def read_events(
@@ -234,63 +227,6 @@ def _stage_map(stages: Mapping[str, str] | str | Path | None) -> dict[str, str] 
 # -- building -------------------------------------------------------------------------------
 
 
-def _timestamps(raw: pd.Series) -> tuple[pd.Series, bool]:
-    """Timestamps in UTC (NaT where unparseable), and whether the data carried time zones
-    (times without one are taken as UTC)."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC"), True
-    if pd.api.types.is_datetime64_dtype(raw.dtype):
-        return raw.dt.tz_localize("UTC"), False
-    with warnings.catch_warnings():
-        # pandas warns when it cannot infer one format: the fallback below is meant for that
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            parsed = pd.to_datetime(raw, errors="coerce")
-        except (ValueError, TypeError):  # mixed time zones, or zones on some rows only
-            parsed = raw.iloc[:0]
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            aware = True
-            parsed = parsed.dt.tz_convert("UTC")
-        elif pd.api.types.is_datetime64_dtype(parsed.dtype) and len(parsed) == len(raw):
-            aware = False
-            parsed = parsed.dt.tz_localize("UTC")
-        else:
-            aware = True
-            parsed = pd.to_datetime(raw, errors="coerce", utc=True)
-        retry = parsed.isna() & raw.notna()
-        if retry.any():
-            parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", utc=True, format="mixed")
-    return parsed, aware
-
-
-def _instant(value: Any, what: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        stamp = pd.NaT
-    if stamp is pd.NaT:
-        raise EventLogError(
-            f"{what}={value!r} is not a date", field=what, fix=f'e.g. {what}="2025-01-01"'
-        )
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def _number(value: Any, what: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise EventLogError(
-            f"{what}={value!r}: the time column holds numbers (days), so {what} must be one",
-            field=what,
-            fix=f"give {what} in days",
-        ) from None
-
-
-def _iso(stamp: pd.Timestamp) -> str:
-    """Day 0 as ISO text: a date when it is midnight (UTC)."""
-    return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
-
-
 def journey_stage_info(journey: Journey | Scenario) -> dict[str, Any]:
     """Stage names, purchase and end flags and the allowed moves (as name pairs) of a journey
     or scenario (a scenario's interventions may open moves of their own)."""
@@ -328,7 +264,8 @@ def _build(
     left_out: dict[str, np.ndarray] = {}
 
     def flag(kind: str, mask: np.ndarray) -> None:
-        reason[(reason < 0) & mask] = REASONS.index(kind)
+        # events the caller chose to ignore are left out whatever else is wrong with them
+        reason[(reason < 0) & mask & ~ignored] = REASONS.index(kind)
 
     # stage names and flags
     info = journey_stage_info(journey) if journey is not None else None
@@ -363,6 +300,7 @@ def _build(
         dtype=np.int64,
     )
     to_stage = event_stage[event_codes]
+    ignored = to_stage == -2
 
     def flags_for(given: Sequence[str] | None, from_journey: str, default: tuple) -> np.ndarray:
         chosen = (
@@ -392,12 +330,12 @@ def _build(
     if numeric:
         days = raw_time.to_numpy(dtype=np.float64, na_value=np.nan)
         bad_time = ~np.isfinite(days)
-        start_day = 0.0 if start is None else _number(start, "start")
+        start_day = 0.0 if start is None else number(start, "start")
         days = days - start_day
-        end_day = None if end is None else _number(end, "end") - start_day
+        end_day = None if end is None else number(end, "end") - start_day
         start_date = None
     else:
-        stamps, aware = _timestamps(raw_time)
+        stamps, aware = timestamps(raw_time)
         bad_time = stamps.isna().to_numpy()
         ns = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
         if start is None:
@@ -407,14 +345,13 @@ def _build(
                 else pd.Timestamp(0, tz="UTC")
             )
         else:
-            origin = _instant(start, "start")
-        days = (ns - origin.value) / _DAY_NS
-        end_day = None if end is None else (_instant(end, "end").value - origin.value) / _DAY_NS
+            origin = instant(start, "start")
+        days = (ns - origin.value) / DAY_NS
+        end_day = None if end is None else (instant(end, "end").value - origin.value) / DAY_NS
         given_zone = start is not None and pd.Timestamp(start).tzinfo is not None
-        start_date = _iso(origin if aware or given_zone else origin.tz_localize(None))
+        start_date = iso(origin if aware or given_zone else origin.tz_localize(None))
     flag("missing customer", col["customer"].isna().to_numpy())
     flag("unparseable time", bad_time)
-    ignored = to_stage == -2
     flag("unknown event", to_stage == -1)
     if "value" in col:
         raw_value = col["value"]
@@ -439,7 +376,7 @@ def _build(
         rep_codes = np.zeros(n, dtype=np.int64)
     key = rep_codes * (int(cust_codes.max()) + 2 if n else 1) + cust_codes
     if not keep_duplicates:
-        flag("duplicate", _repeated(frame, columns, key, days, event_codes, amount))
+        flag("duplicate", repeated(frame, columns, key, days, event_codes, amount))
     stage_ok = to_stage >= 0
     not_purchase = np.ones(n, dtype=bool)
     not_purchase[stage_ok] = ~purchase[to_stage[stage_ok]]
@@ -452,8 +389,8 @@ def _build(
         out |= mask
 
     # a customer's rows must not go back in time, and stop at an end stage: both depend on
-    # which rows are kept, so they are checked on the rows still good
-    # every customer's rows together, in file order (one sort, filtered as rows drop out)
+    # which rows are kept, so they are checked on the rows still good, taken customer by
+    # customer in file order from one sort
     by_customer = np.argsort(key, kind="stable")
 
     def path_check(kind: str) -> None:
@@ -484,7 +421,7 @@ def _build(
 
     bad_rows = reason >= 0
     if bad_rows.any() and errors == "raise":
-        _raise_bad_rows(reason, frame, columns, line_offset)
+        raise_bad_rows(reason, frame, columns, line_offset)
     skipped = {
         REASONS[r]: int(c)
         for r, c in enumerate(np.bincount(reason[bad_rows], minlength=len(REASONS)))
@@ -516,36 +453,6 @@ def _build(
         start_date=start_date,
         skipped=skipped,
     )
-
-
-def _repeated(
-    frame: pd.DataFrame,
-    columns: dict[str, str],
-    key: np.ndarray,
-    days: np.ndarray,
-    event_codes: np.ndarray,
-    amount: np.ndarray,
-) -> np.ndarray:
-    """Rows that repeat an earlier row exactly (the first of them is kept). A hash of
-    customer, event, time and value finds the few candidates; they are then compared in full,
-    so a hash collision never marks a row."""
-    h = np.zeros(len(key), dtype=np.uint64)
-    for values in (key, event_codes, days, amount):
-        h = h * np.uint64(1_000_003) ^ pd.util.hash_array(values)
-    maybe = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
-    others = [c for r, c in columns.items() if r not in ("customer", "time", "stage", "value")]
-    candidates = pd.DataFrame(
-        {
-            "key": key[maybe],
-            "event": event_codes[maybe],
-            "days": days[maybe],
-            "amount": amount[maybe],
-            **{f"other {c}": frame[c].iloc[maybe].to_numpy() for c in others},
-        }
-    )
-    mask = np.zeros(len(key), dtype=bool)
-    mask[maybe[candidates.duplicated(keep="first").to_numpy()]] = True
-    return mask
 
 
 def _labels(
@@ -658,64 +565,6 @@ def _assemble(
         skipped=skipped,
     )
     return log.validate()
-
-
-def _shown(value: Any) -> str:
-    """A cell as a user reads it: text quoted, numbers plain."""
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _raise_bad_rows(
-    reason: np.ndarray, frame: pd.DataFrame, columns: dict[str, str], line_offset: int
-) -> None:
-    """One error listing, per reason, how many rows and the first of them with their value."""
-    column_of = {
-        "missing customer": "customer",
-        "unparseable time": "time",
-        "unknown event": "stage",
-        "unparseable value": "value",
-        "negative value": "value",
-        "before start": "time",
-        "duplicate": "customer",
-        "value not on a purchase": "value",
-        "out of time order": "time",
-        "after an end stage": "stage",
-    }
-    fixes = {
-        "missing customer": "give every row a customer id",
-        "unparseable time": "write times as ISO 8601, e.g. 2025-01-31 14:05:00",
-        "unknown event": "map every event name to a stage in stages= (or to '' to ignore it)",
-        "unparseable value": "write values as plain numbers",
-        "negative value": "order values must be >= 0 (refunds are not events of the journey)",
-        "before start": "move start= earlier, or leave it out to start at the first event",
-        "duplicate": "remove the repeated rows",
-        "value not on a purchase": "name the stage in purchase_stages=, or map the event to a "
-        "purchase stage",
-        "out of time order": "sort each customer's events by time",
-        "after an end stage": "a customer who reached an end stage has no later events; "
-        "pass end_stages= naming only true ends",
-    }
-    parts = []
-    first_kind = None
-    for r, kind in enumerate(REASONS):
-        rows = np.flatnonzero(reason == r)
-        if not len(rows):
-            continue
-        first_kind = first_kind or kind
-        column = columns.get(column_of[kind], columns["customer"])
-        where = "line" if line_offset else "row"
-        shown = ", ".join(
-            f"{where} {i + line_offset} ({_shown(frame[column].iloc[i])})" for i in rows[:SHOWN]
-        )
-        more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
-        parts.append(f"{len(rows)} {kind} in column '{column}': {shown}{more}")
-    total = int((reason >= 0).sum())
-    raise EventLogError(
-        f"{total} bad row(s): " + "; ".join(parts),
-        field=f"column '{columns.get(column_of[first_kind], columns['customer'])}'",
-        fix=fixes[first_kind] + ', or pass errors="skip" to leave bad rows out (counted in '
-        "log.skipped)",
-    )
 
 
 def read_run_events(out_dir: str | Path) -> EventLog:
