@@ -309,7 +309,7 @@ def test_kaplan_meier_curves_start_at_one_and_never_rise(scenario):
         assert (np.diff(curve["day"].to_numpy()) > 0).all()
 
 
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(scenario=scenarios_with_interventions(max_customers=25))
 def test_metrics_agree_with_the_customer_table(scenario):
     """Per replication, the metrics of all customers equal sums over the per-customer table:
@@ -331,6 +331,7 @@ def test_metrics_agree_with_the_customer_table(scenario):
         np.testing.assert_allclose(wide[column].to_numpy(), per_rep[column].to_numpy(), rtol=1e-9)
 
 
+@settings(max_examples=30)
 @given(scenario=scenarios(max_customers=5))
 def test_absorption_probabilities_sum_to_one_per_persona(scenario):
     """From the exact chain, the probabilities of ending in each absorbing stage sum to 1
