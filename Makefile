@@ -40,6 +40,7 @@ lint: $(STAMP_TEST)
 
 bench: $(STAMP_RUN)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/read_events.py
 
 docs: $(STAMP_RUN)
 	$(BIN)/python docs/figures.py

@@ -13,6 +13,7 @@ from sim import analysis, interventions
 from sim.engine.analytic import Expectation, expected
 from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
+from sim.io.event_files import read_events
 from sim.io.scenario_toml import load_scenario, save_scenario
 from sim.model import (
     ArrivalRateFactor,
@@ -78,6 +79,7 @@ __all__ = [
     "five_stage",
     "interventions",
     "load_scenario",
+    "read_events",
     "run",
     "save_scenario",
     "six_stage",

@@ -1,5 +1,5 @@
 """Command line: ``sim run``, ``sim compare``, ``sim report``, ``sim expected``,
-``sim validate``.
+``sim validate``, ``sim export``.
 
 Bad input prints one message naming the file, the field and the fix, and exits with status 2.
 """
@@ -76,7 +76,29 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("scenario", type=Path)
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
     val.add_argument("scenario", type=Path)
+    _export_parser(sub)
     return parser
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    ex = sub.add_parser(
+        "export",
+        help="write an event log for process-mining or customer-value tools",
+        description="Export the event log of a `sim run --out` directory, or of a real event "
+        "file (CSV or Parquet, read with --customer, --time and --stage), as a process log "
+        "(case:concept:name, concept:name, time:timestamp, ...) or as transactions "
+        "(customer_id, date, value).",
+    )
+    ex.add_argument("source", type=Path, help="a `sim run --out` directory, or an event file")
+    ex.add_argument("--to", choices=["process", "transactions"], required=True)
+    ex.add_argument("-o", "--output", type=Path, required=True, help="file.csv or file.parquet")
+    ex.add_argument("--start", help="calendar date of day 0 (default: start_date, first event)")
+    for name in ("customer", "time", "stage", "value", "persona", "channel"):
+        ex.add_argument(f"--{name}", help=f"event file: the column holding the {name}")
+    ex.add_argument("--stages", type=Path, help='event file: TOML of event = "stage" lines')
+    ex.add_argument("--scenario", type=Path, help="event file: scenario whose journey it follows")
+    ex.add_argument("--end", help="event file: end of observation (default: the last event)")
+    ex.add_argument("--errors", choices=["raise", "skip"], default="raise")
 
 
 def _pct(x: float) -> str:
@@ -342,6 +364,59 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sim.io.event_files import read_events, read_run_events
+    from sim.output import write_frame
+
+    if args.output.suffix not in (".csv", ".parquet"):
+        raise ScenarioError(
+            f"cannot write {args.output.name}", field="--output", fix="name a .csv or .parquet file"
+        )
+    if args.source.is_dir():
+        log = read_run_events(args.source)
+    else:
+        missing = [f"--{n}" for n in ("customer", "time", "stage") if not getattr(args, n)]
+        if missing:
+            raise ScenarioError(
+                f"an event file needs {', '.join(missing)}",
+                source=str(args.source),
+                field="columns",
+                fix="name the columns holding the customer id, the timestamp and the event",
+            )
+        log = read_events(
+            args.source,
+            customer=args.customer,
+            time=args.time,
+            stage=args.stage,
+            value=args.value,
+            persona=args.persona,
+            channel=args.channel,
+            stages=args.stages,
+            journey=load_scenario(args.scenario) if args.scenario else None,
+            start=args.start,
+            end=args.end,
+            errors=args.errors,
+        )
+    frame = (
+        log.to_process_log(start=args.start)
+        if args.to == "process"
+        else log.to_transactions(start=args.start)
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    path = write_frame(frame, args.output)
+    print(
+        f"{int(log.customers.sum()):,} customers, {len(log):,} events over "
+        f"{log.horizon_days:,.1f} days from {log.start_date or args.start}"
+    )
+    if log.skipped:
+        print(
+            "Skipped rows: " + ", ".join(f"{n:,} {why}" for why, n in log.skipped.items()),
+            file=sys.stderr,
+        )
+    print(f"Wrote {len(frame):,} rows to {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -351,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _cmd_report,
         "expected": _cmd_expected,
         "validate": _cmd_validate,
+        "export": _cmd_export,
     }
     try:
         return commands[args.command](args)

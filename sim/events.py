@@ -141,10 +141,9 @@ class EventLog:
         if not self.end_stages:
             object.__setattr__(self, "end_stages", (False,) * s)
         if self.edges is None:
-            seen = np.unique(
-                np.stack([self.from_stage, self.to_stage])[:, self.from_stage >= 0], axis=1
-            )
-            object.__setattr__(self, "edges", tuple(map(tuple, seen.T.tolist())))
+            moves = self.from_stage >= 0
+            pairs = np.unique(self.from_stage[moves].astype(np.int64) * s + self.to_stage[moves])
+            object.__setattr__(self, "edges", tuple((int(p // s), int(p % s)) for p in pairs))
 
     def __len__(self) -> int:
         return len(self.time)
@@ -222,6 +221,60 @@ class EventLog:
             }
         )
 
+    def case_ids(self) -> pd.Series:
+        """Per row, the customer as text unique across replications: 'replication-customer'."""
+        rep = pd.Series(self.replication).astype(str)
+        return rep + "-" + pd.Series(self.customer).astype(str)
+
+    def timestamps(self, start: Any = None) -> pd.Series:
+        """Per row, the calendar time: ``start`` (default: the log's ``start_date``) plus the
+        row's days, to the microsecond."""
+        start = self.start_date if start is None else start
+        try:
+            origin = pd.Timestamp(start) if start is not None else None
+        except (TypeError, ValueError):
+            origin = None
+        if origin is None or origin is pd.NaT:
+            raise EventLogError(
+                f"no calendar date for day 0 (start={start!r})",
+                field="start",
+                fix="pass start='2025-01-01', or set start_date in the scenario",
+            )
+        # days are floats: round off the nanoseconds they cannot hold exactly
+        return origin + pd.to_timedelta(self.time, unit="D").round("us")
+
+    def to_process_log(self, start: Any = None) -> pd.DataFrame:
+        """The log in the column names process-mining tools read (the XES names of pm4py's
+        DataFrame format): ``case:concept:name`` (the customer, unique across replications),
+        ``concept:name`` (the stage entered: the activity), ``time:timestamp`` (``start``,
+        default the log's ``start_date``, plus the row's days), then ``persona``, ``channel``,
+        ``value`` and ``replication``. One row per event, entries included, in time order."""
+        stage_names = np.array(self.stages, dtype=object)
+        return pd.DataFrame(
+            {
+                "case:concept:name": self.case_ids(),
+                "concept:name": stage_names[self.to_stage],
+                "time:timestamp": self.timestamps(start),
+                "persona": np.array(self.personas, dtype=object)[self.persona],
+                "channel": np.array(self.channels, dtype=object)[self.channel],
+                "value": self.value,
+                "replication": self.replication,
+            }
+        )
+
+    def to_transactions(self, start: Any = None) -> pd.DataFrame:
+        """One row per purchase: ``customer_id`` (as in :meth:`to_process_log`), ``date``
+        (``start``, default the log's ``start_date``, plus the purchase's days) and ``value``:
+        the transaction table customer-lifetime-value libraries read."""
+        bought = self.purchase_mask[self.to_stage]
+        return pd.DataFrame(
+            {
+                "customer_id": self.case_ids()[bought].to_numpy(),
+                "date": self.timestamps(start)[bought].to_numpy(),
+                "value": self.value[bought],
+            }
+        )
+
     def to_frame(self) -> pd.DataFrame:
         """The log as a DataFrame; stage, persona and channel columns are categorical. With
         interventions, an ``interventions`` column names those acting on each move; with
@@ -296,22 +349,24 @@ class EventLog:
         time = frame["time"].to_numpy(dtype=np.float64)
 
         def stage_codes(column: str, entry_ok: bool) -> np.ndarray:
-            raw = frame[column]
-            names = raw.astype(str)
-            empty = (raw.isna() | (names == "")).to_numpy()
-            mapped = names.map(code)
-            bad = np.flatnonzero(~empty & mapped.isna().to_numpy())
+            # names are looked up once per distinct value, not once per row
+            raw, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+            names = [str(u) for u in uniques]
+            lookup = [ENTRY if name == "" else code.get(name, -2) for name in names]
+            codes = np.array([*lookup, ENTRY], dtype=np.int64)[raw]  # NA (-1) -> ENTRY
+            bad = np.flatnonzero(codes == -2)
             if len(bad):
-                shown = ", ".join(f"row {i} ({names.iloc[i]!r})" for i in bad[:SHOWN])
+                shown = ", ".join(f"row {i} ({names[raw[i]]!r})" for i in bad[:SHOWN])
                 raise EventLogError(
                     f"{len(bad)} row(s) name an unknown stage: {shown}",
                     field=column,
                     fix=f"use one of {', '.join(stages)}",
                 )
+            empty = codes == ENTRY
             if not entry_ok and empty.any():
                 first = np.flatnonzero(empty)[:SHOWN].tolist()
                 raise EventLogError(f"rows {first} have no stage", field=column)
-            return np.where(empty, ENTRY, mapped.fillna(ENTRY).to_numpy()).astype(np.int64)
+            return codes
 
         from_stage = stage_codes("from_stage", entry_ok=True)
         to_stage = stage_codes("to_stage", entry_ok=False)
@@ -319,13 +374,15 @@ class EventLog:
         def names_and_codes(column: str, given: Sequence[str] | None) -> tuple:
             if column not in frame:
                 return (tuple(given) if given else (ALL,)), np.zeros(n, dtype=np.int64)
-            values = frame[column].astype(str)
-            known = tuple(given) if given else tuple(sorted(pd.unique(values)))
-            codes = pd.Categorical(values, categories=list(known)).codes.astype(np.int64)
+            raw, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+            values = [str(u) for u in uniques]
+            known = tuple(given) if given else tuple(sorted(set(values)))
+            index = {name: i for i, name in enumerate(known)}
+            codes = np.array([index.get(v, -1) for v in values], dtype=np.int64)[raw]
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
                 raise EventLogError(
-                    f"row {row}: unknown {column} {values.iloc[row]!r}",
+                    f"row {row}: unknown {column} {values[raw[row]]!r}",
                     field=column,
                     fix=f"use one of {', '.join(known)}",
                 )

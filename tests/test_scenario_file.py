@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -341,3 +343,20 @@ def test_any_damaged_file_loads_or_is_explained(tmp_path_factory, text, mutation
         sim.load_scenario(path)
     except sim.ScenarioError as err:
         assert str(err).startswith(str(path))
+
+
+@given(scenarios(), st.one_of(st.dates(), st.datetimes()))
+def test_a_start_date_survives_the_file_round_trip(scenario, day):
+    """A scenario's start_date (a date or a date and time) is saved and loads back equal."""
+    dated = scenario.replace(start_date=day)
+    assert dated.start_date == day.isoformat()
+    assert scenario_from_dict(tomllib.loads(sim.save_scenario(dated))) == dated
+
+
+def test_a_toml_date_literal_sets_the_start_date(write_toml):
+    """start_date = 2025-01-01 (a TOML date, not text) is read; a bad date names the field."""
+    text = (SCENARIOS / "baseline.toml").read_text()
+    text = text.replace("seed = 7", "seed = 7\nstart_date = 2025-01-01")
+    assert sim.load_scenario(write_toml(text)).start_date == "2025-01-01"
+    with pytest.raises(sim.ScenarioError, match="start_date"):
+        sim.load_scenario(write_toml(text.replace("2025-01-01", '"first of May"')))

@@ -68,6 +68,7 @@ def build_event_log(
         personas=c.scenario.persona_names,
         channels=c.scenario.channel_names,
         horizon_days=c.scenario.horizon_days,
+        start_date=c.scenario.start_date,
         interventions=tuple(iv.name for iv in c.scenario.interventions),
         reach_replication=np.full(len(reach_customer), replication, dtype=np.int32),
         reach_customer=reach_customer,

@@ -2,10 +2,13 @@
 one atomic writer."""
 
 from sim.io.atomic import write_atomic, write_text_atomic
+from sim.io.event_files import read_events, read_run_events
 from sim.io.scenario_toml import load_scenario, save_scenario, scenario_from_dict, scenario_to_dict
 
 __all__ = [
     "load_scenario",
+    "read_events",
+    "read_run_events",
     "save_scenario",
     "scenario_from_dict",
     "scenario_to_dict",

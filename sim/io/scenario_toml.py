@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import tomllib
 from pathlib import Path
@@ -21,7 +22,16 @@ from sim.model.presets import preset
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
 _SECTIONS = {
-    "scenario": ("name", "description", "horizon_days", "seed", "journey", "entry", "extends"),
+    "scenario": (
+        "name",
+        "description",
+        "horizon_days",
+        "seed",
+        "journey",
+        "entry",
+        "extends",
+        "start_date",
+    ),
     "acquisition": ("cohort", "channel"),
     "stage": ("name", "dwell", "next", "purchase", "absorbing"),
     "persona": ("name", "share", "attributes", "order_value", "dwell_factors"),
@@ -203,6 +213,19 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         effects=effects,
         interventions=interventions,
         acquisition=_acquisition(data.get("acquisition")),
+        start_date=_start_date(head),
+    )
+
+
+def _start_date(head: dict[str, Any]) -> str | None:
+    """``start_date``: a TOML date (2025-01-01), date-time, or ISO 8601 text."""
+    value = head.get("start_date")
+    if value is None or isinstance(value, str | datetime.date):
+        return value
+    raise ScenarioError(
+        f"field 'start_date' must be a date, got {value!r}",
+        field="scenario",
+        fix="write start_date = 2025-01-01",
     )
 
 
@@ -377,6 +400,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         head["description"] = s.description
     head["horizon_days"] = s.horizon_days
     head["seed"] = s.seed
+    if s.start_date is not None:
+        head["start_date"] = s.start_date
     data: dict[str, Any] = {"scenario": head}
     j = s.journey
     is_builtin = j.name in BUILTIN_JOURNEYS and j.stages == builtin_journey(j.name).stages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,6 +33,8 @@ class Scenario:
     horizon_days: float = 365.0
     seed: int = 0
     description: str = ""
+    #: calendar date of day 0 (ISO 8601, e.g. "2025-01-01"), so logs carry dates; None: none
+    start_date: str | None = None
 
     def __post_init__(self) -> None:
         personas = tuple(self.personas)
@@ -62,6 +65,7 @@ class Scenario:
                 f"seed must be a whole number >= 0, got {self.seed!r}",
                 field="scenario, field 'seed'",
             )
+        object.__setattr__(self, "start_date", _iso_date(self.start_date))
         if not isinstance(self.acquisition, Cohort | Arrivals):
             raise ScenarioError("acquisition must be a Cohort or Arrivals", field="acquisition")
         for persona in personas:
@@ -130,3 +134,24 @@ class Scenario:
                     mix = dict(c.persona_mix)
                     return tuple(mix.get(p.name, 0.0) for p in self.personas)
         return tuple(p.share for p in self.personas)
+
+
+def _iso_date(value: object) -> str | None:
+    """A start date as ISO 8601 text (a date, or a date and time), or None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):  # a TOML date or datetime, or a Python one
+        return value.isoformat()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return parsed.date().isoformat() if len(text) == 10 else parsed.isoformat()
+    raise ScenarioError(
+        f"start_date must be a calendar date, got {value!r}",
+        field="scenario, field 'start_date'",
+        fix='write it as start_date = "2025-01-01" (ISO 8601)',
+    )
