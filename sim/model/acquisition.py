@@ -44,6 +44,12 @@ class Channel:
     persona_mix: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(
+                f"channel name must be non-empty text, got {self.name!r}",
+                field="acquisition, field 'channel'",
+                fix='e.g. name = "search"',
+            )
         where = f"channel '{self.name}'"
         rate = positive_number(
             self.rate_per_day,

@@ -34,6 +34,21 @@ class Scenario:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(
+                f"the scenario's name must be non-empty text, got {self.name!r}",
+                field="scenario, field 'name'",
+                fix='e.g. name = "baseline" (tables, plots and comparisons show it)',
+            )
+        for iv in tuple(self.interventions):
+            if not isinstance(iv, Intervention):
+                raise ScenarioError(
+                    f"interventions must be Intervention objects, got {type(iv).__name__} {iv!r}",
+                    field="interventions",
+                    fix="pass objects such as sim.interventions.discount(depth=0.1) or "
+                    "sim.Intervention(name=..., effects=[...]); a file's interventions come "
+                    "with sim.load_scenario(path).interventions",
+                )
         personas = tuple(self.personas)
         object.__setattr__(self, "personas", personas)
         object.__setattr__(self, "effects", tuple(self.effects))
