@@ -11,9 +11,14 @@ from sim.model.acquisition import Acquisition, Arrivals, Cohort
 from sim.model.intervention import Intervention
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
+from sim.model.loops import check_zero_time_loops
 from sim.model.persona import Effect, Persona
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
+
+#: Longest horizon (days; about 27,000 years). Customer journeys last days to decades: a
+#: longer horizon is a mistake of units, and whole journeys are what sim.expected answers.
+MAX_HORIZON_DAYS = 1e7
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +76,13 @@ class Scenario:
                 field="scenario, field 'horizon_days'",
                 fix="e.g. horizon_days = 365",
             )
+        if h > MAX_HORIZON_DAYS:
+            raise ScenarioError(
+                f"horizon_days {h:g} is more than the {MAX_HORIZON_DAYS:g} days a run may last",
+                field="scenario, field 'horizon_days'",
+                fix="give the time you want to follow customers for, e.g. horizon_days = 3650 "
+                "(ten years)",
+            )
         object.__setattr__(self, "horizon_days", float(h))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ScenarioError(
@@ -97,6 +109,7 @@ class Scenario:
                             fix=suggest(persona, names),
                         )
         check_effects(self.journey, personas, self.effects)
+        check_zero_time_loops(self.journey, personas, self.effects)
         check_interventions(
             self.journey,
             names,

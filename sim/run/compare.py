@@ -13,6 +13,7 @@ import pandas as pd
 from sim.analysis.comparison import KEY_METRICS
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine
+from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed, suggest
 from sim.events import EventLog
 from sim.model.scenario import Scenario
@@ -172,7 +173,10 @@ def compare(
     done = 0
     goal = batch if auto else replications
     converged = None
+    estimates = {n: estimate_run(c) for n, c in compiled.items()}
     while True:
+        # refuse, before allocating, a batch whose replications cannot all be held
+        check_memory([(e, goal) for e in estimates.values()], workers)
         tasks = [
             ((n, r), engines[n], compiled[n], seeds[n], r) for r in range(done, goal) for n in named
         ]

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
+from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.model.scenario import Scenario
@@ -110,6 +111,8 @@ def run(
     seed = check_seed(scenario.seed if seed is None else seed)
     chosen = choose_engine(scenario, engine)
     compiled = CompiledScenario.build(scenario)
+    # refuse, before allocating anything, a run that cannot fit in memory
+    check_memory([(estimate_run(compiled), replications)], workers)
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
     complete = True
