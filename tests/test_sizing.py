@@ -81,6 +81,15 @@ def test_an_arrival_rate_past_the_bound_is_refused():
 # -- the memory estimate ----------------------------------------------------------------------
 
 
+def test_the_estimate_of_a_fast_loop_counts_what_fits_in_the_horizon(write_toml):
+    """A loop of 0.01-day stays going round a million times on average is cut by the horizon
+    (30 days: about 3,000 moves), and so is its estimate: the run is not refused."""
+    scenario = sim.load_scenario(write_toml(_loop("exponential(mean=0.01)", 0.999999)))
+    estimate = estimate_run(CompiledScenario.build(scenario))
+    result = sim.run(scenario, seed=2)
+    assert len(result.log) <= estimate.events <= 1.5 * len(result.log)
+
+
 def test_the_estimate_follows_the_run(baseline):
     """The estimated events of a replication cover what a run logs without overstating it
     threefold, and the customers and pre-drawn visits are the cohort's and the compiled

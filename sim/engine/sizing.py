@@ -125,6 +125,10 @@ def estimate_run(compiled: CompiledScenario) -> RunEstimate:
         customers = expected + 6 * math.sqrt(expected)
         # Little's law: arrivals a day x days a journey lasts (cut at the horizon)
         live = min(customers, peak * min(days, s.horizon_days))
+    # moves within the horizon: a journey's moves spread over its days (renewal-reward), so
+    # a long loop of short stays counts what fits in the horizon, not the whole journey
+    if days > s.horizon_days:
+        moves *= s.horizon_days / days
     events = customers * (1 + min(moves, 1e12))
     return RunEstimate(
         customers=customers,
