@@ -124,3 +124,9 @@ def test_unknown_metric_is_refused_before_running(baseline, monkeypatch):
         assert "revenue_per_customer" in str(info.value) and "reach_intent" in str(info.value)
     with pytest.raises(sim.ScenarioError, match="did you mean 'conversion'"):
         sim.compare(pair, 3, metric="conversoin")
+
+
+def test_compare_refuses_impossible_days_before_running(baseline):
+    """compare(days=[-5]) names the value instead of computing a nonsense retention."""
+    with pytest.raises(sim.ScenarioError, match="days must be numbers of days >= 0, got -5"):
+        sim.compare([baseline, baseline.replace(name="b")], 2, days=(-5,))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.comparison import KEY_METRICS
+from sim.analysis.tables import check_days
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine
 from sim.engine.sizing import check_memory, estimate_run
@@ -147,6 +148,7 @@ def compare(
         named = {n: s.with_customers(customers) for n, s in named.items()}
     seed = check_seed(named[base].seed if seed is None else seed)
     workers = cap_workers(workers)
+    days = check_days(days)
     check_metric(metric, named.values(), days)
     auto = replications == "auto"
     if auto:
