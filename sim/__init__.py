@@ -42,6 +42,23 @@ from sim.run import compare, package_version, run
 
 __version__ = package_version()
 
+#: Submodules loaded on first use, so that ``import sim`` stays quick (matplotlib is slow to
+#: import) while ``sim.plot.funnel(...)`` works after a plain ``import sim``.
+_LAZY = ("plot", "report")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"sim.{name}")
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     "ArrivalRateFactor",
     "Arrivals",

@@ -7,6 +7,7 @@ Bad input prints one message naming the file, the field and the fix, and exits w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -22,11 +23,36 @@ from sim.model.scenario import Scenario
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+#: what a shell reports for a command ended by SIGPIPE (128 + 13): `sim run ... | head`
+EXIT_BROKEN_PIPE = 141
+
+
+def _version() -> str:
+    from sim.run.provenance import package_version
+
+    return package_version()
+
+
+def _workers(requested: int) -> int:
+    """Worker processes capped at the CPUs available, saying so on stderr."""
+    from sim.run.replications import available_cpus
+
+    cpus = available_cpus()
+    if requested > cpus:
+        print(
+            f"note: -w {requested} is more than the {cpus} CPUs available; using {cpus}",
+            file=sys.stderr,
+        )
+        return cpus
+    return requested
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sim", description="Customer journey simulation: run scenarios, see funnels."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s (journey-sim) {_version()}"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate a scenario file and print/write its results")
@@ -49,13 +75,22 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed", type=int, help="root seed (default: the baseline file's)")
     cmp.add_argument("--customers", type=int, help="cohort size (overrides the files)")
     cmp.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
-    cmp.add_argument("--metric", default="conversion", help="metric for -r auto (conversion)")
+    cmp.add_argument(
+        "--metric",
+        default="conversion",
+        help="metric whose differences -r auto narrows (conversion); e.g. revenue_per_customer",
+    )
     cmp.add_argument(
         "--target-half-width",
         type=float,
         help="with -r auto: stop when every difference's 95%% CI is this narrow",
     )
-    cmp.add_argument("--max-replications", type=int, default=300)
+    cmp.add_argument(
+        "--max-replications",
+        type=int,
+        default=300,
+        help="with -r auto: stop adding replications here (300)",
+    )
     cmp.add_argument("--bootstrap", action="store_true", help="BCa bootstrap intervals")
     cmp.add_argument(
         "--out",
@@ -67,15 +102,29 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
     )
-    rep.add_argument("-r", "--replications", type=int, default=30)
+    rep.add_argument(
+        "-r", "--replications", type=int, default=30, help="replications per scenario (30)"
+    )
     rep.add_argument("--seed", type=int, help="root seed (default: the baseline file's)")
     rep.add_argument("--customers", type=int, help="cohort size (overrides the files)")
-    rep.add_argument("-w", "--workers", type=int, default=1)
-    rep.add_argument("-o", "--output", type=Path, default=Path("out/report.html"))
+    rep.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
+    rep.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("out/report.html"),
+        help="the HTML file to write (out/report.html)",
+    )
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
-    exp.add_argument("scenario", type=Path)
+    exp.add_argument("scenario", type=Path, help="scenario file (TOML)")
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
-    val.add_argument("scenario", type=Path)
+    val.add_argument("scenario", type=Path, help="scenario file (TOML)")
+    init = sub.add_parser("init", help="write a commented starter scenario to edit")
+    init.add_argument(
+        "name",
+        type=Path,
+        help="scenario name or file: 'shop' writes shop.toml, 'scenarios/shop.toml' that file",
+    )
     _export_parser(sub)
     return parser
 
@@ -152,10 +201,14 @@ def _print_retention(result) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from sim.io.locations import check_output_dir
     from sim.output import write_run
     from sim.run import run
 
     scenario = load_scenario(args.scenario)
+    if args.out:
+        check_output_dir(args.out, "--out")
+    args.workers = _workers(args.workers)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -189,6 +242,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.out:
         paths = write_run(result, args.out)
         print(f"\nWrote {', '.join(str(x) for x in paths)}")
+    else:
+        print(
+            "\nNothing written: add --out DIR to keep the event log, tables, plots and provenance."
+        )
     if not result.complete:
         print(
             f"\nInterrupted: kept {p['replications']} of {p['replications_requested']} "
@@ -204,10 +261,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     from sim.analysis.comparison import KEY_METRICS
     from sim.io.atomic import write_text_atomic
+    from sim.io.locations import check_output_dir
     from sim.output import write_frame
     from sim.run import compare
+    from sim.run.compare import check_metric
 
     scenarios = _load_named(args.scenarios)
+    check_output_dir(args.out, "--out")
+    check_metric(args.metric, scenarios.values(), (30, 90, 180))
+    args.workers = _workers(args.workers)
     replications = args.replications
     if replications != "auto":
         try:
@@ -317,10 +379,13 @@ def _load_named(paths: list[Path]) -> dict[str, Scenario]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from sim.io.locations import check_output_file
     from sim.report import build_report
     from sim.run import compare, run
 
     scenarios = _load_named(args.scenarios)
+    check_output_file(args.output, "-o/--output")
+    args.workers = _workers(args.workers)
     if len(scenarios) == 1:
         obj = run(
             next(iter(scenarios.values())),
@@ -417,6 +482,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from sim.io.starter import write_starter
+
+    path = write_starter(args.name)
+    print(
+        f"Wrote {path}: a starter scenario with comments on every field.\n"
+        f"Try it:  sim validate {path}  then  sim run {path}\n"
+        "Every field is described in docs/scenario-format.md."
+    )
+    return 0
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``sim run ... | head``): stop quietly, as
+    command-line tools do. Python would report the failed flush again at exit, so stdout is
+    pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sim`` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -427,15 +517,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "expected": _cmd_expected,
         "validate": _cmd_validate,
         "export": _cmd_export,
+        "init": _cmd_init,
     }
     try:
-        return commands[args.command](args)
+        status = commands[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return status
     except ScenarioError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except OSError as err:  # a disk that fills up or a folder removed while writing
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ distinguishable with the common colour-vision deficiencies.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, PathPatch, Rectangle
 from matplotlib.path import Path
 
+from sim.engine.sizing import GRID_POINTS
 from sim.events import ENTRY
 from sim.results import RunResult
 
@@ -287,6 +289,19 @@ def flow(result: RunResult, ax: Axes | None = None) -> Figure:
 # -- retention ----------------------------------------------------------------------------------
 
 
+def day_ticks(horizon: float, most: int = 13) -> list[float]:
+    """Ticks every 30, 90 or 180 days, or for long horizons a round number of years (then
+    powers of ten years), so that at most ``most`` ticks are drawn whatever the horizon."""
+    for step in (30, 90, 180):
+        if horizon / step < most:
+            break
+    else:
+        years = horizon / 365 / (most - 1)
+        nice = 10 ** math.floor(math.log10(years))
+        step = 365 * next(m * nice for m in (1, 2, 5, 10) if m * nice >= years)
+    return list(np.arange(0, horizon + 1e-9, step))
+
+
 def retention(obj, ax: Axes | None = None, by: str | None = "persona") -> Figure:
     """Kaplan-Meier curves of customers still active after their first purchase with 95%
     bands: per persona (``by``) for one run, one per scenario for a comparison; the number
@@ -325,8 +340,7 @@ def retention(obj, ax: Axes | None = None, by: str | None = "persona") -> Figure
         )
     ax.set_ylim(0, 1.02)
     ax.set_xlim(0, horizon)
-    step = 30 if horizon <= 180 else 90 if horizon <= 540 else 180
-    ticks = list(np.arange(0, horizon + 1e-9, step))
+    ticks = day_ticks(horizon)
     ax.set_xticks(ticks)
     for i, (_, curve) in enumerate(curves):
         days = curve["day"].to_numpy()
@@ -401,13 +415,21 @@ def uplift(comparison, ax: Axes | None = None, metrics: tuple[str, ...] = UPLIFT
 # -- occupancy ----------------------------------------------------------------------------------
 
 
+def day_grid(horizon: float, points: int = GRID_POINTS) -> np.ndarray:
+    """Whole days from 0 to the horizon, or for a long horizon ``points`` evenly spaced days:
+    curves by day stay the same size whatever the horizon."""
+    if horizon + 1 <= points:
+        return np.arange(0, np.floor(horizon) + 1)
+    return np.linspace(0, horizon, points)
+
+
 def stage_occupancy(result: RunResult, days: np.ndarray | None = None) -> pd.DataFrame:
     """Customers in each transient stage at each day (mean over replications): a customer who
     entered a stage at t and left at t' counts for t <= day < t'."""
     log = result.log
     journey = result.scenario.journey
     if days is None:
-        days = np.arange(0, np.floor(log.horizon_days) + 1)
+        days = day_grid(log.horizon_days)
     key = log.customer_key()
     order = np.lexsort((np.arange(len(key)), key))
     k, t, to = key[order], log.time[order], log.to_stage[order]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 import sim
+from sim.model.logit import transition_matrices
+from sim.model.loops import MAX_ZERO_TIME_MOVES, zero_time_loops
 
 positive = st.floats(min_value=0.05, max_value=50, allow_nan=False)
 
@@ -85,6 +88,14 @@ def scenarios(draw, max_customers: int = 30) -> sim.Scenario:
     effects = tuple(
         sim.Effect(stage=a, to=b, attribute="a", coefficient=draw(st.floats(-4, 4)))
         for a, b in chosen
+    )
+    # validation refuses loops that go round in zero time without end: draw none of them
+    assume(
+        all(
+            moves <= MAX_ZERO_TIME_MOVES
+            for matrix in transition_matrices(journey, personas, effects)
+            for _, moves in zero_time_loops(journey, matrix)
+        )
     )
     return sim.Scenario(
         name="random",

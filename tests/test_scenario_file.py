@@ -194,10 +194,15 @@ def test_negative_arrival_rate_is_reported(write_toml):
     assert "channel 'ads'" in message and "rate_per_day" in message and "-2" in message
 
 
-def test_builtin_journey_and_stages_together_are_refused(write_toml):
-    """A built-in journey plus [[stage]] tables is ambiguous and refused."""
-    message = _error(write_toml, GOOD.replace("horizon_days = 90", 'journey = "five_stage"'))
-    assert "both a built-in journey" in message
+def test_a_stage_beside_a_builtin_journey_must_be_one_of_its_stages(write_toml):
+    """[[stage]] tables beside a built-in journey change its stages; a name it lacks is
+    refused with the closest stage and the way to define one's own stages."""
+    text = GOOD.replace("horizon_days = 90", 'journey = "five_stage"').replace(
+        'name = "intent"', 'name = "intnet"'
+    )
+    message = _error(write_toml, text)
+    assert "has no stage 'intnet'" in message and "did you mean 'intent'" in message
+    assert "remove journey = ..." in message
 
 
 def test_unknown_builtin_journey_suggests(write_toml):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -10,10 +11,36 @@ import pandas as pd
 from sim.analysis.customers import customer_arrays, customer_groups
 from sim.analysis.stats import mean_ci
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
+from sim.errors import ScenarioError
 from sim.events import EventLog
 
 #: Days after the first purchase at which retention summaries report the share still active.
 RETENTION_DAYS = (30, 90, 180, 365)
+
+
+def check_days(days: object) -> tuple[float, ...]:
+    """Days after the first purchase at which to read retention: finite numbers >= 0, or a
+    ScenarioError naming the offending value."""
+    if isinstance(days, str | bytes) or not isinstance(days, Iterable):
+        raise ScenarioError(
+            f"days must be a list of numbers of days, got {days!r}",
+            field="days",
+            fix="e.g. days=(30, 90, 180)",
+        )
+    out = tuple(days)
+    for d in out:
+        if (
+            isinstance(d, bool)
+            or not isinstance(d, int | float | np.integer | np.floating)
+            or not np.isfinite(d)
+            or d < 0
+        ):
+            raise ScenarioError(
+                f"days must be numbers of days >= 0, got {d!r}",
+                field="days",
+                fix="give days after the first purchase, e.g. days=(30, 90, 180)",
+            )
+    return out
 
 
 def _finish(rows_or_frames: list, by: str | None, frames: bool = False) -> pd.DataFrame:
@@ -47,6 +74,7 @@ def retention_summary(
     """Per group: purchasers, share still active at chosen days after first purchase
     (Kaplan-Meier), median active lifetime, repeat-purchase rate, purchases per purchaser,
     and revenue per customer (mean with 95% CI over replications)."""
+    check_days(days)
     c = customers if customers is not None else customer_arrays(log)
     horizon = log.horizon_days
     duration, observed, bought = lifetimes(c, horizon)

@@ -113,12 +113,27 @@ def _tables(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
+def _decode(raw: bytes, path: Path) -> str:
+    """The file's text: UTF-8, with or without a byte-order mark (editors on Windows add one)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start
+        line = raw.count(b"\n", 0, start) + 1
+        column = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+        raise ScenarioError(
+            f"not UTF-8 text: byte 0x{raw[start]:02x} at line {line}, column {column}",
+            source=str(path),
+            fix="save the file as UTF-8 (or remove the character)",
+        ) from None
+
+
 def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The file's data with ``extends`` resolved: the base file's content, then this file's
     [scenario] fields over it, its [[intervention]] tables after the base's, and any other
     section it gives in place of the base's."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _decode(path.read_bytes(), path)
     except FileNotFoundError:
         raise ScenarioError(
             "file not found", source=str(path), fix="check the path (scenarios live in scenarios/)"
@@ -168,7 +183,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     # a variant that switches between a built-in journey and its own stages drops the other
     if "journey" in head and "stage" not in data:
         merged.pop("stage", None)
-    if "stage" in data:
+    if "stage" in data and "journey" not in head:
         merged["scenario"].pop("journey", None)
     return merged
 
@@ -232,14 +247,10 @@ def _start_date(head: dict[str, Any]) -> str | None:
 def _journey(head: dict[str, Any], stages: list[dict[str, Any]]) -> Journey:
     builtin = _get(head, "journey", str, "scenario", "")
     entry = _get(head, "entry", str, "scenario", "")
-    if builtin and stages:
-        raise ScenarioError(
-            f"both a built-in journey ('{builtin}') and [[stage]] tables are given",
-            field="scenario, field 'journey'",
-            fix="remove journey = ... to define your own stages, or remove the [[stage]] tables",
-        )
     if builtin:
         journey = builtin_journey(builtin, field="scenario, field 'journey'")
+        if stages:
+            journey = _override_stages(journey, stages)
         return Journey(stages=journey.stages, entry=entry or journey.entry, name=journey.name)
     if not stages:
         raise ScenarioError(
@@ -248,6 +259,35 @@ def _journey(head: dict[str, Any], stages: list[dict[str, Any]]) -> Journey:
             fix=f"use a built-in journey ({', '.join(BUILTIN_JOURNEYS)}) or add [[stage]] tables",
         )
     return Journey(stages=tuple(_stage(i, t) for i, t in enumerate(stages)), entry=entry)
+
+
+def _override_stages(journey: Journey, tables: list[dict[str, Any]]) -> Journey:
+    """A built-in journey with some stages changed: each [[stage]] table names one of its
+    stages and gives the fields that change (``next``, ``dwell``, ``purchase``, ``absorbing``);
+    the others keep the built-in's values."""
+    stages = {st.name: st for st in journey.stages}
+    for i, t in enumerate(tables):
+        label = _label("stage", t, f"stage #{i + 1}")
+        _check_keys(t, "stage", label)
+        name = _get(t, "name", str, label)
+        if name not in stages:
+            raise ScenarioError(
+                f"the built-in journey '{journey.name}' has no stage '{name}'",
+                field=f"{label}, field 'name'",
+                fix=f"{suggest(name, journey.names)} A [[stage]] beside journey = ... changes "
+                "a built-in stage; to define your own stages, remove journey = ...",
+            )
+        old = stages[name]
+        absorbing = _get(t, "absorbing", bool, label, old.absorbing if "next" not in t else False)
+        ends_here = absorbing and not old.absorbing
+        stages[name] = Stage(
+            name=name,
+            dwell=_get(t, "dwell", (str, float), label, 0.0 if ends_here else old.dwell),
+            next=_get(t, "next", dict, label, {} if absorbing else old.next),
+            purchase=_get(t, "purchase", bool, label, old.purchase),
+            absorbing=absorbing,
+        )
+    return Journey(stages=tuple(stages.values()), entry=journey.entry, name=journey.name)
 
 
 def _stage(i: int, t: dict[str, Any]) -> Stage:
@@ -404,7 +444,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         head["start_date"] = s.start_date
     data: dict[str, Any] = {"scenario": head}
     j = s.journey
-    is_builtin = j.name in BUILTIN_JOURNEYS and j.stages == builtin_journey(j.name).stages
+    # a built-in journey (perhaps with some stages changed) is saved by name, with a
+    # [[stage]] table for each changed stage, so that it loads back equal
+    builtin = builtin_journey(j.name) if j.name in BUILTIN_JOURNEYS else None
+    is_builtin = builtin is not None and j.names == builtin.names
     if is_builtin:
         head["journey"] = j.name
     if j.entry != j.stages[0].name:
@@ -422,16 +465,17 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 for c in s.acquisition.channels
             ]
         }
-    if not is_builtin:
+    changed = [st for st in j.stages if not is_builtin or st != builtin.stage(st.name)]
+    if changed:
         stages = []
-        for st in j.stages:
+        for st in changed:
             row: dict[str, Any] = {"name": st.name}
             if st.absorbing:
                 row["absorbing"] = True
             else:
                 row["dwell"] = st.dwell.spec()
-                if st.purchase:
-                    row["purchase"] = True
+                if st.purchase or (is_builtin and builtin.stage(st.name).purchase):
+                    row["purchase"] = st.purchase
                 row["next"] = dict(st.next)
             stages.append(row)
         data["stage"] = stages
@@ -488,8 +532,28 @@ def _intervention_to_dict(iv: Intervention) -> dict[str, Any]:
 
 
 def save_scenario(s: Scenario, path: str | Path | None = None) -> str:
-    """TOML text of the scenario; written atomically to ``path`` when given."""
+    """TOML text of the scenario; written atomically to ``path`` when given (its folder must
+    exist; a ScenarioError says so otherwise)."""
     text = tomli_w.dumps(scenario_to_dict(s))
     if path is not None:
-        write_text_atomic(Path(path), text)
+        path = Path(path)
+        # the folder must exist: directories a user did not ask for are not made
+        if not path.parent.is_dir():
+            raise ScenarioError(
+                f"the folder '{path.parent}' does not exist",
+                source=str(path),
+                fix="create the folder first, or save somewhere that exists",
+            )
+        if path.is_dir():
+            raise ScenarioError(
+                "is a folder, not a file", source=str(path), fix="give a file name ending in .toml"
+            )
+        try:
+            write_text_atomic(path, text)
+        except OSError as err:
+            raise ScenarioError(
+                f"cannot write the file: {err.strerror or err}",
+                source=str(path),
+                fix="choose a folder you can write to",
+            ) from None
     return text

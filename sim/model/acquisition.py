@@ -11,6 +11,13 @@ from sim.model.journey import _pairs
 #: Channel name given to the customers of a cohort.
 COHORT_CHANNEL = "cohort"
 
+#: Largest cohort a scenario may hold. Shares and rates are what a simulation estimates: a
+#: representative sample of a larger population gives them (and no machine holds 10**9
+#: customers' journeys at once).
+MAX_COHORT = 10**9
+#: Largest arrival rate of one channel (customers a day), for the same reason.
+MAX_RATE_PER_DAY = 1e7
+
 
 @dataclass(frozen=True, kw_only=True)
 class Cohort:
@@ -24,6 +31,13 @@ class Cohort:
                 f"cohort size must be a whole number of at least 1, got {self.size!r}",
                 field="acquisition, field 'cohort'",
                 fix="e.g. cohort = 10000",
+            )
+        if self.size > MAX_COHORT:
+            raise ScenarioError(
+                f"cohort size {self.size:,} is more than the {MAX_COHORT:,} a scenario may hold",
+                field="acquisition, field 'cohort'",
+                fix="simulate a representative sample (shares and rates come out the same), "
+                "e.g. cohort = 100000",
             )
 
     @property
@@ -44,6 +58,12 @@ class Channel:
     persona_mix: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(
+                f"channel name must be non-empty text, got {self.name!r}",
+                field="acquisition, field 'channel'",
+                fix='e.g. name = "search"',
+            )
         where = f"channel '{self.name}'"
         rate = positive_number(
             self.rate_per_day,
@@ -51,6 +71,14 @@ class Channel:
             f"{where}, field 'rate_per_day'",
             "give the expected number of new customers per day, e.g. 40",
         )
+        if rate > MAX_RATE_PER_DAY:
+            raise ScenarioError(
+                f"rate_per_day {rate:g} is more than the {MAX_RATE_PER_DAY:g} customers a day "
+                "a channel may bring",
+                field=f"{where}, field 'rate_per_day'",
+                fix="simulate a representative sample: scale the rates down (shares and "
+                "conversion come out the same)",
+            )
         object.__setattr__(self, "rate_per_day", rate)
         mix = _pairs(self.persona_mix, f"{where}, field 'persona_mix'")
         for persona, share in mix:

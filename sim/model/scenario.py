@@ -12,9 +12,14 @@ from sim.model.acquisition import Acquisition, Arrivals, Cohort
 from sim.model.intervention import Intervention
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
+from sim.model.loops import check_zero_time_loops
 from sim.model.persona import Effect, Persona
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
+
+#: Longest horizon (days; about 27,000 years). Customer journeys last days to decades: a
+#: longer horizon is a mistake of units, and whole journeys are what sim.expected answers.
+MAX_HORIZON_DAYS = 1e7
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +42,21 @@ class Scenario:
     start_date: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(
+                f"the scenario's name must be non-empty text, got {self.name!r}",
+                field="scenario, field 'name'",
+                fix='e.g. name = "baseline" (tables, plots and comparisons show it)',
+            )
+        for iv in tuple(self.interventions):
+            if not isinstance(iv, Intervention):
+                raise ScenarioError(
+                    f"interventions must be Intervention objects, got {type(iv).__name__} {iv!r}",
+                    field="interventions",
+                    fix="pass objects such as sim.interventions.discount(depth=0.1) or "
+                    "sim.Intervention(name=..., effects=[...]); a file's interventions come "
+                    "with sim.load_scenario(path).interventions",
+                )
         personas = tuple(self.personas)
         object.__setattr__(self, "personas", personas)
         object.__setattr__(self, "effects", tuple(self.effects))
@@ -58,6 +78,13 @@ class Scenario:
                 f"horizon_days must be a positive number of days, got {h!r}",
                 field="scenario, field 'horizon_days'",
                 fix="e.g. horizon_days = 365",
+            )
+        if h > MAX_HORIZON_DAYS:
+            raise ScenarioError(
+                f"horizon_days {h:g} is more than the {MAX_HORIZON_DAYS:g} days a run may last",
+                field="scenario, field 'horizon_days'",
+                fix="give the time you want to follow customers for, e.g. horizon_days = 3650 "
+                "(ten years)",
             )
         object.__setattr__(self, "horizon_days", float(h))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -86,6 +113,7 @@ class Scenario:
                             fix=suggest(persona, names),
                         )
         check_effects(self.journey, personas, self.effects)
+        check_zero_time_loops(self.journey, personas, self.effects)
         check_interventions(
             self.journey,
             names,

@@ -4,25 +4,50 @@ adding replications until differences are known well enough."""
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sim.analysis.comparison import KEY_METRICS
+from sim.analysis.tables import check_days
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine
-from sim.errors import ScenarioError, check_count, check_seed
+from sim.engine.sizing import check_memory, estimate_run
+from sim.errors import ScenarioError, check_count, check_seed, suggest
 from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.results import Comparison, RunResult
 from sim.run.provenance import provenance
-from sim.run.replications import simulate_tasks
+from sim.run.replications import cap_workers, simulate_tasks
 
 __all__ = ["KEY_METRICS", "compare"]
 
 
+_LOAD_FIRST = (
+    "load files first: sim.compare([sim.load_scenario('a.toml'), sim.load_scenario('b.toml')]) "
+    "or pass a dict of name -> Scenario"
+)
+
+
 def _names(scenarios: Mapping[str, Scenario] | Sequence[Scenario]) -> dict[str, Scenario]:
+    if isinstance(scenarios, str | Path | Scenario) or not isinstance(
+        scenarios, Mapping | Sequence
+    ):
+        raise ScenarioError(
+            f"compare() takes several scenarios, not {type(scenarios).__name__} {scenarios!r}",
+            field="scenarios",
+            fix=_LOAD_FIRST,
+        )
+    if not isinstance(scenarios, Mapping):
+        for s in scenarios:
+            if not isinstance(s, Scenario):
+                raise ScenarioError(
+                    f"compare() takes Scenario objects, not {type(s).__name__} {s!r}",
+                    field="scenarios",
+                    fix=_LOAD_FIRST,
+                )
     if isinstance(scenarios, Mapping):
         named = dict(scenarios)
     else:
@@ -39,8 +64,51 @@ def _names(scenarios: Mapping[str, Scenario] | Sequence[Scenario]) -> dict[str, 
         raise ScenarioError("a comparison needs at least two scenarios", field="scenarios")
     for name, s in named.items():
         if not isinstance(s, Scenario):
-            raise ScenarioError(f"'{name}' is not a Scenario: {s!r}", field="scenarios")
+            raise ScenarioError(
+                f"'{name}' is not a Scenario: {type(s).__name__} {s!r}",
+                field="scenarios",
+                fix=_LOAD_FIRST,
+            )
     return named
+
+
+def known_metrics(scenarios: Iterable[Scenario], days: Iterable[int] = (30, 90, 180)) -> list[str]:
+    """The metrics a comparison of these scenarios reports (see
+    :func:`sim.analysis.replication_metrics`)."""
+    scenarios = list(scenarios)
+    # days at or past a horizon have no retention to report (as in replication_metrics)
+    days = [d for d in days if all(d < s.horizon_days for s in scenarios)]
+    reach = []
+    for s in scenarios:
+        reach += [f"reach_{n}" for n in s.journey.transient if f"reach_{n}" not in reach]
+    return [
+        "customers",
+        "conversion",
+        *reach,
+        "time_to_first_purchase",
+        *(f"active_day_{d}" for d in days),
+        "median_lifetime_days",
+        "purchases_per_customer",
+        "repeat_purchase_rate",
+        "revenue",
+        "revenue_per_customer",
+        "cost",
+        "profit",
+        "profit_per_customer",
+    ]
+
+
+def check_metric(metric: str, scenarios: Iterable[Scenario], days: Iterable[int]) -> None:
+    """A ScenarioError listing the known metrics when ``metric`` is not one of them."""
+    known = known_metrics(scenarios, days)
+    if metric not in known:
+        hint = suggest(str(metric), known)
+        hint = f"{hint} " if hint.startswith("did you mean") else ""
+        raise ScenarioError(
+            f"unknown metric {metric!r}",
+            field="metric",
+            fix=f"{hint}known metrics: {', '.join(known)}",
+        )
 
 
 def compare(
@@ -79,7 +147,9 @@ def compare(
     if customers is not None:
         named = {n: s.with_customers(customers) for n, s in named.items()}
     seed = check_seed(named[base].seed if seed is None else seed)
-    check_count(workers, "workers")
+    workers = cap_workers(workers)
+    days = check_days(days)
+    check_metric(metric, named.values(), days)
     auto = replications == "auto"
     if auto:
         if target_half_width is None or not target_half_width > 0:
@@ -105,7 +175,10 @@ def compare(
     done = 0
     goal = batch if auto else replications
     converged = None
+    estimates = {n: estimate_run(c) for n, c in compiled.items()}
     while True:
+        # refuse, before allocating, a batch whose replications cannot all be held
+        check_memory([(e, goal) for e in estimates.values()], workers)
         tasks = [
             ((n, r), engines[n], compiled[n], seeds[n], r) for r in range(done, goal) for n in named
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Hashable, Sequence
@@ -9,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
+from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.model.scenario import Scenario
@@ -18,6 +20,29 @@ from sim.run.provenance import provenance
 
 #: key, engine name, compiled scenario, seed, replication
 Task = tuple[Hashable, str, CompiledScenario, int, int]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system tells it)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on every platform
+        return max(os.cpu_count() or 1, 1)
+
+
+def cap_workers(workers: int) -> int:
+    """``workers`` checked, and capped at the CPUs available with a warning: more processes
+    than CPUs only add memory (each holds its own replication) and no speed."""
+    check_count(workers, "workers")
+    cpus = available_cpus()
+    if workers > cpus:
+        warnings.warn(
+            f"workers={workers} is more than the {cpus} CPUs available: using {cpus}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return cpus
+    return workers
 
 
 def simulate_tasks(
@@ -80,12 +105,14 @@ def run(
             fix="load a file first: sim.run(sim.load_scenario('scenarios/baseline.toml'))",
         )
     check_count(replications, "replications")
-    check_count(workers, "workers")
+    workers = cap_workers(workers)
     if customers is not None:
         scenario = scenario.with_customers(customers)
     seed = check_seed(scenario.seed if seed is None else seed)
     chosen = choose_engine(scenario, engine)
     compiled = CompiledScenario.build(scenario)
+    # refuse, before allocating anything, a run that cannot fit in memory
+    check_memory([(estimate_run(compiled), replications)], workers)
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
     complete = True

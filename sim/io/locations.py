@@ -1,0 +1,76 @@
+"""Checking where results will go before any simulation runs, so a long run is never lost to
+an output path that cannot be written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from sim.errors import ScenarioError
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (the folder that will hold what is made)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _can_write_in(folder: Path) -> str | None:
+    """None if a file can be created in ``folder``, else the reason. Tried for real (a file is
+    made and removed): permission bits alone do not tell about read-only mounts, ACLs or root."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".sim-write-check.", suffix=".tmp")
+    except OSError as err:
+        return err.strerror or str(err)
+    os.close(fd)
+    os.unlink(tmp)
+    return None
+
+
+def check_output_dir(path: str | Path, option: str) -> Path:
+    """A ScenarioError (exit status 2 on the command line) unless results can be written into
+    the folder ``path``: it is a folder we can write to, or can be made inside one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ScenarioError(
+            "is a file, not a folder",
+            source=str(path),
+            field=option,
+            fix=f"give {option} a folder (it is made if it does not exist)",
+        )
+    holder = _nearest_existing(path)
+    if not holder.is_dir():
+        raise ScenarioError(
+            f"'{holder}' is a file, so the folder cannot be made",
+            source=str(path),
+            field=option,
+            fix=f"give {option} a path under a folder",
+        )
+    reason = _can_write_in(holder)
+    if reason is not None:
+        where = "the folder" if holder == Path(os.path.abspath(path)) else f"'{holder}'"
+        raise ScenarioError(
+            f"cannot write in {where}: {reason}",
+            source=str(path),
+            field=option,
+            fix=f"give {option} a folder you can write to",
+        )
+    return path
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """A ScenarioError unless the file ``path`` can be written (its folder is made if
+    missing): not a folder, and inside a folder we can write to."""
+    path = Path(path)
+    if path.is_dir():
+        raise ScenarioError(
+            "is a folder, not a file",
+            source=str(path),
+            field=option,
+            fix=f"give {option} a file name, e.g. {path / 'report.html'}",
+        )
+    check_output_dir(Path(os.path.abspath(path)).parent, option)
+    return path

@@ -1,0 +1,196 @@
+"""The ``sim`` command with bad output paths, closed pipes and impossible options: one line
+and exit status 2 before anything is simulated; and what a new user needs (version, help,
+a starter scenario)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sim
+from sim.cli import _parser, main
+from tests.validation import SCENARIOS
+
+BASELINE = str(SCENARIOS / "baseline.toml")
+DISCOUNT = str(SCENARIOS / "discount.toml")
+#: a folder nobody can create files in, not even root (procfs)
+READ_ONLY = Path("/proc")
+
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Fail the test if anything is simulated: output checks must come first."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("simulated before the output location was checked")
+
+    for module in ("sim.run.replications", "sim.run.compare"):
+        monkeypatch.setattr(importlib.import_module(module), "simulate_tasks", boom)
+
+
+def _bad_places(tmp_path: Path) -> dict[str, Path]:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    return {"a file": a_file, "under a file": a_file / "sub", "read-only": READ_ONLY / "sim-out"}
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file", "read-only"])
+def test_run_out_that_cannot_be_written_exits_2_first(kind, tmp_path, capsys, no_simulation):
+    """`sim run --out` naming a file, a path under a file or a read-only place exits 2 with
+    one line naming it, before simulating."""
+    if kind == "read-only" and not READ_ONLY.is_dir():
+        pytest.skip("needs /proc")
+    out = _bad_places(tmp_path)[kind]
+    assert main(["run", BASELINE, "--customers", "100", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "--out" in err[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_run_out_in_a_read_only_folder_exits_2(tmp_path, capsys, no_simulation):
+    """A folder without write permission is refused before simulating."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert main(["run", BASELINE, "--out", str(locked / "run")]) == 2
+    finally:
+        locked.chmod(0o755)
+    assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["a file", "read-only"])
+def test_compare_out_that_cannot_be_written_exits_2_first(kind, tmp_path, capsys, no_simulation):
+    """`sim compare --out` is checked before any replication runs."""
+    if kind == "read-only" and not READ_ONLY.is_dir():
+        pytest.skip("needs /proc")
+    out = _bad_places(tmp_path)[kind]
+    assert main(["compare", BASELINE, DISCOUNT, "-r", "2", "--out", str(out)]) == 2
+    assert str(out) in capsys.readouterr().err
+
+
+def test_report_output_that_is_a_folder_exits_2_first(tmp_path, capsys, no_simulation):
+    """`sim report -o` naming a folder exits 2 and suggests a file name."""
+    assert main(["report", BASELINE, "-r", "2", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder, not a file" in err and "report.html" in err
+
+
+def test_report_output_in_a_read_only_folder_exits_2_first(capsys, no_simulation):
+    """`sim report -o` inside a read-only place exits 2 before running."""
+    if not READ_ONLY.is_dir():
+        pytest.skip("needs /proc")
+    target = READ_ONLY / "sim-report" / "report.html"
+    assert main(["report", BASELINE, "-r", "2", "-o", str(target)]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_good_output_places_still_work(tmp_path, capsys):
+    """The twin of the refusals: a new folder inside a writable one is made and filled."""
+    out = tmp_path / "new" / "run"
+    assert main(["run", BASELINE, "--customers", "100", "--out", str(out)]) == 0
+    assert (out / "run.json").exists()
+
+
+@pytest.mark.parametrize(
+    "replications", [["-r", "2"], ["-r", "auto", "--target-half-width", "0.01"]]
+)
+def test_compare_unknown_metric_exits_2_before_running(replications, capsys, no_simulation):
+    """`--metric nope` is refused before running, listing the known metrics, with a fixed or
+    an automatic number of replications."""
+    code = main(["compare", BASELINE, DISCOUNT, *replications, "--metric", "nope"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'nope'" in err and "conversion" in err and "revenue" in err
+
+
+def test_run_into_a_closed_pipe_ends_quietly():
+    """`sim run ... | head -1` ends without a BrokenPipeError traceback, with the status a
+    shell gives a command stopped by SIGPIPE."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "run", BASELINE, "--customers", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head` does
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    code = proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert code == 141
+
+
+def test_run_without_out_says_nothing_was_written(capsys):
+    """Without --out, `sim run` says that nothing was written and how to keep the results."""
+    assert main(["run", BASELINE, "--customers", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "Nothing written" in out and "--out" in out
+
+
+def test_version(capsys):
+    """`sim --version` prints the package's version."""
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert sim.__version__ in capsys.readouterr().out
+
+
+def test_every_option_of_every_subcommand_has_help():
+    """Each option and argument of each subcommand says what it does in `sim CMD --help`."""
+    missing = []
+    for action in _parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for opt in sub._actions:
+                    if not opt.help:
+                        missing.append(f"{name} {'/'.join(opt.option_strings) or opt.dest}")
+    assert missing == []
+
+
+def test_too_many_workers_are_capped_with_a_note(capsys):
+    """`-w 1000` runs on the CPUs available and says so, instead of starting 1000 processes."""
+    assert main(["run", BASELINE, "--customers", "100", "-w", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert "-w 1000 is more than the" in err and "CPUs available" in err
+
+
+def test_init_writes_a_starter_that_loads_and_runs(tmp_path, monkeypatch, capsys):
+    """`sim init shop` writes shop.toml, which validates and runs; a second init refuses to
+    overwrite it."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "shop"]) == 0
+    path = tmp_path / "shop.toml"
+    assert "#" in path.read_text()
+    scenario = sim.load_scenario(path)
+    assert scenario.name == "shop"
+    assert main(["run", str(path), "--customers", "200"]) == 0
+    assert "Funnel" in capsys.readouterr().out
+    assert main(["init", "shop"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_the_starters_commented_intervention_loads_when_uncommented(tmp_path):
+    """The what-if the starter shows in comments is valid once uncommented."""
+    from sim.io.starter import write_starter
+
+    path = write_starter(tmp_path / "shop.toml")
+    text = path.read_text()
+    block = text[text.index("# [[intervention]]") :]
+    opened = "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    path.write_text(text[: text.index("# [[intervention]]")] + opened + "\n")
+    scenario = sim.load_scenario(path)
+    assert [iv.name for iv in scenario.interventions] == ["spring_sale"]
+
+
+def test_init_makes_no_folders(tmp_path, capsys):
+    """`sim init missing/shop` refuses rather than making a folder."""
+    assert main(["init", str(tmp_path / "missing" / "shop")]) == 2
+    assert not (tmp_path / "missing").exists()
+    assert "does not exist" in capsys.readouterr().err
