@@ -139,7 +139,13 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
         "(customer_id, date, value).",
     )
     ex.add_argument("source", type=Path, help="a `sim run --out` directory, or an event file")
-    ex.add_argument("--to", choices=["process", "transactions"], required=True)
+    ex.add_argument(
+        "--to",
+        choices=["process", "transactions"],
+        required=True,
+        help="process: case/activity/timestamp rows for process mining; transactions: "
+        "customer_id/date/value rows for customer-value models",
+    )
     ex.add_argument("-o", "--output", type=Path, required=True, help="file.csv or file.parquet")
     ex.add_argument("--start", help="calendar date of day 0 (default: start_date, first event)")
     for name in ("customer", "time", "stage", "value", "persona", "channel"):
@@ -147,7 +153,13 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--stages", type=Path, help='event file: TOML of event = "stage" lines')
     ex.add_argument("--scenario", type=Path, help="event file: scenario whose journey it follows")
     ex.add_argument("--end", help="event file: end of observation (default: the last event)")
-    ex.add_argument("--errors", choices=["raise", "skip"], default="raise")
+    ex.add_argument(
+        "--errors",
+        choices=["raise", "skip"],
+        default="raise",
+        help="bad rows of an event file: stop and list them (raise), or leave them out and "
+        "count them per reason (skip)",
+    )
 
 
 def _pct(x: float) -> str:
