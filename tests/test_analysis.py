@@ -191,3 +191,13 @@ def test_unknown_split_is_refused():
     """Asking for a split the log does not have is an error, not a silent default."""
     with pytest.raises(ValueError, match="persona"):
         _result().funnel(by="region")
+
+
+def test_retention_stays_numeric_when_a_persona_never_buys():
+    """A persona without purchasers gets an empty curve; the pooled table keeps numeric
+    columns (object columns broke the retention plot of small runs)."""
+    rows = [r for r in ROWS if r[1] in (0, 1)]  # persona y's customers left out
+    curve = _result(rows, customers=(2,)).retention(by="persona")
+    assert set(curve["persona"]) == {"all", "x"}
+    for column in ("day", "survival", "ci_low", "ci_high"):
+        assert curve[column].dtype == float, column

@@ -35,7 +35,10 @@ def kaplan_meier(
     """
     columns = ["day", "survival", "ci_low", "ci_high", "at_risk"]
     if len(duration) == 0:
-        return pd.DataFrame(columns=columns)
+        # typed, so a group without purchasers does not turn the pooled table into objects
+        return pd.DataFrame(
+            {c: np.zeros(0, dtype=np.int64 if c == "at_risk" else float) for c in columns}
+        )
     data = stats.CensoredData(uncensored=duration[observed], right=duration[~observed])
     if observed.any():
         sf = stats.ecdf(data).sf
