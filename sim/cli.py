@@ -158,7 +158,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         costs = (
             result.costs()
             .groupby("intervention", sort=False)[
-                ["reached", "conversions", "fixed", "reach_cost", "conversion_cost", "total"]
+                ["reached", "purchases", "fixed", "reach_cost", "purchase_cost", "total"]
             ]
             .mean()
         )

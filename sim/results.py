@@ -77,12 +77,16 @@ class RunResult:
         return time_to_purchase(self.log, by, self._customers)
 
     def costs(self) -> pd.DataFrame:
-        """Cost of each intervention per replication (fixed, per reached, per conversion)."""
-        return intervention_costs(self.log, self.scenario.interventions)
+        """Cost of each intervention per replication: fixed, reached customers x per-reached
+        price, and the purchases credited to it x its per-conversion price (see
+        :func:`sim.analysis.credited_purchases` for which purchases those are)."""
+        return intervention_costs(self.log, self.scenario.interventions, self.scenario.journey)
 
     def metrics(self, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
         """Per-replication metrics as a long table (replication, persona, metric, value)."""
-        return replication_metrics(self.log, self.scenario.interventions, days, self._customers)
+        return replication_metrics(
+            self.log, self.scenario.interventions, days, self._customers, self.scenario.journey
+        )
 
     def _repr_html_(self) -> str:
         from sim.display import html_block, percent

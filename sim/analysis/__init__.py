@@ -4,7 +4,7 @@ purchase, per-replication metrics, statistics and comparison tables. Never runs 
 from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summary
 from sim.analysis.customers import customer_arrays, customer_table, reach_matrix
 from sim.analysis.funnel import funnel
-from sim.analysis.metrics import intervention_costs, replication_metrics
+from sim.analysis.metrics import credited_purchases, intervention_costs, replication_metrics
 from sim.analysis.stats import holm, mean_ci, proportion_ci
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.analysis.tables import retention, retention_summary, time_to_purchase
@@ -13,6 +13,7 @@ __all__ = [
     "KEY_METRICS",
     "comparison_roi",
     "comparison_summary",
+    "credited_purchases",
     "customer_arrays",
     "customer_table",
     "funnel",
