@@ -58,10 +58,11 @@ class RunResult:
         :func:`sim.analysis.funnel`); ``by`` is 'persona', 'channel' or None."""
         return funnel(self.log, by=by)
 
-    def retention(self, by: str | None = "persona") -> pd.DataFrame:
+    def retention(self, by: str | None = "persona", days=None) -> pd.DataFrame:
         """Kaplan-Meier survival of active customers since their first purchase, censored at
-        the horizon, pooled over replications (see :func:`sim.analysis.retention`)."""
-        return retention(self.log, by, self._customers)
+        the horizon, pooled over replications (see :func:`sim.analysis.retention`): the full
+        curve, or read at ``days`` (run directories hold it on a fixed grid of days)."""
+        return retention(self.log, by, self._customers, days)
 
     def retention_summary(
         self, by: str | None = "persona", days: tuple[int, ...] = RETENTION_DAYS
