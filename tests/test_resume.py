@@ -1,0 +1,193 @@
+"""Resuming interrupted runs: replications kept as they finish, a resumed run byte-identical
+to an uninterrupted one, refusals with the reason. Interruptions are real: subprocesses sent
+SIGINT or SIGKILL at random moments."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim
+from sim.errors import ScenarioError
+from tests.validation import SCENARIOS
+
+BASELINE = str(SCENARIOS / "baseline.toml")
+RUN = ["run", BASELINE, "-r", "14", "--customers", "1500", "--seed", "5"]
+COMPARE = [
+    "compare",
+    BASELINE,
+    str(SCENARIOS / "loyalty.toml"),
+    "-r",
+    "6",
+    "--customers",
+    "1200",
+    "--seed",
+    "2",
+]
+#: files of a run directory that must be the same, byte for byte, however the run was reached
+RUN_FILES = ("events.parquet", "funnel.csv", "retention.csv", "retention_curve.parquet")
+COMPARE_FILES = ("comparison.csv", "roi.csv", "per_replication.csv")
+
+
+def _sim(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": ""},
+    )
+
+
+def _finish(args: list[str]) -> None:
+    proc = _sim(args)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+
+def _complete_or_absent(out: Path, files: tuple[str, ...]) -> None:
+    """A run directory is either missing or holds every file of a finished run."""
+    if out.exists():
+        meta = json.loads((out / "run.json").read_text())
+        assert all((out / f).exists() for f in files), meta
+
+
+def _interrupt_and_resume(tmp_path: Path, args: list[str], files, how: signal.Signals, seed):
+    """Run into ``out`` and interrupt it at random moments (at most three times, within a few
+    seconds each), resuming each time, until it finishes; returns ``out``."""
+    rng = np.random.default_rng(seed)
+    out = tmp_path / "out"
+    resume: list[str] = []
+    for _ in range(3):
+        state = out.parent / f".{out.name}.partial" / "state.json"
+        before = state.stat().st_ino if state.exists() else None
+        proc = _sim([*args, "--out", str(out), *resume])
+        if how == signal.SIGINT:
+            # Ctrl-C while Python is still importing is Python's own business: interrupt
+            # once the run has begun (it has written its state file), at a random moment after
+            deadline = time.monotonic() + 30
+
+            while proc.poll() is None and time.monotonic() < deadline:
+                if state.exists() and state.stat().st_ino != before:
+                    break
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 1.5))
+        else:
+            time.sleep(rng.uniform(0.5, 3.0))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(how)
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        if how == signal.SIGINT and proc.returncode != 0:
+            assert proc.returncode in (130, 2), err
+        _complete_or_absent(out, files)
+        resume = ["--resume"]
+    _finish([*args, "--out", str(out), *resume])
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    """An uninterrupted `sim run`."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    _finish([*RUN, "--out", str(out)])
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, reference_run, how):
+    """`sim run --out` interrupted (Ctrl-C, or killed outright) and continued with --resume
+    writes the same files, byte for byte, as an uninterrupted run; nothing is left beside."""
+    out = _interrupt_and_resume(tmp_path, RUN, RUN_FILES, how, seed=int(how))
+    for name in RUN_FILES:
+        assert (out / name).read_bytes() == (reference_run / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert not (out / "replications").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_comparison_resumes_to_the_same_bytes(tmp_path):
+    """`sim compare` killed midway and resumed writes the tables of an uninterrupted one."""
+    reference = tmp_path / "reference"
+    _finish([*COMPARE, "--out", str(reference)])
+    out = _interrupt_and_resume(tmp_path / "k", COMPARE, COMPARE_FILES, signal.SIGKILL, seed=3)
+    for name in COMPARE_FILES:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_finished_replications_are_kept_as_they_finish(tmp_path, baseline):
+    """With keep=, each replication is on disk once it finishes (one file each, with a state
+    file saying what they are of), and a resumed run reads them instead of running them."""
+    scenario = baseline.with_customers(300)
+    keep = tmp_path / "keep"
+    first = sim.run(scenario, replications=3, seed=1, keep=keep)
+    assert sorted(p.name for p in (keep / "replications").iterdir()) == [
+        "r00000.npz",
+        "r00001.npz",
+        "r00002.npz",
+    ]
+    state = json.loads((keep / "state.json").read_text())
+    assert state["seed"] == 1 and state["engine"] == "simpy" and state["package_version"]
+    (keep / "replications" / "r00001.npz").unlink()
+    again = sim.run(scenario, replications=4, seed=1, keep=keep, resume=True)
+    whole = sim.run(scenario, replications=4, seed=1)
+    for name in ("time", "customer", "to_stage", "value", "replication"):
+        np.testing.assert_array_equal(getattr(again.log, name), getattr(whole.log, name))
+    assert again.log.replications == 4 and first.log.replications == 3
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"seed": 2}, "seed 1, this run has 2"),
+        ({"customers": 301}, "made with scenarios"),
+        ({"version": "9.9"}, "journey-sim 9.9"),
+    ],
+)
+def test_resuming_another_run_is_refused_with_the_reason(
+    tmp_path, baseline, monkeypatch, change, reason
+):
+    """A keep directory made from another scenario, seed or package version is not resumed:
+    the error names what differs; without resume=True kept replications are not overwritten."""
+    scenario = baseline.with_customers(300)
+    keep = tmp_path / "keep"
+    sim.run(scenario, replications=2, seed=1, keep=keep)
+    if "version" in change:
+        import importlib
+
+        runner = importlib.import_module("sim.run.replications")
+        monkeypatch.setattr(runner, "package_version", lambda: change["version"])
+    with pytest.raises(ScenarioError, match=reason):
+        sim.run(
+            scenario.with_customers(change.get("customers", 300)),
+            replications=2,
+            seed=change.get("seed", 1),
+            keep=keep,
+            resume=True,
+        )
+    with pytest.raises(ScenarioError, match="add --resume"):
+        sim.run(scenario, replications=2, seed=1, keep=keep)
+
+
+def test_cli_refuses_to_resume_another_seed(tmp_path):
+    """`sim run --resume` against a directory of another seed exits 2 with one line."""
+    out = tmp_path / "out"
+    keep = tmp_path / ".out.partial"
+    sim.run(sim.load_scenario(BASELINE).with_customers(200), replications=1, seed=5, keep=keep)
+    from sim.cli import main
+
+    code = main(
+        ["run", BASELINE, "--customers", "200", "--seed", "6", "--out", str(out), "--resume"]
+    )
+    assert code == 2
+    assert not out.exists()
