@@ -151,9 +151,11 @@ class Comparison:
         bootstrap: bool = False,
     ) -> pd.DataFrame:
         """One tidy row per scenario, persona and metric: mean with 95% CI, difference from the
-        baseline with its CI, relative uplift, p-value and Holm-adjusted p-value. ``metrics``
-        None means all; ``persona`` None means every persona; ``bootstrap`` gives BCa intervals
-        (for skewed metrics such as revenue) in place of t intervals."""
+        baseline with its CI, relative uplift, p-value and Holm-adjusted p-value (one fixed
+        family: per persona, every non-baseline scenario x :data:`KEY_METRICS`, whatever
+        ``metrics`` shows; NaN for other metrics). ``metrics`` None means all; ``persona`` None
+        means every persona; ``bootstrap`` gives BCa intervals (for skewed metrics such as
+        revenue) in place of t intervals, on every row."""
         key = (tuple(metrics) if metrics else None, persona, bootstrap)
         if key not in self._cache:
             self._cache[key] = comparison_summary(
