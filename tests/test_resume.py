@@ -37,6 +37,14 @@ RUN_FILES = ("events.parquet", "funnel.csv", "retention.csv", "retention_curve.p
 COMPARE_FILES = ("comparison.csv", "roi.csv", "per_replication.csv")
 
 
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(proc.stdout)
+
+
 def _sim(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "sim.cli", *args],
@@ -140,11 +148,14 @@ def test_finished_replications_are_kept_as_they_finish(tmp_path, baseline):
     state = json.loads((keep / "state.json").read_text())
     assert state["seed"] == 1 and state["engine"] == "simpy" and state["package_version"]
     (keep / "replications" / "r00001.npz").unlink()
+    half = keep / "replications" / f".r00001.npz.{_dead_pid()}.x1y2z3.tmp"
+    half.write_bytes(b"killed while writing")
     again = sim.run(scenario, replications=4, seed=1, keep=keep, resume=True)
     whole = sim.run(scenario, replications=4, seed=1)
     for name in ("time", "customer", "to_stage", "value", "replication"):
         np.testing.assert_array_equal(getattr(again.log, name), getattr(whole.log, name))
     assert again.log.replications == 4 and first.log.replications == 3
+    assert not half.exists(), "the killed writer's half file is cleaned"
 
 
 @pytest.mark.parametrize(
@@ -192,3 +203,18 @@ def test_cli_refuses_to_resume_another_seed(tmp_path):
     )
     assert code == 2
     assert not out.exists()
+
+
+def test_report_resumes_the_runs_it_kept(tmp_path, capsys):
+    """`sim report` keeps its runs' replications beside -o; without --resume it will not
+    overwrite them (exit 2), with --resume it uses them, writes the report and cleans up."""
+    from sim.cli import main
+
+    report = tmp_path / "report.html"
+    keep = tmp_path / ".report.html.partial"
+    scenario = sim.load_scenario(BASELINE).with_customers(300)
+    sim.run(scenario, replications=1, keep=keep)  # as if interrupted after one of two
+    args = ["report", BASELINE, "-r", "2", "--customers", "300", "-o", str(report)]
+    assert main(args) == 2 and not report.exists()
+    assert main([*args, "--resume"]) == 0
+    assert report.exists() and not keep.exists()

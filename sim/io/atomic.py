@@ -42,7 +42,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _stale(path: Path) -> bool:
+def is_stale(path: Path) -> bool:
     """A temporary of ours whose writing process is gone."""
     match = re.search(r"\.(\d+)\.[^.]*\.(tmp|old)$", path.name)
     if not match:
@@ -74,7 +74,7 @@ def clean_stale(path: str | Path) -> list[Path]:
     except OSError:
         return removed
     for sibling in siblings:
-        if not _stale(sibling):
+        if not is_stale(sibling):
             continue
         if sibling.name.endswith(".old") and not path.exists():
             with contextlib.suppress(OSError):

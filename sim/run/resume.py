@@ -19,7 +19,7 @@ from typing import Any
 
 from sim.errors import ScenarioError
 from sim.events import EventLog
-from sim.io.atomic import clean_stale, current_umask, write_text_atomic
+from sim.io.atomic import current_umask, is_stale, write_text_atomic
 from sim.io.replication_file import read_replication, write_replication
 
 STATE = "state.json"
@@ -75,6 +75,9 @@ class KeptReplications:
         self.directory.mkdir(exist_ok=True)
         os.chmod(self.directory, 0o777 & ~current_umask())
         self.folder.mkdir(exist_ok=True)
+        for path in self.folder.iterdir():  # half-written files of a killed run
+            if is_stale(path):
+                path.unlink(missing_ok=True)
         write_text_atomic(state_path, json.dumps(self.identity, indent=2) + "\n")
 
     def _check(self, state: dict[str, Any]) -> None:
@@ -95,7 +98,6 @@ class KeptReplications:
     def load(self, key: Hashable) -> EventLog | None:
         """A kept replication, or None."""
         path = self.folder / self.name(key)
-        clean_stale(path)
         return read_replication(path) if path.exists() else None
 
     def save(self, key: Hashable, log: EventLog) -> None:
