@@ -69,28 +69,30 @@ def _complete_or_absent(out: Path, files: tuple[str, ...]) -> None:
         assert all((out / f).exists() for f in files), meta
 
 
-def _interrupt_and_resume(tmp_path: Path, args: list[str], files, how: signal.Signals, seed):
-    """Run into ``out`` and interrupt it at random moments (at most twice, within a few
-    seconds each), resuming each time, until it finishes; returns ``out``."""
+def _interrupt_and_resume(tmp_path: Path, args: list[str], check, how: signal.Signals, seed):
+    """Run into ``tmp_path/out`` and interrupt it at random moments (at most twice, within a
+    few seconds each), calling ``check(out)`` after each interruption and resuming, until it
+    finishes; returns ``out``."""
     rng = np.random.default_rng(seed)
     out = tmp_path / "out"
     resume: list[str] = []
-    for _ in range(2):
+    for attempt in range(2):
         state = out.parent / f".{out.name}.partial" / "state.json"
         before = state.stat().st_ino if state.exists() else None
         proc = _sim([*args, "--out", str(out), *resume])
-        if how == signal.SIGINT:
-            # Ctrl-C while Python is still importing is Python's own business: interrupt
-            # once the run has begun (it has written its state file), at a random moment after
-            deadline = time.monotonic() + 30
-
-            while proc.poll() is None and time.monotonic() < deadline:
-                if state.exists() and state.stat().st_ino != before:
-                    break
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 1.0))
-        else:
-            time.sleep(rng.uniform(0.5, 2.5))
+        # interrupt at a random moment once the run is under way: first soon after a
+        # replication has finished (mid-run), then up to a second after it began (maybe while
+        # writing). Killing Python while it imports tests nothing of ours (and Ctrl-C there
+        # is Python's own business).
+        folder = state.parent / "replications"
+        kept = len(list(folder.glob("*.npz"))) if folder.exists() else 0
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            begun = state.exists() and state.stat().st_ino != before
+            if begun and (attempt or len(list(folder.glob("*.npz"))) > kept):
+                break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3 if attempt == 0 else 1.0))
         if proc.poll() is not None:
             break
         proc.send_signal(how)
@@ -98,7 +100,7 @@ def _interrupt_and_resume(tmp_path: Path, args: list[str], files, how: signal.Si
         assert "Traceback" not in err, err
         if how == signal.SIGINT and proc.returncode != 0:
             assert proc.returncode in (130, 2), err
-        _complete_or_absent(out, files)
+        check(out)
         resume = ["--resume"]
     _finish([*args, "--out", str(out), *resume])
     return out
@@ -117,7 +119,23 @@ def reference_run(tmp_path_factory) -> Path:
 def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, reference_run, how, capsys):
     """`sim run --out` interrupted (Ctrl-C, or killed outright) and continued with --resume
     writes the same files, byte for byte, as an uninterrupted run; nothing is left beside."""
-    out = _interrupt_and_resume(tmp_path, RUN, RUN_FILES, how, seed=int(how))
+    out = tmp_path / "out"
+    _finish([*RUN[:-1], "6", "--out", str(out)])  # an older run, seed 6, in the same place
+    older = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def old_or_new(out: Path) -> None:
+        """After any interruption --out holds the older run, whole, or the new one, whole
+        (or, for the instant between two renames, nothing, the older run kept beside)."""
+        if not out.exists():
+            assert list(tmp_path.glob(".out.*.old")), "the older run is kept beside"
+            return
+        now = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        if now != older:
+            assert json.loads(now["run.json"])["seed"] == 5
+            for name in RUN_FILES:
+                assert now[name] == (reference_run / name).read_bytes(), name
+
+    out = _interrupt_and_resume(tmp_path, RUN, old_or_new, how, seed=int(how))
     for name in RUN_FILES:
         assert (out / name).read_bytes() == (reference_run / name).read_bytes(), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -129,7 +147,13 @@ def test_an_interrupted_comparison_resumes_to_the_same_bytes(tmp_path, capsys):
     """`sim compare` killed midway and resumed writes the tables of an uninterrupted one."""
     reference = tmp_path / "reference"
     _finish([*COMPARE, "--out", str(reference)])
-    out = _interrupt_and_resume(tmp_path / "k", COMPARE, COMPARE_FILES, signal.SIGKILL, seed=3)
+    out = _interrupt_and_resume(
+        tmp_path / "k",
+        COMPARE,
+        lambda out: _complete_or_absent(out, COMPARE_FILES),
+        signal.SIGKILL,
+        seed=3,
+    )
     for name in COMPARE_FILES:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
