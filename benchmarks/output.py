@@ -9,7 +9,9 @@ customers, one process.
 2. The retention curve as run directories used to write it (every event day, CSV) against the
    fixed grid of days written now (Parquet): ratio of file sizes, and of write times.
 
-Prints peak memory (ru_maxrss) of the whole benchmark. Run:
+Times are CPU seconds of this process (``time.process_time``): the machine is shared, and
+wall-clock ratios swing by a factor of two under other loads. Prints peak memory (ru_maxrss)
+of the whole benchmark. Run:
 ``python benchmarks/output.py [--customers N] [--replications R] [--rounds K]``.
 """
 
@@ -39,28 +41,28 @@ def main() -> None:
     plain, kept = [], []
     try:
         for k in range(args.rounds):
-            start = time.perf_counter()
+            start = time.process_time()
             result = sim.run(scenario, replications=args.replications, seed=1)
-            plain.append(time.perf_counter() - start)
-            start = time.perf_counter()
+            plain.append(time.process_time() - start)
+            start = time.process_time()
             sim.run(scenario, replications=args.replications, seed=1, keep=work / f"keep{k}")
-            kept.append(time.perf_counter() - start)
+            kept.append(time.process_time() - start)
         size = sum(p.stat().st_size for p in (work / "keep0" / "replications").iterdir())
         print(
             f"{args.replications} replications x {args.customers:,} customers, one process, "
             f"best of {args.rounds}"
         )
         print(
-            f"  keeping replications: {min(kept):.2f} s vs {min(plain):.2f} s without, "
+            f"  keeping replications: {min(kept):.2f} CPU s vs {min(plain):.2f} without, "
             f"ratio {min(kept) / min(plain):.3f}; {size / 1e6:.1f} MB kept"
         )
-        start = time.perf_counter()
+        start = time.process_time()
         result.retention().to_csv(work / "full.csv", index=False)
-        full_time = time.perf_counter() - start
-        start = time.perf_counter()
+        full_time = time.process_time() - start
+        start = time.process_time()
         grid = retention_grid(result.log.horizon_days)
         result.retention(days=grid).to_parquet(work / "grid.parquet", index=False)
-        grid_time = time.perf_counter() - start
+        grid_time = time.process_time() - start
         full, small = (work / "full.csv").stat().st_size, (work / "grid.parquet").stat().st_size
         print(
             f"  retention curve: full CSV {full / 1e6:.2f} MB, grid Parquet {small / 1e6:.3f} MB "
