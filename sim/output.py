@@ -29,7 +29,7 @@ from sim.io.atomic import (
 )
 from sim.io.scenario_toml import save_scenario
 from sim.results import Comparison, RunResult
-from sim.run.resume import FOLDER, STATE
+from sim.run.resume import FOLDER, LOCK, STATE
 
 
 def have_parquet() -> bool:
@@ -79,6 +79,7 @@ def write_directory(
         raise
     shutil.rmtree(out / FOLDER, ignore_errors=True)
     (out / STATE).unlink(missing_ok=True)
+    (out / LOCK).unlink(missing_ok=True)
     return [out / n for n in names]
 
 

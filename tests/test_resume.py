@@ -242,3 +242,15 @@ def test_report_resumes_the_runs_it_kept(tmp_path, capsys):
     assert main(args) == 2 and not report.exists()
     assert main([*args, "--resume"]) == 0
     assert report.exists() and not keep.exists()
+
+
+def test_two_runs_never_write_into_one_directory(tmp_path):
+    """While one run keeps replications in a directory, another is refused (the lock goes
+    with the process, so a killed run does not block the next)."""
+    from sim.run.resume import KeptReplications
+
+    first = KeptReplications(tmp_path / "keep", {"seed": 1}, False, str)
+    with pytest.raises(ScenarioError, match="another run is writing"):
+        KeptReplications(tmp_path / "keep", {"seed": 1}, False, str)
+    first.close()
+    KeptReplications(tmp_path / "keep", {"seed": 1}, False, str).close()

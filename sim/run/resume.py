@@ -11,6 +11,7 @@ reason.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Callable, Hashable
@@ -24,6 +25,7 @@ from sim.io.replication_file import read_replication, write_replication
 
 STATE = "state.json"
 FOLDER = "replications"
+LOCK = "lock"
 
 
 def _describe(field: str, value: Any) -> str:
@@ -32,6 +34,24 @@ def _describe(field: str, value: Any) -> str:
     if field == "package_version":
         return f"journey-sim {value}"
     return f"{value}"
+
+
+def _lock(directory: Path) -> int:
+    """Hold an exclusive lock on ``directory`` for as long as this process lives (the system
+    drops it when the process ends, however it ends), so two runs never write into one
+    directory; returns the descriptor that holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ScenarioError(
+            f"another run is writing into {directory} right now",
+            field="--out",
+            fix="wait for it to finish, or write elsewhere",
+        ) from None
+    return fd
 
 
 class KeptReplications:
@@ -49,10 +69,19 @@ class KeptReplications:
         resume: bool,
         name: Callable[[Hashable], str],
     ) -> None:
+        self._lock: int | None = None
         self.directory = Path(directory)
         self.folder = self.directory / FOLDER
         self.identity = json.loads(json.dumps(identity))  # as it reads back from the file
         self.name = name
+        self._lock = _lock(self.directory)
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()  # an error must not hold the directory while it is reported
+            raise
+
+    def _open(self, resume: bool) -> None:
         state_path = self.directory / STATE
         if state_path.exists():
             try:
@@ -90,6 +119,16 @@ class KeptReplications:
                     field="--resume",
                     fix=f"run with the same {field}, or remove {self.directory} to start over",
                 )
+
+    def close(self) -> None:
+        """Let another run use the directory."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self.close()
 
     def count(self) -> int:
         """Replications kept so far."""
