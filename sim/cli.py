@@ -20,6 +20,7 @@ from sim.engine.analytic import expected
 from sim.errors import ScenarioError
 from sim.io.scenario_toml import load_scenario
 from sim.model.scenario import Scenario
+from sim.results import RunResult
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-r", "--replications", type=int, default=1, help="replications (1)")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
     run.add_argument("--out", type=Path, help="directory for events, tables and run.json")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run into the same --out (same scenario, seed, version)",
+    )
     cmp = sub.add_parser("compare", help="run scenarios side by side; differences from the first")
     cmp.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -98,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("out/compare"),
         help="directory for comparison.csv, roi.csv, per_replication.csv",
     )
+    cmp.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted comparison into the same --out",
+    )
     rep = sub.add_parser("report", help="run scenarios and write a self-contained HTML report")
     rep.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -114,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("out/report.html"),
         help="the HTML file to write (out/report.html)",
+    )
+    rep.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted report's runs (kept beside --output)",
     )
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path, help="scenario file (TOML)")
@@ -214,13 +230,18 @@ def _print_retention(result) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from sim.io.locations import check_output_dir
-    from sim.output import write_run
+    from sim.output import work_directory, write_run
     from sim.run import run
 
     scenario = load_scenario(args.scenario)
     if args.out:
         check_output_dir(args.out, "--out")
     args.workers = _workers(args.workers)
+    keep = work_directory(args.out) if args.out else None
+    if args.resume and keep is None:
+        raise ScenarioError("--resume needs --out", field="--resume", fix="add --out DIR")
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -230,9 +251,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 customers=args.customers,
                 workers=args.workers,
+                keep=keep,
+                resume=args.resume,
             )
     except ScenarioError as err:
+        if err.field == "--resume":
+            raise
         raise err.located(str(args.scenario)) from None
+    except KeyboardInterrupt:
+        _kept_message(keep, args)
+        return EXIT_INTERRUPTED
     p = result.provenance
     print(
         f"{scenario.name}: {p['customers']:,} customers over {p['replications']} "
@@ -245,36 +273,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
         costs = (
             result.costs()
             .groupby("intervention", sort=False)[
-                ["reached", "conversions", "fixed", "reach_cost", "conversion_cost", "total"]
+                ["reached", "purchases", "fixed", "reach_cost", "purchase_cost", "total"]
             ]
             .mean()
         )
         print("\nInterventions (mean per replication)")
         print(costs.to_string(float_format=lambda x: f"{x:,.1f}"))
+    if not result.complete:
+        print(
+            f"\nInterrupted after {p['replications']} of {p['replications_requested']} "
+            "replications.",
+            file=sys.stderr,
+        )
+        _kept_message(keep, args)
+        return EXIT_INTERRUPTED
     if args.out:
-        paths = write_run(result, args.out)
+        paths = write_run(result, args.out, work=keep)
         print(f"\nWrote {', '.join(str(x) for x in paths)}")
     else:
         print(
             "\nNothing written: add --out DIR to keep the event log, tables, plots and provenance."
         )
-    if not result.complete:
-        print(
-            f"\nInterrupted: kept {p['replications']} of {p['replications_requested']} "
-            "replications.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    import json
+def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
+    """Where an interrupted run's finished replications are, and how to go on."""
+    if keep is not None and keep.is_dir():
+        print(
+            f"Finished replications are kept in {keep}; run the same command with --resume "
+            "to continue.",
+            file=sys.stderr,
+        )
 
-    from sim.analysis.comparison import KEY_METRICS
-    from sim.io.atomic import write_text_atomic
+
+def _cmd_compare(args: argparse.Namespace) -> int:
     from sim.io.locations import check_output_dir
-    from sim.output import write_frame
+    from sim.output import work_directory, write_comparison
     from sim.run import compare
     from sim.run.compare import check_metric
 
@@ -282,6 +317,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     check_metric(args.metric, scenarios.values(), (30, 90, 180))
     args.workers = _workers(args.workers)
+    keep = work_directory(args.out)
+    keep.parent.mkdir(parents=True, exist_ok=True)
     replications = args.replications
     if replications != "auto":
         try:
@@ -291,16 +328,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 f"--replications must be a number or 'auto', got {replications!r}",
                 field="--replications",
             ) from None
-    res = compare(
-        scenarios,
-        replications,
-        seed=args.seed,
-        customers=args.customers,
-        workers=args.workers,
-        metric=args.metric,
-        target_half_width=args.target_half_width,
-        max_replications=args.max_replications,
-    )
+    try:
+        res = compare(
+            scenarios,
+            replications,
+            seed=args.seed,
+            customers=args.customers,
+            workers=args.workers,
+            metric=args.metric,
+            target_half_width=args.target_half_width,
+            max_replications=args.max_replications,
+            keep=keep,
+            resume=args.resume,
+        )
+    except KeyboardInterrupt:
+        _kept_message(keep, args)
+        return EXIT_INTERRUPTED
     auto = (
         ""
         if res.converged is None
@@ -350,27 +393,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             ]
         ].to_string(index=False, float_format=lambda x: f"{x:,.2f}")
     )
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    written = [
-        write_frame(
-            res.summary(metrics=None, persona=None, bootstrap=args.bootstrap),
-            out / "comparison.csv",
-        ),
-        write_frame(roi, out / "roi.csv"),
-        write_frame(res.per_replication, out / "per_replication.csv"),
-    ]
-    meta = {
-        "baseline": res.baseline,
-        "seed": res.seed,
-        "replications": res.replications,
-        "converged": res.converged,
-        "paired": res.paired,
-        "metrics": list(KEY_METRICS),
-        "scenarios": {n: r.provenance for n, r in res.results.items()},
-    }
-    write_text_atomic(out / "run.json", json.dumps(meta, indent=2) + "\n")
-    print(f"\nWrote {', '.join(str(p) for p in written)}, {out / 'run.json'}")
+    written = write_comparison(res, args.out, bootstrap=args.bootstrap, work=keep)
+    print(f"\nWrote {', '.join(str(p) for p in written)}")
     return 0
 
 
@@ -391,32 +415,48 @@ def _load_named(paths: list[Path]) -> dict[str, Scenario]:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import shutil
+
     from sim.io.locations import check_output_file
+    from sim.output import work_directory
     from sim.report import build_report
     from sim.run import compare, run
 
     scenarios = _load_named(args.scenarios)
     check_output_file(args.output, "-o/--output")
     args.workers = _workers(args.workers)
-    if len(scenarios) == 1:
-        obj = run(
-            next(iter(scenarios.values())),
-            replications=args.replications,
-            seed=args.seed,
-            customers=args.customers,
-            workers=args.workers,
-        )
-    else:
-        obj = compare(
-            scenarios,
-            args.replications,
-            seed=args.seed,
-            customers=args.customers,
-            workers=args.workers,
-        )
-    print(repr(obj))
+    keep = work_directory(args.output)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if len(scenarios) == 1:
+            obj = run(
+                next(iter(scenarios.values())),
+                replications=args.replications,
+                seed=args.seed,
+                customers=args.customers,
+                workers=args.workers,
+                keep=keep,
+                resume=args.resume,
+            )
+        else:
+            obj = compare(
+                scenarios,
+                args.replications,
+                seed=args.seed,
+                customers=args.customers,
+                workers=args.workers,
+                keep=keep,
+                resume=args.resume,
+            )
+    except KeyboardInterrupt:
+        _kept_message(keep, args)
+        return EXIT_INTERRUPTED
+    if isinstance(obj, RunResult) and not obj.complete:
+        _kept_message(keep, args)
+        return EXIT_INTERRUPTED
+    print(repr(obj))
     path = build_report(obj, args.output)
+    shutil.rmtree(keep, ignore_errors=True)
     print(f"Report: {path}")
     return 0
 

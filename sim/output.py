@@ -1,16 +1,35 @@
-"""Writing results to disk atomically: a reader never sees a half-written file."""
+"""Writing results to disk: every file atomically, and a run's directory as a whole.
+
+A run directory (``sim run --out DIR``, ``sim compare --out DIR``) is complete or absent:
+its files are written into a temporary directory beside it, which then takes its place by
+rename; the previous directory is kept until that rename has succeeded. (A manifest of digests
+written last would also tell a complete directory from a broken one, but every reader would
+have to check it; a rename needs no reader's cooperation.) While a run goes, its finished
+replications are kept beside ``DIR`` in :func:`work_directory` so an interrupted run can be
+resumed; they are removed once ``DIR`` is in place.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sim.io.atomic import write_atomic, write_text_atomic
+from sim.analysis.tables import retention_grid
+from sim.io.atomic import (
+    clean_stale,
+    new_directory_beside,
+    replace_directory,
+    write_atomic,
+    write_text_atomic,
+)
 from sim.io.scenario_toml import save_scenario
-from sim.results import RunResult
+from sim.results import Comparison, RunResult
+from sim.run.resume import FOLDER, LOCK, STATE
 
 
 def have_parquet() -> bool:
@@ -34,31 +53,100 @@ def write_figure(fig: Figure, path: str | Path) -> Path:
     return write_atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
 
 
-def write_run(result: RunResult, out_dir: str | Path, plots: bool = True) -> list[Path]:
-    """Write a run's event log, funnel, retention, time-to-purchase tables, plots, the scenario
-    and ``run.json`` (provenance) into ``out_dir``; returns the paths written."""
+def work_directory(out_dir: str | Path) -> Path:
+    """Where a run writing into ``out_dir`` keeps its finished replications until it is done
+    (``.DIR.partial`` beside ``DIR``); ``--resume`` continues from there."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    events = out / ("events.parquet" if have_parquet() else "events.csv")
-    written = [
-        write_frame(result.events, events),
-        write_frame(result.funnel(), out / "funnel.csv"),
-        write_frame(result.retention_summary(), out / "retention.csv"),
-        write_frame(result.retention(), out / "retention_curve.csv"),
-        write_frame(result.time_to_purchase(), out / "time_to_purchase.csv"),
-    ]
-    if plots:
-        from sim import plot
+    return out.parent / f".{out.name}.partial"
 
-        written.append(write_figure(plot.funnel(result), out / "funnel.png"))
-        written.append(write_figure(plot.retention(result), out / "retention.png"))
-    scenario_path = out / "scenario.toml"
-    save_scenario(result.scenario, scenario_path)
-    run_json = out / "run.json"
-    meta = {
-        **result.provenance,
-        "complete": result.complete,
-        "files": [p.name for p in written] + [scenario_path.name],
-    }
-    write_text_atomic(run_json, json.dumps(meta, indent=2) + "\n")
-    return [*written, scenario_path, run_json]
+
+def write_directory(
+    out_dir: str | Path, fill: Callable[[Path], list[str]], work: str | Path | None = None
+) -> list[Path]:
+    """Make ``out_dir`` complete or absent: ``fill(tmp)`` writes the files into a directory
+    beside it (``work``, or a fresh one) and returns their names; that directory then takes
+    the place of ``out_dir``. Kept replications and state in ``work`` are removed after."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)
+    tmp = Path(work) if work is not None else new_directory_beside(out)
+    try:
+        names = fill(tmp)
+        replace_directory(out, tmp)
+    except BaseException:
+        if work is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out / FOLDER, ignore_errors=True)
+    (out / STATE).unlink(missing_ok=True)
+    (out / LOCK).unlink(missing_ok=True)
+    return [out / n for n in names]
+
+
+def write_run(
+    result: RunResult, out_dir: str | Path, plots: bool = True, work: str | Path | None = None
+) -> list[Path]:
+    """Write a run's event log, funnel, retention (summary, and the curve on a fixed grid of
+    days), time-to-purchase tables, plots, the scenario and ``run.json`` (provenance) into
+    ``out_dir``, as a whole (see :func:`write_directory`); returns the paths written. The
+    full retention curve stays available from Python: ``result.retention()``."""
+    ext = ".parquet" if have_parquet() else ".csv"
+
+    def fill(tmp: Path) -> list[str]:
+        grid = retention_grid(result.log.horizon_days)
+        written = [
+            write_frame(result.events, tmp / f"events{ext}"),
+            write_frame(result.funnel(), tmp / "funnel.csv"),
+            write_frame(result.retention_summary(), tmp / "retention.csv"),
+            write_frame(result.retention(days=grid), tmp / f"retention_curve{ext}"),
+            write_frame(result.time_to_purchase(), tmp / "time_to_purchase.csv"),
+        ]
+        if plots:
+            from sim import plot
+
+            written.append(write_figure(plot.funnel(result), tmp / "funnel.png"))
+            written.append(write_figure(plot.retention(result), tmp / "retention.png"))
+        scenario_path = tmp / "scenario.toml"
+        save_scenario(result.scenario, scenario_path)
+        meta = {
+            **result.provenance,
+            "complete": result.complete,
+            "retention_curve_days": "0 to the horizon in steps of "
+            f"{int(grid[1] - grid[0]) if len(grid) > 1 else 1}",
+            "files": [p.name for p in written] + [scenario_path.name],
+        }
+        write_text_atomic(tmp / "run.json", json.dumps(meta, indent=2) + "\n")
+        return [*(p.name for p in written), scenario_path.name, "run.json"]
+
+    return write_directory(out_dir, fill, work)
+
+
+def write_comparison(
+    res: Comparison,
+    out_dir: str | Path,
+    bootstrap: bool = False,
+    work: str | Path | None = None,
+) -> list[Path]:
+    """Write a comparison's tables (``comparison.csv``: every metric and persona;
+    ``roi.csv``; ``per_replication.csv``) and ``run.json`` into ``out_dir``, as a whole."""
+    from sim.analysis.comparison import KEY_METRICS
+
+    def fill(tmp: Path) -> list[str]:
+        summary = res.summary(metrics=None, persona=None, bootstrap=bootstrap)
+        write_frame(summary, tmp / "comparison.csv")
+        write_frame(res.roi(), tmp / "roi.csv")
+        write_frame(res.per_replication, tmp / "per_replication.csv")
+        meta = {
+            "baseline": res.baseline,
+            "seed": res.seed,
+            "replications": res.replications,
+            "converged": res.converged,
+            "paired": res.paired,
+            "metrics": list(KEY_METRICS),
+            "holm_family": "per persona: every scenario against the baseline x KEY_METRICS",
+            "scenarios": {n: r.provenance for n, r in res.results.items()},
+        }
+        write_text_atomic(tmp / "run.json", json.dumps(meta, indent=2) + "\n")
+        return ["comparison.csv", "roi.csv", "per_replication.csv", "run.json"]
+
+    return write_directory(out_dir, fill, work)

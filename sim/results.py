@@ -58,10 +58,11 @@ class RunResult:
         :func:`sim.analysis.funnel`); ``by`` is 'persona', 'channel' or None."""
         return funnel(self.log, by=by)
 
-    def retention(self, by: str | None = "persona") -> pd.DataFrame:
+    def retention(self, by: str | None = "persona", days=None) -> pd.DataFrame:
         """Kaplan-Meier survival of active customers since their first purchase, censored at
-        the horizon, pooled over replications (see :func:`sim.analysis.retention`)."""
-        return retention(self.log, by, self._customers)
+        the horizon, pooled over replications (see :func:`sim.analysis.retention`): the full
+        curve, or read at ``days`` (run directories hold it on a fixed grid of days)."""
+        return retention(self.log, by, self._customers, days)
 
     def retention_summary(
         self, by: str | None = "persona", days: tuple[int, ...] = RETENTION_DAYS
@@ -77,12 +78,16 @@ class RunResult:
         return time_to_purchase(self.log, by, self._customers)
 
     def costs(self) -> pd.DataFrame:
-        """Cost of each intervention per replication (fixed, per reached, per conversion)."""
-        return intervention_costs(self.log, self.scenario.interventions)
+        """Cost of each intervention per replication: fixed, reached customers x per-reached
+        price, and the purchases credited to it x its per-conversion price (see
+        :func:`sim.analysis.credited_purchases` for which purchases those are)."""
+        return intervention_costs(self.log, self.scenario.interventions, self.scenario.journey)
 
     def metrics(self, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
         """Per-replication metrics as a long table (replication, persona, metric, value)."""
-        return replication_metrics(self.log, self.scenario.interventions, days, self._customers)
+        return replication_metrics(
+            self.log, self.scenario.interventions, days, self._customers, self.scenario.journey
+        )
 
     def _repr_html_(self) -> str:
         from sim.display import html_block, percent
@@ -146,9 +151,11 @@ class Comparison:
         bootstrap: bool = False,
     ) -> pd.DataFrame:
         """One tidy row per scenario, persona and metric: mean with 95% CI, difference from the
-        baseline with its CI, relative uplift, p-value and Holm-adjusted p-value. ``metrics``
-        None means all; ``persona`` None means every persona; ``bootstrap`` gives BCa intervals
-        (for skewed metrics such as revenue) in place of t intervals."""
+        baseline with its CI, relative uplift, p-value and Holm-adjusted p-value (one fixed
+        family: per persona, every non-baseline scenario x :data:`KEY_METRICS`, whatever
+        ``metrics`` shows; NaN for other metrics). ``metrics`` None means all; ``persona`` None
+        means every persona; ``bootstrap`` gives BCa intervals (for skewed metrics such as
+        revenue) in place of t intervals, on every row."""
         key = (tuple(metrics) if metrics else None, persona, bootstrap)
         if key not in self._cache:
             self._cache[key] = comparison_summary(

@@ -111,8 +111,14 @@ def test_funnel_per_persona_and_overall():
 
 
 def test_single_replication_gets_binomial_intervals():
-    """With one replication, conversion CIs are Wilson intervals that contain the estimate."""
+    """With one replication, conversion CIs are Wilson intervals of the counts: equal to
+    statsmodels' proportion_confint(method='wilson') (a Wald or t interval would differ)."""
+    from statsmodels.stats.proportion import proportion_confint
+
     f = _result().funnel(by=None)
+    low, high = proportion_confint(f["customers"], 4, alpha=0.05, method="wilson")
+    np.testing.assert_allclose(f["conversion_ci_low"], low, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(f["conversion_ci_high"], high, rtol=1e-12, atol=1e-15)
     ok = f["conversion_ci_low"].le(f["conversion"]) & f["conversion"].le(f["conversion_ci_high"])
     assert ok.all()
 

@@ -126,6 +126,16 @@ def test_compare_prints_and_writes_the_table(tmp_path, capsys):
     assert set(table["scenario"]) == {"baseline", "discount", "loyalty"}
     assert {"diff_vs_baseline", "p_adjusted"} <= set(table.columns)
     assert (out / "roi.csv").exists() and json.loads((out / "run.json").read_text())["seed"] == 1
+    # the Holm-adjusted p-values printed (key metrics) are those written (every metric)
+    printed = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) > 2 and words[0] == "conversion" and words[1] in ("discount", "loyalty"):
+            printed[words[1]] = float(words[-1])
+    written = table.query("persona == 'all' and metric == 'conversion'").set_index("scenario")
+    for name, p in printed.items():
+        assert p == float(f"{written.loc[name, 'p_adjusted']:.3g}"), name
+    assert len(printed) == 2
 
 
 def test_compare_with_a_bad_file_exits_2(write_toml, capsys):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
 
 import sim
-from sim.analysis.stats import holm
+from sim.analysis import KEY_METRICS
 from sim.interventions import discount, loyalty_program
 from tests.validation import SCENARIOS
 
@@ -158,16 +160,50 @@ def test_auto_replications_stop_at_the_target(shop, offer):
 
 
 def test_bootstrap_intervals(comparison):
-    """BCa bootstrap intervals are offered for skewed metrics and contain the mean."""
+    """BCa intervals replace t intervals on every row, the baseline's too: each is scipy's BCa
+    interval of the scenario's per-replication values, and differs from the t interval."""
     s = comparison.summary(metrics=["revenue_per_customer"], bootstrap=True)
-    assert ((s.ci_low <= s["mean"]) & (s["mean"] <= s.ci_high)).all()
-
-
-def test_holm_adjustment():
-    """Holm: sorted p-values times (m - rank), made monotone, capped at 1."""
-    np.testing.assert_allclose(
-        holm(np.array([0.01, 0.04, 0.03, np.nan])), [0.03, 0.06, 0.06, np.nan]
+    t = comparison.summary(metrics=["revenue_per_customer"]).set_index("scenario")
+    values = comparison.per_replication.query(
+        "persona == 'all' and metric == 'revenue_per_customer'"
     )
+    assert set(s.scenario) == {"baseline", "discount", "loyalty"}
+    for _, row in s.iterrows():
+        x = values[values.scenario == row.scenario].sort_values("replication")["value"]
+        ref = scipy_stats.bootstrap(
+            (x.to_numpy(),),
+            np.mean,
+            n_resamples=2000,
+            method="BCa",
+            rng=np.random.default_rng(comparison.seed),
+        ).confidence_interval
+        assert (row.ci_low, row.ci_high) == (ref.low, ref.high), row.scenario
+        assert (row.ci_low, row.ci_high) != (
+            t.loc[row.scenario, "ci_low"],
+            t.loc[row.scenario, "ci_high"],
+        )
+
+
+def test_holm_family_does_not_depend_on_the_metrics_shown(comparison):
+    """Holm's family is every non-baseline scenario x KEY_METRICS per persona: a metric's
+    adjusted p-value is the same whether one metric, the key metrics or all metrics are
+    shown (as in the printed table and comparison.csv), and equals statsmodels' Holm over
+    that family; metrics outside the family have none."""
+    one = comparison.summary(metrics=["conversion"]).set_index("scenario")
+    key = comparison.summary().query("metric == 'conversion'").set_index("scenario")
+    every = comparison.summary(metrics=None)
+    every_conv = every.query("metric == 'conversion'").set_index("scenario")
+    for table in (key, every_conv):
+        np.testing.assert_array_equal(one["p_adjusted"], table.loc[one.index, "p_adjusted"])
+    family = comparison.summary().query("scenario != 'baseline'")
+    assert len(family) == 2 * len(KEY_METRICS)
+    expected = multipletests(family["p_value"], method="holm")[1]
+    np.testing.assert_allclose(family["p_adjusted"], expected, rtol=1e-14)
+    outside = every[~every.metric.isin(KEY_METRICS)]
+    assert len(outside) and outside["p_adjusted"].isna().all()
+    per_persona = comparison.summary(metrics=["conversion"], persona=None)
+    both = comparison.summary(persona=None).query("metric == 'conversion'")
+    np.testing.assert_array_equal(per_persona["p_adjusted"], both["p_adjusted"])
 
 
 @pytest.mark.parametrize(

@@ -315,7 +315,9 @@ def test_metrics_agree_with_the_customer_table(scenario):
     """Per replication, the metrics of all customers equal sums over the per-customer table:
     customers, conversion, purchases and revenue per customer."""
     log = sim.run(scenario, replications=3, seed=4).log
-    metrics = sim.analysis.replication_metrics(log, scenario.interventions)
+    metrics = sim.analysis.replication_metrics(
+        log, scenario.interventions, journey=scenario.journey
+    )
     wide = metrics[metrics.persona == "all"].pivot(
         index="replication", columns="metric", values="value"
     )

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import sim
 from sim.engine import CompiledScenario, simulate
+from sim.engine.streams import draw_customers
 from sim.events import ENTRY
 from tests.strategies import edge_mask, scenarios
 
@@ -73,6 +74,21 @@ def test_same_seed_same_log(scenario, seed):
     a, b = _log(scenario, seed), _log(scenario, seed)
     for col in ("customer", "time", "from_stage", "to_stage", "value", "persona"):
         np.testing.assert_array_equal(getattr(a, col), getattr(b, col))
+    # and the randomness is really there: another replication or seed draws other numbers,
+    # and where the entry stage's dwell is a continuous law, the first moves come at other times
+    compiled = CompiledScenario.build(scenario)
+    own = draw_customers(compiled, seed, 0).choice[0]
+    for other_seed, other_rep in ((seed, 1), (seed + 1, 0)):
+        other = draw_customers(compiled, other_seed, other_rep).choice[0]
+        assert not np.array_equal(own, other)
+        c = _log(scenario, other_seed, other_rep)
+        entry = scenario.journey.stage(scenario.journey.entry)
+        continuous = isinstance(entry.dwell, sim.Exponential | sim.Gamma | sim.Weibull) or (
+            isinstance(entry.dwell, sim.Lognormal) and entry.dwell.sigma > 0
+        )
+        moved = len(a) > scenario.acquisition.size or len(c) > scenario.acquisition.size
+        if continuous and moved:
+            assert len(a) != len(c) or not np.array_equal(a.time, c.time)
 
 
 @settings(max_examples=25)

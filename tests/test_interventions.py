@@ -182,7 +182,7 @@ def test_new_transition_and_channel_targeting_agree_with_the_exact_chain():
 
 def test_per_reached_cost_is_reached_customers_times_the_price(shop):
     """Reaching everyone of a persona at entry: reached = that persona's customers, and the
-    cost is exactly fixed + reached x price + conversions x price."""
+    cost is exactly fixed + reached x price + purchases x price."""
     offer = sim.Intervention(
         name="welcome",
         personas=("brand_loyal",),
@@ -197,8 +197,8 @@ def test_per_reached_cost_is_reached_customers_times_the_price(shop):
         loyal = np.sum(entries & (log.replication == r) & (log.persona == 1))
         assert costs.loc[r, "reached"] == loyal
         purchase_rows = (log.replication == r) & (log.to_stage == 3) & (log.persona == 1)
-        assert costs.loc[r, "conversions"] == np.sum(purchase_rows & ~entries)
-        assert costs.loc[r, "total"] == 100 + 0.75 * loyal + 2.0 * costs.loc[r, "conversions"]
+        assert costs.loc[r, "purchases"] == np.sum(purchase_rows & ~entries)
+        assert costs.loc[r, "total"] == 100 + 0.75 * loyal + 2.0 * costs.loc[r, "purchases"]
     reached = result.log.reached_frame()
     assert list(reached.columns) == ["replication", "customer", "intervention", "time"]
     assert (reached.groupby("replication").size() == costs["reached"]).all()
@@ -443,3 +443,78 @@ def test_interventions_keep_journeys_valid_and_within_their_bounds(scenario):
     again = _log(scenario, seed=scenario.seed)
     assert _same_moves(log, again)
     np.testing.assert_array_equal(log.treatment, again.treatment)
+
+
+def _subscription_with_trial_offer(**effects_and_cost) -> sim.Scenario:
+    """Visit -> trial -> paid subscription renewed monthly; an offer acting on trial ->
+    paid for its first 60 days."""
+    journey = sim.Journey(
+        stages=(
+            sim.Stage(
+                name="visit", dwell=sim.Exponential(mean=2), next={"trial": 0.6, "lost": 0.4}
+            ),
+            sim.Stage(
+                name="trial", dwell=sim.Exponential(mean=10), next={"paid": 0.5, "lost": 0.5}
+            ),
+            sim.Stage(
+                name="paid",
+                purchase=True,
+                dwell=sim.Exponential(mean=30),
+                next={"paid": 0.85, "churned": 0.15},
+            ),
+            sim.Stage(name="lost", absorbing=True),
+            sim.Stage(name="churned", absorbing=True),
+        )
+    )
+    offer = sim.Intervention(
+        name="trial_offer",
+        window_days=(0, 60),
+        effects=effects_and_cost["effects"],
+        cost=sim.Cost(per_conversion=effects_and_cost.get("per_conversion", 1.0)),
+    )
+    return sim.Scenario(
+        name="trial_offer",
+        journey=journey,
+        personas=(sim.Persona(name="everyone", order_value=sim.Fixed(20.0)),),
+        acquisition=sim.Cohort(size=300),
+        interventions=(offer,),
+        horizon_days=240,
+        seed=4,
+    )
+
+
+def test_an_offer_on_trial_to_paid_is_charged_for_activations_only():
+    """Hand count: an offer that changes trial -> paid is charged per_conversion for each
+    trial -> paid move it acted on, not for the renewals (paid -> paid) that follow while its
+    window is open, although those rows carry its treatment bit too."""
+    scenario = _subscription_with_trial_offer(
+        effects=(sim.OddsRatio(stage="trial", to="paid", ratio=2.0),), per_conversion=1.5
+    )
+    result = sim.run(scenario, replications=2, seed=8)
+    log, j = result.log, scenario.journey
+    costs = result.costs().set_index("replication")
+    acted = (log.treatment & 1).astype(bool)
+    into_paid = log.to_stage == j.index("paid")
+    activations = acted & into_paid & (log.from_stage == j.index("trial"))
+    renewals = acted & into_paid & (log.from_stage == j.index("paid"))
+    assert renewals.sum() > 0, "renewals within the window are what this test is about"
+    for r in (0, 1):
+        mine = log.replication == r
+        assert costs.loc[r, "purchases"] == np.sum(activations & mine)
+        assert costs.loc[r, "purchase_cost"] == 1.5 * np.sum(activations & mine)
+        assert costs.loc[r, "total"] == costs.loc[r, "purchase_cost"]
+    # profit in the comparison metrics subtracts the same cost
+    metrics = result.metrics().query("persona == 'all' and metric == 'cost'")
+    np.testing.assert_array_equal(metrics["value"], costs["total"])
+
+
+def test_a_discount_is_charged_for_every_order_it_prices():
+    """An order-value factor changes the value of every purchase made while it acts, so each
+    of those purchases, renewals included, is credited (hand count over the treated rows)."""
+    scenario = _subscription_with_trial_offer(effects=(sim.OrderValueFactor(factor=0.8),))
+    result = sim.run(scenario, replications=1, seed=8)
+    log = result.log
+    into_paid = (log.to_stage == scenario.journey.index("paid")) & (log.from_stage >= 0)
+    treated = into_paid & (log.treatment & 1).astype(bool)
+    assert result.costs()["purchases"].iloc[0] == treated.sum() > 0
+    assert np.all(log.value[treated] == 16.0) and np.all(log.value[into_paid & ~treated] == 20)

@@ -4,8 +4,15 @@ Scenarios run with the same seed share their random numbers wherever they do not
 (common random numbers), so differences are taken replication by replication (paired) and
 small effects show with few replications. Means get t-based 95% intervals over replications;
 differences from the baseline get paired t intervals and p-values (Welch's test when streams
-are independent), Holm-adjusted across the scenarios and metrics of each persona; a bootstrap
-interval is available for skewed metrics.
+are independent); a bootstrap interval is available for skewed metrics.
+
+Holm's family is fixed, whatever a table shows: for each persona, every scenario other than
+the baseline times every metric of :data:`KEY_METRICS` that the runs produced. ``p_adjusted``
+is the Holm-adjusted p-value within that family, so a number printed by ``sim compare`` (key
+metrics) and the same number in ``comparison.csv`` (all metrics) agree, and asking for one
+metric does not make its p-value look smaller. Metrics outside the family (the ``reach_*``
+shares, ``customers``, ...) are descriptive: their ``p_adjusted`` is NaN and their
+``p_value`` is unadjusted.
 """
 
 from __future__ import annotations
@@ -47,33 +54,95 @@ def comparison_summary(
     """One tidy row per scenario, persona and metric from per-replication metrics (scenario,
     replication, persona, metric, value): mean with 95% CI, difference from the baseline with
     its CI (paired when the scenarios shared random numbers, else Welch), relative uplift,
-    p-value and Holm-adjusted p-value across the scenarios and metrics of each persona.
-    ``bootstrap`` gives BCa intervals in place of t intervals."""
+    p-value and Holm-adjusted p-value (the family is every non-baseline scenario x
+    :data:`KEY_METRICS` of each persona, whichever ``metrics`` are asked for; NaN outside it).
+    ``bootstrap`` gives BCa intervals in place of t intervals, for every row."""
     data = per_replication
-    if metrics:
-        data = data[data["metric"].isin(metrics)]
     if persona is not None:
         data = data[data["persona"] == persona]
-    wide = data.pivot_table(
+    asked = list(metrics) if metrics else list(dict.fromkeys(data["metric"]))
+    out = _rows(data, scenarios, baseline, paired, seed, asked, bootstrap)
+    if out.empty:
+        return out
+    family = _holm_family(data, scenarios, baseline, paired)
+    keys = zip(out["persona"], out["metric"], out["scenario"], strict=True)
+    out["p_adjusted"] = [family.get(k, math.nan) for k in keys]
+    if persona is not None:
+        out = out.drop(columns="persona")
+    return out
+
+
+def _wide(data: pd.DataFrame) -> pd.DataFrame:
+    return data.pivot_table(
         index=["persona", "metric", "replication"],
         columns="scenario",
         values="value",
         observed=True,
         dropna=False,
     )
+
+
+def _pair(base: np.ndarray, y: np.ndarray, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline's and a scenario's values that enter their difference."""
+    if paired:
+        keep = ~np.isnan(y) & ~np.isnan(base)
+        return base[keep], y[keep]
+    return base[~np.isnan(base)], y[~np.isnan(y)]
+
+
+def _holm_family(
+    data: pd.DataFrame, scenarios: Sequence[str], baseline: str, paired: bool
+) -> dict[tuple[str, str, str], float]:
+    """Holm-adjusted p-values of the fixed family: per persona, every non-baseline scenario x
+    every metric of :data:`KEY_METRICS` present."""
+    data = data[data["metric"].isin(KEY_METRICS)]
+    if data.empty:
+        return {}
+    wide = _wide(data)
+    present = set(zip(data["persona"], data["metric"], strict=True))
+    adjusted: dict[tuple[str, str, str], float] = {}
+    for who in dict.fromkeys(data["persona"]):
+        keys, p_values = [], []
+        for metric in KEY_METRICS:
+            if (who, metric) not in present:
+                continue
+            block = wide.loc[(who, metric)]
+            base = block[baseline].to_numpy()
+            for name in scenarios:
+                if name == baseline:
+                    continue
+                x, y = _pair(base, block[name].to_numpy(), paired)
+                keys.append((who, metric, name))
+                p_values.append(difference(x, y, paired)[3])
+        adjusted.update(zip(keys, holm(np.array(p_values, dtype=float)), strict=True))
+    return adjusted
+
+
+def _rows(
+    data: pd.DataFrame,
+    scenarios: Sequence[str],
+    baseline: str,
+    paired: bool,
+    seed: int,
+    asked: list[str],
+    bootstrap: bool,
+) -> pd.DataFrame:
+    data = data[data["metric"].isin(asked)]
+    wide = _wide(data)
     # rows in reading order: 'all' then personas as defined, metrics as asked
-    order = list(metrics) if metrics else list(dict.fromkeys(data["metric"]))
     present = set(zip(data["persona"], data["metric"], strict=True))
     rows = []
-    for who, metric in itertools.product(dict.fromkeys(data["persona"]), order):
+    for who, metric in itertools.product(dict.fromkeys(data["persona"]), asked):
         if (who, metric) not in present:
             continue
         block = wide.loc[(who, metric)]
         base = block[baseline].to_numpy()
         for name in scenarios:
             y = block[name].to_numpy()
-            keep = ~np.isnan(y) & ~np.isnan(base) if paired else ~np.isnan(y)
-            mean, low, high = t_interval(y[~np.isnan(y)])
+            known = y[~np.isnan(y)]
+            mean, low, high = t_interval(known)
+            if bootstrap:
+                low, high = bootstrap_interval(known, seed)
             row = {
                 "scenario": name,
                 "persona": who,
@@ -91,15 +160,12 @@ def comparison_summary(
                     p_value=math.nan,
                 )
             else:
-                x = base[keep] if paired else base[~np.isnan(base)]
-                diff, dlow, dhigh, p = difference(x, y[keep], paired)
-                if bootstrap:
-                    low, high = bootstrap_interval(y[~np.isnan(y)], seed)
-                    row.update(ci_low=low, ci_high=high)
-                    if paired:
-                        dlow, dhigh = bootstrap_interval(y[keep] - x, seed)
-                known = base[~np.isnan(base)]
-                base_mean = float(known.mean()) if len(known) else math.nan
+                x, yy = _pair(base, y, paired)
+                diff, dlow, dhigh, p = difference(x, yy, paired)
+                if bootstrap and paired:
+                    dlow, dhigh = bootstrap_interval(yy - x, seed)
+                base_known = base[~np.isnan(base)]
+                base_mean = float(base_known.mean()) if len(base_known) else math.nan
                 row.update(
                     diff_vs_baseline=diff,
                     diff_ci_low=dlow,
@@ -108,15 +174,7 @@ def comparison_summary(
                     p_value=p,
                 )
             rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["p_adjusted"] = np.nan
-    for idx in out.groupby("persona").groups.values():
-        out.loc[idx, "p_adjusted"] = holm(out.loc[idx, "p_value"].to_numpy())
-    if persona is not None:
-        out = out.drop(columns="persona")
-    return out
+    return pd.DataFrame(rows)
 
 
 def comparison_roi(

@@ -11,20 +11,47 @@ from sim.analysis.customers import customer_arrays, customer_groups, reach_matri
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.events import ALL, EventLog
 from sim.model.intervention import Intervention
+from sim.model.journey import Journey
+from sim.model.logit import credited_moves
 
 
-def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> pd.DataFrame:
-    """Cost of each intervention in each replication, from the event log: ``fixed`` once,
-    ``reached`` customers x per-reached price, ``conversions`` (purchases the intervention
-    acted on) x per-conversion price."""
+def credited_purchases(
+    log: EventLog, interventions: Sequence[Intervention], journey: Journey
+) -> np.ndarray:
+    """Rows x interventions booleans: the purchases each intervention is credited with.
+
+    A purchase is credited to an intervention when the intervention acted on the decision
+    behind it (its bit in the row's ``treatment``) and changed that decision
+    (:func:`sim.model.logit.credited_moves`: an effect on the way out of, or the time in, the
+    stage the customer left, or on the order's value). A later renewal made merely while the
+    intervention's window is still open is not credited to it."""
     is_purchase = log.purchase_mask[log.to_stage] & (log.from_stage >= 0)
+    source = np.where(log.from_stage >= 0, log.from_stage, 0)
+    out = np.zeros((len(log), len(interventions)), dtype=bool)
+    for i, iv in enumerate(interventions):
+        moves = credited_moves(journey, iv)
+        acted = (log.treatment >> i & 1).astype(bool)
+        out[:, i] = is_purchase & acted & moves[source, log.to_stage]
+    return out
+
+
+def intervention_costs(
+    log: EventLog, interventions: Sequence[Intervention], journey: Journey | None = None
+) -> pd.DataFrame:
+    """Cost of each intervention in each replication, from the event log: ``fixed`` once,
+    ``reached`` customers x the per-reached price (``reach_cost``), and ``purchases`` credited
+    to the intervention (see :func:`credited_purchases`) x its ``per_conversion`` price
+    (``purchase_cost``); ``total`` is their sum. ``journey`` (the scenario's) is needed when
+    there are interventions."""
+    if interventions and journey is None:
+        raise TypeError("intervention_costs needs journey= (the scenario's journey)")
+    credited = credited_purchases(log, interventions, journey) if interventions else None
     rep_ids = np.unique(log.replication)
     size = int(rep_ids.max()) + 1 if len(rep_ids) else 0
     rows = []
     for i, iv in enumerate(interventions):
         reached = np.bincount(log.reach_replication[log.reach_intervention == i], minlength=size)
-        treated = is_purchase & (log.treatment >> i & 1).astype(bool)
-        conversions = np.bincount(log.replication[treated], minlength=size)
+        purchases = np.bincount(log.replication[credited[:, i]], minlength=size)
         for r in rep_ids:
             rows.append(
                 {
@@ -33,8 +60,8 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
                     "fixed": iv.cost.fixed,
                     "reached": int(reached[r]),
                     "reach_cost": reached[r] * iv.cost.per_reached,
-                    "conversions": int(conversions[r]),
-                    "conversion_cost": conversions[r] * iv.cost.per_conversion,
+                    "purchases": int(purchases[r]),
+                    "purchase_cost": purchases[r] * iv.cost.per_conversion,
                 }
             )
     frame = pd.DataFrame(
@@ -45,11 +72,11 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
             "fixed",
             "reached",
             "reach_cost",
-            "conversions",
-            "conversion_cost",
+            "purchases",
+            "purchase_cost",
         ],
     )
-    frame["total"] = frame["fixed"] + frame["reach_cost"] + frame["conversion_cost"]
+    frame["total"] = frame["fixed"] + frame["reach_cost"] + frame["purchase_cost"]
     return frame
 
 
@@ -58,6 +85,7 @@ def replication_metrics(
     interventions: Sequence[Intervention] = (),
     days: tuple[int, ...] = (30, 90, 180),
     customers: dict | None = None,
+    journey: Journey | None = None,
 ) -> pd.DataFrame:
     """Long table: replication, persona ('all' and each persona), metric, value.
 
@@ -84,7 +112,7 @@ def replication_metrics(
     def add(group: str, metric: str, values: np.ndarray) -> None:
         rows.extend((int(r), group, metric, float(values[r])) for r in reps)
 
-    costs = intervention_costs(log, interventions).groupby("replication")["total"].sum()
+    costs = intervention_costs(log, interventions, journey).groupby("replication")["total"].sum()
     cost = np.zeros(n_rep)
     if len(costs):
         cost[costs.index.to_numpy(dtype=np.int64)] = costs.to_numpy()

@@ -51,6 +51,10 @@ def kaplan_meier(
             ci = sf.confidence_interval(confidence, method="log-log")
         days = sf.quantiles
         surv, low, high = sf.probabilities, ci.low.probabilities, ci.high.probabilities
+        # before the first end survival is 1 with no variance: the band is [1, 1] there (as
+        # lifelines gives it), not the NaN of log(-log(1))
+        low = np.where(surv == 1, 1.0, low)
+        high = np.where(surv == 1, 1.0, high)
     else:
         days = np.unique(duration)
         surv = low = high = np.ones(len(days))
@@ -79,7 +83,14 @@ def survival_at(curve: pd.DataFrame, days: np.ndarray) -> np.ndarray:
     return curve["survival"].to_numpy()[idx]
 
 
+#: Survival within this of 0.5 counts as 0.5 when reading the median: a product of many
+#: factors (1 - d/n) that is exactly 0.5 in exact arithmetic lands a few ulps either side in
+#: floating point, and on the wrong side the median would move to the next event.
+MEDIAN_TOLERANCE = 1e-9
+
+
 def median_lifetime(curve: pd.DataFrame) -> float:
-    """First day the survival drops to 0.5 or below (NaN if it never does within the data)."""
-    below = curve[curve["survival"] <= 0.5]
+    """First day the survival drops to 0.5 or below, up to :data:`MEDIAN_TOLERANCE` (NaN if
+    it never does within the data); the convention of lifelines and of most textbooks."""
+    below = curve[curve["survival"] <= 0.5 + MEDIAN_TOLERANCE]
     return float(below["day"].iloc[0]) if len(below) else float("nan")

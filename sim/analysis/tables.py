@@ -48,21 +48,52 @@ def _finish(rows_or_frames: list, by: str | None, frames: bool = False) -> pd.Da
     return out.drop(columns="group") if by is None else out
 
 
+def retention_grid(horizon_days: float, points: int = 1000) -> np.ndarray:
+    """Days 0, 1, 2, ... up to the horizon, or a coarser whole-day step when that would be
+    more than ``points`` days: the fixed grid retention curves are written on."""
+    last = int(np.floor(horizon_days)) if np.isfinite(horizon_days) else 0
+    step = max(1, int(np.ceil(last / points))) if last else 1
+    return np.arange(0, last + 1, step, dtype=float)
+
+
 def retention(
-    log: EventLog, by: str | None = "persona", customers: dict | None = None
+    log: EventLog,
+    by: str | None = "persona",
+    customers: dict | None = None,
+    days: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Kaplan-Meier survival of active customers since their first purchase, censored at the
     log's horizon (a customer who has not reached an end stage is still active), pooled over
-    replications: columns group, day, survival, ci_low, ci_high, at_risk."""
+    replications: columns group, day, survival, ci_low, ci_high, at_risk. With ``days`` None
+    the full curve (a row per day on which an active life ended or was censored); else the
+    curve read at those days (e.g. :func:`retention_grid`), ``at_risk`` counting the
+    customers still active and observed at each."""
     c = customers if customers is not None else customer_arrays(log)
     duration, observed, bought = lifetimes(c, log.horizon_days)
     frames = []
     for name, rows in customer_groups(log, by):
         sel = rows[bought]
         curve = kaplan_meier(duration[sel], observed[sel])
+        if days is not None:
+            curve = _read_at(curve, np.sort(duration[sel]), np.asarray(days, dtype=float))
         curve.insert(0, by or "group", name)
         frames.append(curve)
     return _finish(frames, by, frames=True)
+
+
+def _read_at(curve: pd.DataFrame, ordered: np.ndarray, days: np.ndarray) -> pd.DataFrame:
+    """A step curve read at given days (right-continuous: the value after any drop that day)."""
+    out = pd.DataFrame({"day": days})
+    if curve.empty:
+        for col in ("survival", "ci_low", "ci_high"):
+            out[col] = np.nan
+        out["at_risk"] = 0
+        return out
+    idx = np.searchsorted(curve["day"].to_numpy(), days, side="right") - 1
+    for col in ("survival", "ci_low", "ci_high"):
+        out[col] = curve[col].to_numpy()[idx]
+    out["at_risk"] = len(ordered) - np.searchsorted(ordered, days, side="left")
+    return out
 
 
 def retention_summary(

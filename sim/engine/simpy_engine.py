@@ -5,7 +5,9 @@ enters a stage, the engine settles which interventions reach them (eligible pers
 and reach draw; a target stage; the window open; budget left) and which act on them; those set
 this visit's dwell time, the choice that ends it and the value of a purchase it leads to.
 Budgets are never exceeded: reaching a customer reserves the cost of one conversion, held
-until they convert or their journey ends.
+until they convert or their journey ends. A purchase is charged to an intervention (its
+``per_conversion``) only when the intervention is credited with it
+(:func:`sim.model.logit.credited_moves`), the same rule the cost tables apply to the log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, 
 from sim.errors import ScenarioError
 from sim.events import EventLog
 from sim.model.acquisition import Cohort
+from sim.model.logit import credited_moves
 
 #: Moves one customer may make in a replication. Validation refuses loops that go round in
 #: zero time; this catches what it cannot see (an intervention raising a loop's odds), which
@@ -102,6 +105,11 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     lasting = [iv.lasting for iv in ivs]
     targets = [frozenset(s.journey.index(n) for n in iv.stages) or None for iv in ivs]
     per_conversion = budgets.per_conversion
+    # charged[i][a]: the purchase stages a move out of a is charged to intervention i
+    charged = [
+        [frozenset(np.flatnonzero(row & np.array(purchase)).tolist()) for row in moves]
+        for moves in (credited_moves(s.journey, iv) for iv in ivs)
+    ]
     reserves = budgets.reserves
 
     def settle(k: int, stage: int, eligible: int, reached: int, held: int) -> tuple[int, int, int]:
@@ -184,7 +192,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 if active:
                     value *= tr.value_factor
                     for i in range(len(ivs)):
-                        if active >> i & 1 and per_conversion[i]:
+                        if active >> i & 1 and per_conversion[i] and following in charged[i][stage]:
                             budgets.convert(i, bool(held >> i & 1))
                             held &= ~(1 << i)
             else:

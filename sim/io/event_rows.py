@@ -38,8 +38,10 @@ def timestamps(raw: pd.Series) -> tuple[pd.Series, bool]:
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         return raw.dt.tz_localize("UTC"), False
     with warnings.catch_warnings():
-        # pandas warns when it cannot infer one format: the fallback below is meant for that
+        # pandas warns when it cannot infer one format, and pandas 2 when zones are mixed
+        # (it returns objects): the fallbacks below are meant for both
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         try:
             parsed = pd.to_datetime(raw, errors="coerce")
         except (ValueError, TypeError):  # mixed time zones, or zones on some rows only
@@ -55,7 +57,11 @@ def timestamps(raw: pd.Series) -> tuple[pd.Series, bool]:
             parsed = pd.to_datetime(raw, errors="coerce", utc=True)
         retry = parsed.isna() & raw.notna()
         if retry.any():
-            parsed[retry] = pd.to_datetime(raw[retry], errors="coerce", utc=True, format="mixed")
+            # a copy: under pandas 2, .dt results are views that refuse assignment
+            parsed = parsed.copy()
+            parsed.loc[retry] = pd.to_datetime(
+                raw[retry], errors="coerce", utc=True, format="mixed"
+            )
     return parsed, aware
 
 

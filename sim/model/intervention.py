@@ -173,9 +173,13 @@ EFFECT_KINDS: dict[str, type] = {
 @dataclass(frozen=True, kw_only=True)
 class Cost:
     """What an intervention costs: ``fixed`` once per replication, ``per_reached`` for each
-    customer reached, ``per_conversion`` for each purchase a reached customer makes while the
-    intervention acts on them (a coupon's handling, a referral bonus). A discount's lower
-    prices show as lower revenue, not as a cost."""
+    customer reached, ``per_conversion`` for each purchase credited to the intervention (a
+    coupon's handling, a referral bonus): a purchase whose decision it acted on and changed,
+    that is, made while it acts on the customer, out of a stage whose ways out or dwell time it
+    changes, or priced by its order-value factor (:func:`sim.model.logit.credited_moves`).
+    An offer that only changes trial -> activated is charged for activations, not for every
+    renewal that follows while its window is open. A discount's lower prices show as lower
+    revenue, not as a cost."""
 
     fixed: float = 0.0
     per_reached: float = 0.0

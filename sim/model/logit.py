@@ -280,3 +280,29 @@ def intervention_factors(journey: Journey, interventions: Sequence) -> tuple[np.
         for e in iv.of_kind(OrderValueFactor):
             value *= e.factor
     return dwell, value
+
+
+def credited_moves(journey: Journey, intervention) -> np.ndarray:
+    """S x S booleans: the moves an intervention is credited with when it acts on the customer
+    making them (the rule behind ``per_conversion`` costs and budgets).
+
+    A move ``a -> b`` made while the intervention acts is credited to it when the intervention
+    changed the decision behind it: it shifts the odds of a way out of ``a`` (an odds ratio,
+    churn or repeat factor, or a new transition, on any transition out of ``a``), or the time
+    spent in ``a`` (a dwell factor), or, for a move into a purchase stage, the order's value
+    (an order-value factor: a discount is used on every order it prices). A renewal made while
+    an intervention that only changed trial -> activated is still open is not credited to it.
+    Factors of exactly 1 change nothing and credit nothing.
+    """
+    from sim.model.intervention import NewTransition
+
+    _, delta = intervention_row_changes(journey, [intervention])
+    changed = (delta != 0).any(axis=1)
+    for e in intervention.of_kind(NewTransition):
+        changed[journey.index(e.stage)] = True
+    dwell, value = intervention_factors(journey, [intervention])
+    changed |= dwell != 1
+    credited = np.repeat(changed[:, None], len(journey.stages), axis=1)
+    if value != 1:
+        credited[:, [s.purchase for s in journey.stages]] = True
+    return credited

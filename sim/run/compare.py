@@ -19,8 +19,9 @@ from sim.errors import ScenarioError, check_count, check_seed, suggest
 from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.results import Comparison, RunResult
-from sim.run.provenance import provenance
+from sim.run.provenance import package_version, provenance, scenario_digest
 from sim.run.replications import cap_workers, simulate_tasks
+from sim.run.resume import KeptReplications
 
 __all__ = ["KEY_METRICS", "compare"]
 
@@ -127,6 +128,8 @@ def compare(
     days: tuple[int, ...] = (30, 90, 180),
     engine: str = "auto",
     progress: bool | None = None,
+    keep: str | Path | None = None,
+    resume: bool = False,
 ) -> Comparison:
     """Run scenarios side by side and compare them with the baseline (the first, unless
     named).
@@ -136,7 +139,9 @@ def compare(
     than +/- ``target_half_width``, or ``max_replications`` is reached (``converged`` says
     which). With ``common_random_numbers=False`` each scenario gets independent streams (and
     differences use Welch's test): only useful to see what common random numbers buy.
-    ``progress`` shows a progress bar (None: in notebooks and terminals only).
+    ``progress`` shows a progress bar (None: in notebooks and terminals only). ``keep`` and
+    ``resume``: as for :func:`sim.run.run`, every scenario's replications are kept in
+    ``keep`` as they finish, and a resumed comparison equals an uninterrupted one.
     """
     named = _names(scenarios)
     base = baseline or next(iter(named))
@@ -172,6 +177,22 @@ def compare(
     }
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
+    kept = None
+    if keep is not None:
+        index = {n: i for i, n in enumerate(named)}
+        kept = KeptReplications(
+            keep,
+            {
+                "kind": "compare",
+                "scenarios": [[n, scenario_digest(s)] for n, s in named.items()],
+                "seed": seed,
+                "common_random_numbers": common_random_numbers,
+                "engine": [engines[n] for n in named],
+                "package_version": package_version(),
+            },
+            resume,
+            lambda key: f"s{index[key[0]]:02d}-r{key[1]:05d}.npz",
+        )
     done = 0
     goal = batch if auto else replications
     converged = None
@@ -182,7 +203,12 @@ def compare(
         tasks = [
             ((n, r), engines[n], compiled[n], seeds[n], r) for r in range(done, goal) for n in named
         ]
-        simulate_tasks(tasks, workers, logs, progress)
+        if kept is not None:
+            for task in tasks:
+                if (found := kept.load(task[0])) is not None:
+                    logs[task[0]] = found
+            tasks = [t for t in tasks if t[0] not in logs]
+        simulate_tasks(tasks, workers, logs, progress, None if kept is None else kept.save)
         done = goal
         result = _assemble(
             named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
@@ -16,7 +17,8 @@ from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
 from sim.results import RunResult
-from sim.run.provenance import provenance
+from sim.run.provenance import package_version, provenance, scenario_digest
+from sim.run.resume import KeptReplications
 
 #: key, engine name, compiled scenario, seed, replication
 Task = tuple[Hashable, str, CompiledScenario, int, int]
@@ -50,16 +52,21 @@ def simulate_tasks(
     workers: int,
     done: dict[Hashable, EventLog],
     progress: bool | None = None,
+    on_done: Callable[[Hashable, EventLog], None] | None = None,
 ) -> None:
     """Run replications, on ``workers`` processes when more than one, filling ``done`` as
-    they finish (so an interruption keeps what finished). Results do not depend on
+    they finish (so an interruption keeps what finished) and calling ``on_done(key, log)``
+    for each (in this process: e.g. to keep it on disk). Results do not depend on
     ``workers``: each replication's streams come from its own seed and number. ``progress``
     shows a bar (None: only when interactive)."""
     bar = progress_bar(len(tasks), "replications", progress)
     try:
         if workers == 1 or len(tasks) == 1:
             for key, engine, compiled, seed, replication in tasks:
-                done[key] = simulate_replication(engine, compiled, seed, replication)
+                log = simulate_replication(engine, compiled, seed, replication)
+                if on_done is not None:
+                    on_done(key, log)
+                done[key] = log
                 bar.update()
             return
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
@@ -68,7 +75,10 @@ def simulate_tasks(
             }
             try:
                 for fut in as_completed(futures):
-                    done[futures[fut]] = fut.result()
+                    log = fut.result()
+                    if on_done is not None:
+                        on_done(futures[fut], log)
+                    done[futures[fut]] = log
                     bar.update()
             except KeyboardInterrupt:
                 for fut in futures:
@@ -87,6 +97,8 @@ def run(
     workers: int = 1,
     engine: str = "auto",
     progress: bool | None = None,
+    keep: str | Path | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Simulate ``replications`` independent replications of a scenario.
 
@@ -97,6 +109,12 @@ def run(
     provenance says which). Interrupting a run (Ctrl-C) returns the replications that
     finished, marked ``complete=False``. ``progress`` shows a progress bar (None: in notebooks
     and terminals, not in tests or CI).
+
+    ``keep`` names a directory where each replication is written as it finishes (see
+    :mod:`sim.run.resume`); with ``resume=True`` the replications already there are read
+    back instead of run again, giving the same result, byte for byte, as an uninterrupted
+    run. Resuming a directory made from another scenario, seed, engine or package version is
+    refused with the reason.
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(
@@ -116,9 +134,27 @@ def run(
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
     complete = True
+    tasks = [(r, chosen.name, compiled, seed, r) for r in range(replications)]
+    kept = None
+    if keep is not None:
+        kept = KeptReplications(
+            keep,
+            {
+                "kind": "run",
+                "scenarios": [[scenario.name, scenario_digest(scenario)]],
+                "seed": seed,
+                "engine": chosen.name,
+                "package_version": package_version(),
+            },
+            resume,
+            lambda r: f"r{r:05d}.npz",
+        )
+        for task in tasks:
+            if (found := kept.load(task[0])) is not None:
+                logs[task[0]] = found
+        tasks = [t for t in tasks if t[0] not in logs]
     try:
-        tasks = [(r, chosen.name, compiled, seed, r) for r in range(replications)]
-        simulate_tasks(tasks, workers, logs, progress)
+        simulate_tasks(tasks, workers, logs, progress, None if kept is None else kept.save)
     except KeyboardInterrupt:
         if not logs:
             raise

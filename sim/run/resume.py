@@ -1,0 +1,144 @@
+"""Keeping finished replications on disk as a run goes, and resuming an interrupted run.
+
+A *keep directory* holds ``state.json`` (what the replications are of: the scenarios and their
+digests, the seed, the engines, the package version) and one file per finished replication
+(``replications/r00012.npz``), each written atomically as it finishes. Resuming reads back the
+replications already there and runs only the others: since every replication draws from
+streams of its own (seed and number), the result is byte for byte that of an uninterrupted
+run. A directory made from another scenario, seed, engine or version is refused, with the
+reason.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any
+
+from sim.errors import ScenarioError
+from sim.events import EventLog
+from sim.io.atomic import current_umask, is_stale, write_text_atomic
+from sim.io.replication_file import read_replication, write_replication
+
+STATE = "state.json"
+FOLDER = "replications"
+LOCK = "lock"
+
+
+def _describe(field: str, value: Any) -> str:
+    if field == "scenarios":
+        return ", ".join(f"'{n}' (digest {d})" for n, d in value)
+    if field == "package_version":
+        return f"journey-sim {value}"
+    return f"{value}"
+
+
+def _lock(directory: Path) -> int:
+    """Hold an exclusive lock on ``directory`` for as long as this process lives (the system
+    drops it when the process ends, however it ends), so two runs never write into one
+    directory; returns the descriptor that holds it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ScenarioError(
+            f"another run is writing into {directory} right now",
+            field="--out",
+            fix="wait for it to finish, or write elsewhere",
+        ) from None
+    return fd
+
+
+class KeptReplications:
+    """Finished replications of one run (or comparison) kept in ``directory``.
+
+    ``identity`` says what they are of; ``name(key)`` gives a replication's file name. With
+    ``resume`` False the directory must not hold replications already (so nothing is mixed
+    or lost by mistake); with ``resume`` True it must hold replications of the same
+    identity, or none."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        identity: dict[str, Any],
+        resume: bool,
+        name: Callable[[Hashable], str],
+    ) -> None:
+        self._lock: int | None = None
+        self.directory = Path(directory)
+        self.folder = self.directory / FOLDER
+        self.identity = json.loads(json.dumps(identity))  # as it reads back from the file
+        self.name = name
+        self._lock = _lock(self.directory)
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()  # an error must not hold the directory while it is reported
+            raise
+
+    def _open(self, resume: bool) -> None:
+        state_path = self.directory / STATE
+        if state_path.exists():
+            try:
+                state = json.loads(state_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise ScenarioError(
+                    f"{state_path} cannot be read ({err})",
+                    field="--resume",
+                    fix=f"remove {self.directory} to start over",
+                ) from None
+            kept = self.count()
+            if not resume and kept:
+                raise ScenarioError(
+                    f"{self.directory} holds {kept} finished replication(s) of an interrupted run",
+                    field="--resume",
+                    fix=f"add --resume to continue it, or remove {self.directory} to start over",
+                )
+            if resume:
+                self._check(state)
+        self.directory.mkdir(exist_ok=True)
+        os.chmod(self.directory, 0o777 & ~current_umask())
+        self.folder.mkdir(exist_ok=True)
+        for path in self.folder.iterdir():  # half-written files of a killed run
+            if is_stale(path):
+                path.unlink(missing_ok=True)
+        write_text_atomic(state_path, json.dumps(self.identity, indent=2) + "\n")
+
+    def _check(self, state: dict[str, Any]) -> None:
+        for field, want in self.identity.items():
+            have = state.get(field)
+            if have != want:
+                raise ScenarioError(
+                    f"cannot resume {self.directory}: it was made with {field} "
+                    f"{_describe(field, have)}, this run has {_describe(field, want)}",
+                    field="--resume",
+                    fix=f"run with the same {field}, or remove {self.directory} to start over",
+                )
+
+    def close(self) -> None:
+        """Let another run use the directory."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_lock", None) is not None:
+            self.close()
+
+    def count(self) -> int:
+        """Replications kept so far."""
+        return len(list(self.folder.glob("*.npz"))) if self.folder.is_dir() else 0
+
+    def load(self, key: Hashable) -> EventLog | None:
+        """A kept replication, or None."""
+        path = self.folder / self.name(key)
+        return read_replication(path) if path.exists() else None
+
+    def save(self, key: Hashable, log: EventLog) -> None:
+        """Keep a finished replication (atomically: whole or absent)."""
+        write_replication(log, self.folder / self.name(key))
