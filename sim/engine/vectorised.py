@@ -1,0 +1,453 @@
+"""The vectorised engine: all customers of a replication advance together in numpy.
+
+Customers who do not interact can be simulated wave by wave: in each wave every customer
+still in the journey makes their next move at once (draws the dwell time and the choice of
+the stage they are in, moves, and settles which interventions reach and act on them in the
+stage they enter). It runs every scenario feature that does not couple customers; budgets
+do (a shared purse served in time order), so budgeted scenarios stay with the SimPy engine.
+
+It reads the same random streams as the SimPy engine (:mod:`sim.engine.streams`): customer k
+of a channel takes the k-th number of each (stage, visit) stream, and a customer who needs more
+visits than are pre-drawn continues on their own overflow stream in the same order. Only the
+numbers a wave needs are drawn (a window of each stream, reached with ``advance``), so the
+engine never holds the full pre-drawn tables. For the same seed both engines write the same
+event log, row for row, including SimPy's order among moves at equal times: events at one time
+are processed by priority (a customer's start first) and then in the order they were scheduled,
+which is the processing order of the events that scheduled them (resolved here by ranking
+events until the ranks settle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.engine.compiled import CompiledScenario
+from sim.engine.log_writer import sorted_event_log
+from sim.engine.streams import (
+    ARRIVALS,
+    CHOICE,
+    DWELL,
+    OVERFLOW,
+    PERSONA,
+    REACH,
+    VALUE,
+    VALUE_BLOCK,
+    _arrivals,
+    arrival_segments,
+    name_key,
+    stream,
+)
+from sim.events import EventLog
+from sim.model.acquisition import COHORT_CHANNEL, Cohort
+from sim.model.scenario import Scenario
+
+
+def cannot_run(scenario: Scenario) -> str | None:
+    """The feature of ``scenario`` this engine cannot run (None: it runs it)."""
+    for iv in scenario.interventions:
+        if iv.budget is not None:
+            return (
+                f"intervention '{iv.name}' has a budget (a budget is shared by all customers, "
+                "spent in time order)"
+            )
+    return None
+
+
+class _Draws:
+    """The random numbers of one replication, drawn when a wave needs them.
+
+    Arrivals, personas and reach draws mirror :func:`sim.engine.streams.draw_customers` (a test
+    holds them equal); choice, dwell and order-value uniforms are read as windows of the same
+    streams.
+    """
+
+    def __init__(self, c: CompiledScenario, seed: int, replication: int) -> None:
+        s = c.scenario
+        self.c, self.seed, self.replication = c, seed, replication
+        if isinstance(s.acquisition, Cohort):
+            channels = [(COHORT_CHANNEL, None)]
+        else:
+            channels = [(ch.name, ch.rate_per_day) for ch in s.acquisition.channels]
+        self.keys = [name_key(name) for name, _ in channels]
+        self.stage_keys = [name_key(n) for n in c.names]
+        parts = [self._channel(name, rate) for name, rate in channels]
+        arrival = np.concatenate([p[0] for p in parts])
+        order = np.argsort(arrival, kind="stable")
+        self.arrival = arrival[order]
+        self.persona = np.concatenate([p[1] for p in parts])[order]
+        self.eligible = np.concatenate([p[2] for p in parts])[order]
+        self.channel = np.concatenate(
+            [np.full(len(p[0]), i, dtype=np.int64) for i, p in enumerate(parts)]
+        )[order]
+        self.local = np.concatenate([np.arange(len(p[0])) for p in parts])[order]
+        self._own: dict[int, np.random.Generator] = {}
+
+    def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
+        c, s = self.c, self.c.scenario
+        key = name_key(name)
+        if rate is None:
+            arrival = np.zeros(s.acquisition.size)
+        else:
+            arrival = _arrivals(
+                stream(self.seed, self.replication, key, ARRIVALS),
+                *arrival_segments(s, name, rate),
+            )
+        n = len(arrival)
+        mix = np.cumsum(s.persona_mix(name))
+        u = stream(self.seed, self.replication, key, PERSONA).random(n)
+        persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
+        eligible = np.zeros(n, dtype=np.int64)
+        for i, iv in enumerate(s.interventions):
+            draw = stream(self.seed, self.replication, key, REACH, name_key(iv.name)).random(n)
+            ok = draw < iv.reach
+            if iv.personas:
+                ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
+            if iv.channels and name not in iv.channels:
+                ok[:] = False
+            eligible[ok] |= 1 << i
+        del c
+        return arrival, persona, eligible
+
+    def uniforms(self, channel: int, local: np.ndarray, *purpose: int) -> np.ndarray:
+        """The numbers of customers ``local`` (of ``channel``) in the stream of ``purpose``."""
+        lo = int(local.min())
+        hi = int(local.max()) + 1
+        g = stream(self.seed, self.replication, self.keys[channel], *purpose)
+        if lo:
+            # each double takes one 64-bit output: skip to the first customer needed
+            g.bit_generator.advance(lo)
+        return g.random(hi - lo)[local - lo]
+
+    def own(self, customer: int, count: int) -> np.ndarray:
+        """The next ``count`` numbers of a customer's own overflow stream."""
+        g = self._own.get(customer)
+        if g is None:
+            ch, local = int(self.channel[customer]), int(self.local[customer])
+            g = stream(self.seed, self.replication, self.keys[ch], OVERFLOW, local)
+            self._own[customer] = g
+        return g.random(count)
+
+
+def _groups(key: np.ndarray) -> list[np.ndarray]:
+    """Positions of equal keys, one array per distinct key (in key order)."""
+    if len(key) == 0:
+        return []
+    if key.min() == key.max():
+        return [np.arange(len(key))]
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    return np.split(order, cuts)
+
+
+def _one_by_one(laws: list, u: np.ndarray) -> np.ndarray:
+    """Quantiles of single numbers, each computed as the SimPy engine computes an overflow
+    draw (numpy's scalar power is not its array power to the last bit)."""
+    return np.array([float(law.quantile(x)) for law, x in zip(laws, u.tolist(), strict=True)])
+
+
+def _start_times(arrival: np.ndarray) -> np.ndarray:
+    """The clock at which SimPy's arrival process starts each customer: it advances by
+    ``arrival - now``, which can land an ulp away from the arrival when the two are not
+    within a factor of two; where it does, the chain is followed one customer at a time."""
+    n = len(arrival)
+    prev = np.concatenate([[0.0], arrival[:-1]])
+    start = np.where(arrival > prev, prev + (arrival - prev), prev)
+    bad = np.flatnonzero(start != arrival)
+    done = 0
+    for i in bad.tolist():
+        if i < done:
+            continue
+        now = float(start[i])
+        j = i + 1
+        while j < n:
+            day = float(arrival[j])
+            if day > now:
+                now = now + (day - now)
+            start[j] = now
+            j += 1
+            if now == day:
+                break
+        done = j
+    return start
+
+
+def _event_ranks(time: np.ndarray, parent: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """Processing order of events, as SimPy's queue gives it: by time, then a customer's start
+    (urgent) before timeouts, starts in customer order, timeouts in the order they were
+    scheduled (the rank of the event that scheduled them). Ranked until the ranks settle."""
+    is_root = parent < 0
+    priority = (~is_root).astype(np.int8)
+    rank = np.empty(len(time), dtype=np.int64)
+    key = np.where(is_root, root, 0)
+    for _ in range(len(time) + 1):
+        order = np.lexsort((key, priority, time))
+        new = np.empty_like(rank)
+        new[order] = np.arange(len(time))
+        if np.array_equal(new, rank):
+            break
+        rank = new
+        key = np.where(is_root, root, rank[np.maximum(parent, 0)])
+    return rank
+
+
+def _tied(time: np.ndarray, event: np.ndarray, order: np.ndarray) -> bool:
+    """Whether two different events share a time among these records."""
+    t, e = time[order], event[order]
+    return bool(np.any((t[1:] == t[:-1]) & (e[1:] != e[:-1])))
+
+
+class _Treatments:
+    """Per (persona, acting interventions) tables as arrays, gathered per customer."""
+
+    def __init__(self, c: CompiledScenario) -> None:
+        self.c = c
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+
+    def tables(self, persona: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Cumulative rows (m, S, S), dwell factors (m, S) and value factors (m,)."""
+        key = (persona.astype(np.int64) << 32) | active
+        unique, inverse = np.unique(key, return_inverse=True)
+        cums, dwells, values = [], [], []
+        for k in unique.tolist():
+            found = self.cache.get(k)
+            if found is None:
+                tr = self.c.treatment(k >> 32, k & 0xFFFFFFFF)
+                found = (np.array(tr.cumulative), np.array(tr.dwell_factor), tr.value_factor)
+                self.cache[k] = found
+            cums.append(found[0])
+            dwells.append(found[1])
+            values.append(found[2])
+        return np.stack(cums), np.stack(dwells), np.array(values), inverse
+
+
+class _Active:
+    """The customers still in the journey, one array per attribute (row i: one customer)."""
+
+    FIELDS = (
+        *("k", "ch", "loc", "per", "elig", "t", "st"),
+        *("bought", "visits", "reached", "act", "ev"),
+    )
+
+    def __init__(self, **columns: np.ndarray) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, columns[name])
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the customers where ``mask`` is False."""
+        if not mask.all():
+            for name in self.FIELDS:
+                setattr(self, name, getattr(self, name)[mask])
+
+
+class _Settle:
+    """Interventions on entering a stage, as the SimPy engine's ``settle`` (without budgets):
+    an eligible customer entering a target stage inside the window is reached (once, with a
+    reach record); a reached intervention acts during the window, or for good when lasting."""
+
+    def __init__(self, c: CompiledScenario) -> None:
+        s = c.scenario
+        stages = np.arange(len(c.names))
+        self.windows = [iv.window_days for iv in s.interventions]
+        self.lasting = [iv.lasting for iv in s.interventions]
+        self.targets = [
+            np.isin(stages, [s.journey.index(x) for x in iv.stages]) if iv.stages else stages >= 0
+            for iv in s.interventions
+        ]
+        self.records: list[tuple[np.ndarray, ...]] = []
+
+    def __call__(self, a: _Active) -> None:
+        a.act = np.zeros(len(a.k), dtype=np.int64)
+        now = a.t
+        for i, (begin, end) in enumerate(self.windows):
+            bit = 1 << i
+            eligible = (a.elig & bit) != 0
+            if not eligible.any():
+                continue
+            new = eligible & ((a.reached & bit) == 0) & (begin <= now) & (now < end)
+            new &= self.targets[i][a.st]
+            if new.any():
+                a.reached[new] |= bit
+                who = np.flatnonzero(new)
+                self.records.append(
+                    (a.k[who], np.full(len(who), i, dtype=np.int16), now[who], a.ev[who])
+                )
+            acting = eligible & ((a.reached & bit) != 0)
+            if not self.lasting[i]:
+                acting &= now < end
+            a.act[acting] |= bit
+
+
+def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
+    """Run one replication of a compiled scenario, all customers at once, and return its log."""
+    c = compiled
+    s = c.scenario
+    reason = cannot_run(s)
+    if reason is not None:
+        raise ValueError(f"the vectorised engine cannot run this scenario: {reason}")
+    draws = _Draws(c, seed, replication)
+    n = len(draws.arrival)
+    horizon = s.horizon_days
+    stages = len(c.names)
+    block = np.array(c.block, dtype=np.int64)
+    purchase = np.array(c.purchase)
+    absorbing = np.array(c.absorbing)
+    untreated = np.array(c.untreated)  # (personas, S, S) cumulative rows
+    treatments = _Treatments(c)
+    settle = _Settle(c)
+    max_block = int(block.max()) + 1
+
+    start = draws.arrival if isinstance(s.acquisition, Cohort) else _start_times(draws.arrival)
+    # a customer whose start falls at the horizon never starts (SimPy stops first)
+    k = np.flatnonzero(start < horizon)
+    a = _Active(
+        k=k,
+        ch=draws.channel[k],
+        loc=draws.local[k],
+        per=draws.persona[k],
+        elig=draws.eligible[k],
+        t=start[k],
+        st=np.full(len(k), c.entry, dtype=np.int64),
+        bought=np.full(len(k), int(c.purchase[c.entry]), dtype=np.int64),
+        visits=np.zeros((len(k), stages), dtype=np.int64),
+        reached=np.zeros(len(k), dtype=np.int64),
+        act=np.zeros(len(k), dtype=np.int64),
+        ev=k.copy(),  # a customer's start is event k
+    )
+    # events: the starts (ids 0..n-1), then one per wait, with the event that scheduled it
+    ev_time, ev_parent = [start], [np.full(n, -1, dtype=np.int64)]
+    n_events = n
+    rows: list[tuple[np.ndarray, ...]] = []
+
+    settle(a)
+    a.keep(~absorbing[a.st])
+    while (m := len(a.k)) > 0:
+        here = np.arange(m)
+        visit = a.visits[here, a.st]
+        a.visits[here, a.st] += 1
+        u = np.empty(m)
+        days = np.empty(m)
+        pre = visit < block[a.st]
+        inside = here if pre.all() else np.flatnonzero(pre)
+        for g in _groups((a.ch[inside] * stages + a.st[inside]) * max_block + visit[inside]):
+            who = inside[g]
+            stage, v, ch = int(a.st[who[0]]), int(visit[who[0]]), int(a.ch[who[0]])
+            key = draws.stage_keys[stage]
+            u[who] = draws.uniforms(ch, a.loc[who], CHOICE, key, v)
+            ud = draws.uniforms(ch, a.loc[who], DWELL, key, v)
+            days[who] = c.dwell[stage].quantile(ud) * c.dwell_factor[a.per[who], stage]
+        if len(inside) < m:
+            # beyond the pre-drawn visits: the customer's own stream, choice then dwell
+            over = np.flatnonzero(~pre)
+            ud = np.empty(len(over))
+            for j, w in enumerate(over.tolist()):
+                u[w], ud[j] = draws.own(int(a.k[w]), 2)
+            laws = [c.dwell[x] for x in a.st[over].tolist()]
+            days[over] = _one_by_one(laws, ud) * c.dwell_factor[a.per[over], a.st[over]]
+        value_factor = None
+        treated = np.flatnonzero(a.act)
+        cum = untreated[a.per, a.st]
+        if len(treated):
+            cums, dwells, values, inv = treatments.tables(a.per[treated], a.act[treated])
+            cum[treated] = cums[inv, a.st[treated]]
+            days[treated] *= dwells[inv, a.st[treated]]
+            value_factor = np.ones(m)
+            value_factor[treated] = values[inv]
+        # bisect_right on each customer's cumulative row
+        following = (cum <= u[:, None]).sum(axis=1)
+        timed = days > 0
+        now = np.where(timed, a.t + days, a.t)
+        # a move at or after the horizon never happens: the customer is censored
+        alive = now < horizon
+        if not alive.all():
+            a.keep(alive)
+            following, now, timed = following[alive], now[alive], timed[alive]
+            if value_factor is not None:
+                value_factor = value_factor[alive]
+            m = len(a.k)
+        value = np.zeros(m)
+        buying = np.flatnonzero(purchase[following])
+        if len(buying):
+            _order_values(c, draws, a, buying, value)
+            if value_factor is not None:
+                value[buying] *= value_factor[buying]
+        # a move after a wait is a new event, scheduled by the customer's previous one
+        if timed.any():
+            new_ids = n_events + np.arange(int(timed.sum()))
+            ev_parent.append(a.ev[timed])
+            ev_time.append(now[timed])
+            a.ev[timed] = new_ids
+            n_events += len(new_ids)
+        rows.append((a.k, now, a.st, following, value, a.act, a.ev.copy()))
+        a.st, a.t = following, now
+        settle(a)
+        a.keep(~absorbing[a.st])
+    return _assemble(c, draws, replication, rows, settle.records, ev_time, ev_parent)
+
+
+def _order_values(
+    c: CompiledScenario, draws: _Draws, a: _Active, buying: np.ndarray, value: np.ndarray
+) -> None:
+    """Order values of the customers ``buying`` now: their next pre-drawn value, or beyond
+    those a number of their own stream; counts their purchases."""
+    nth = a.bought[buying]
+    pre = nth < VALUE_BLOCK
+    inside = buying[pre]
+    for g in _groups(a.ch[inside] * VALUE_BLOCK + nth[pre]):
+        who = inside[g]
+        uv = draws.uniforms(int(a.ch[who[0]]), a.loc[who], VALUE, int(a.bought[who[0]]))
+        for p in np.unique(a.per[who]).tolist():
+            mine = a.per[who] == p
+            value[who[mine]] = c.order_value[p].quantile(uv[mine])
+    over = buying[~pre]
+    if len(over):
+        uv = np.array([draws.own(int(a.k[w]), 1)[0] for w in over.tolist()])
+        value[over] = _one_by_one([c.order_value[p] for p in a.per[over].tolist()], uv)
+    a.bought[buying] += 1
+
+
+def _assemble(c, draws, replication, rows, reaches, ev_time, ev_parent) -> EventLog:
+    """Put the moves and reach records in SimPy's processing order and write the log."""
+    cols = [np.concatenate([r[j] for r in rows]) if rows else np.empty(0) for j in range(7)]
+    customer, time, from_stage, to_stage, value, treatment, event = cols
+    if reaches:
+        r_customer, r_index, r_time, r_event = (
+            np.concatenate([r[j] for r in reaches]) for j in range(4)
+        )
+    else:
+        r_customer, r_index = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int16)
+        r_time, r_event = np.empty(0), np.empty(0, dtype=np.int64)
+    order = np.argsort(time, kind="stable")
+    r_order = np.argsort(r_time, kind="stable")
+    if _tied(time, event, order) or _tied(r_time, r_event, r_order):
+        n = len(draws.arrival)
+        rank = _event_ranks(
+            np.concatenate(ev_time),
+            np.concatenate(ev_parent),
+            np.concatenate([np.arange(n), np.zeros(sum(map(len, ev_time)) - n, dtype=np.int64)]),
+        )
+        order = np.argsort(rank[event.astype(np.int64)], kind="stable")
+        r_order = np.argsort(rank[r_event.astype(np.int64)], kind="stable")
+    entry_values = np.zeros(len(draws.arrival))
+    if c.purchase[c.entry]:
+        for ch in range(len(draws.keys)):
+            mine = np.flatnonzero(draws.channel == ch)
+            if len(mine) == 0:
+                continue
+            uv = draws.uniforms(ch, draws.local[mine], VALUE, 0)
+            for p in np.unique(draws.persona[mine]).tolist():
+                sel = draws.persona[mine] == p
+                entry_values[mine[sel]] = c.order_value[p].quantile(uv[sel])
+    return sorted_event_log(
+        c,
+        replication,
+        entries=(draws.arrival, draws.persona, draws.channel, entry_values),
+        moves=(
+            customer[order],
+            time[order],
+            from_stage[order],
+            to_stage[order],
+            value[order],
+            treatment[order],
+        ),
+        reaches=(r_customer[r_order], r_index[r_order], r_time[r_order]),
+    )
