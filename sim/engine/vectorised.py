@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.engine import many_streams
 from sim.engine.compiled import CompiledScenario
 from sim.engine.log_writer import sorted_event_log
 from sim.engine.streams import (
@@ -40,6 +41,9 @@ from sim.engine.streams import (
 from sim.events import EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
 from sim.model.scenario import Scenario
+
+#: Numbers first drawn from a customer's own overflow stream.
+OWN_BLOCK = 16
 
 
 def cannot_run(scenario: Scenario) -> str | None:
@@ -80,7 +84,12 @@ class _Draws:
             [np.full(len(p[0]), i, dtype=np.int64) for i, p in enumerate(parts)]
         )[order]
         self.local = np.concatenate([np.arange(len(p[0])) for p in parts])[order]
-        self._own: dict[int, np.random.Generator] = {}
+        # customers' own streams, drawn for all who need one at once (row per customer)
+        self._own_row = np.full(len(self.arrival), -1, dtype=np.int64)
+        self._own_at = np.zeros(len(self.arrival), dtype=np.int64)
+        self._own_width = OWN_BLOCK
+        self._own_customers = np.empty(0, dtype=np.int64)
+        self._own_table = np.empty((0, OWN_BLOCK))
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
         c, s = self.c, self.c.scenario
@@ -118,14 +127,35 @@ class _Draws:
             g.bit_generator.advance(lo)
         return g.random(hi - lo)[local - lo]
 
-    def own(self, customer: int, count: int) -> np.ndarray:
-        """The next ``count`` numbers of a customer's own overflow stream."""
-        g = self._own.get(customer)
-        if g is None:
-            ch, local = int(self.channel[customer]), int(self.local[customer])
-            g = stream(self.seed, self.replication, self.keys[ch], OVERFLOW, local)
-            self._own[customer] = g
-        return g.random(count)
+    def own(self, customers: np.ndarray, count: int) -> np.ndarray:
+        """The next ``count`` numbers of each customer's own overflow stream, (len, count)
+        (each customer at most once per call)."""
+        rows = self._own_row[customers]
+        new = customers[rows < 0]
+        if len(new):
+            self._own_row[new] = len(self._own_table) + np.arange(len(new))
+            self._own_customers = np.concatenate([self._own_customers, new])
+            self._own_table = np.concatenate([self._own_table, self._own_block(new)])
+            rows = self._own_row[customers]
+        at = self._own_at[customers]
+        if len(at) and int(at.max()) + count > self._own_table.shape[1]:
+            # rare: a customer needs more than drawn so far; draw every row twice as far
+            self._own_width = max(2 * self._own_width, int(at.max()) + count)
+            self._own_table = self._own_block(self._own_customers)
+        self._own_at[customers] += count
+        return self._own_table[rows[:, None], at[:, None] + np.arange(count)]
+
+    def _own_block(self, customers: np.ndarray) -> np.ndarray:
+        out = np.empty((len(customers), self._own_width))
+        for ch in np.unique(self.channel[customers]).tolist():
+            mine = self.channel[customers] == ch
+            out[mine] = many_streams.uniforms(
+                self.seed,
+                (self.replication, self.keys[ch], OVERFLOW),
+                self.local[customers[mine]],
+                self._own_width,
+            )
+        return out
 
 
 def _groups(key: np.ndarray) -> list[np.ndarray]:
@@ -338,9 +368,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         if len(inside) < m:
             # beyond the pre-drawn visits: the customer's own stream, choice then dwell
             over = np.flatnonzero(~pre)
-            ud = np.empty(len(over))
-            for j, w in enumerate(over.tolist()):
-                u[w], ud[j] = draws.own(int(a.k[w]), 2)
+            drawn = draws.own(a.k[over], 2)
+            u[over], ud = drawn[:, 0], drawn[:, 1]
             laws = [c.dwell[x] for x in a.st[over].tolist()]
             days[over] = _one_by_one(laws, ud) * c.dwell_factor[a.per[over], a.st[over]]
         value_factor = None
@@ -400,7 +429,7 @@ def _order_values(
             value[who[mine]] = c.order_value[p].quantile(uv[mine])
     over = buying[~pre]
     if len(over):
-        uv = np.array([draws.own(int(a.k[w]), 1)[0] for w in over.tolist()])
+        uv = draws.own(a.k[over], 1)[:, 0]
         value[over] = _one_by_one([c.order_value[p] for p in a.per[over].tolist()], uv)
     a.bought[buying] += 1
 
