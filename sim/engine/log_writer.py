@@ -76,42 +76,53 @@ def build_event_log(
     )
 
 
-def sorted_event_log(
+def scattered_event_log(
     c: CompiledScenario,
     replication: int,
     entries: tuple[np.ndarray, ...],
-    moves: tuple[np.ndarray, ...],
+    moves: list[tuple[np.ndarray | None, ...]],
+    order: np.ndarray,
+    sorted_time: np.ndarray,
     reaches: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> EventLog:
-    """The same log as :func:`build_event_log` from moves already in processing order.
+    """The same log as :func:`build_event_log`, from moves recorded in parts.
 
     ``entries`` are (arrival, persona, channel, entry value) of the customers in arrival
-    order. Both parts are in time order, so they merge without a sort: an entry goes before
-    the moves at its time, as the stable sort of :func:`build_event_log` places it.
+    order; ``moves`` are parts of (customer, time, from, to, value, treatment or None) columns;
+    ``order`` puts the concatenated moves in processing order (time order) and ``sorted_time``
+    is their time in that order. Each column is written once, straight to its place: an entry
+    goes before the moves at its time, as the stable sort of :func:`build_event_log` puts it.
     """
     arrival, persona, channel, entry_values = entries
-    customer, time, from_stage, to_stage, value, treatment = moves
-    n, m = len(arrival), len(time)
-    at_move = np.arange(m) + np.searchsorted(arrival, time, side="right")
-    at_entry = np.arange(n) + np.searchsorted(time, arrival, side="left")
+    n, m = len(arrival), len(sorted_time)
+    place = np.empty(m, dtype=np.int64)
+    place[order] = np.arange(m) + np.searchsorted(arrival, sorted_time, side="right")
+    at_entry = np.arange(n) + np.searchsorted(sorted_time, arrival, side="left")
 
-    def merged(first: np.ndarray, logged: np.ndarray, dtype: type) -> np.ndarray:
-        out = np.empty(n + m, dtype=dtype)
-        out[at_entry] = first
-        out[at_move] = logged
+    def column(j: int, first: np.ndarray | None, dtype: type) -> np.ndarray:
+        out = np.zeros(n + m, dtype=dtype) if first is None else np.empty(n + m, dtype=dtype)
+        if first is not None:
+            out[at_entry] = first
+        done = 0
+        for part in moves:
+            size = len(part[1])
+            if part[j] is not None:
+                out[place[done : done + size]] = part[j]
+            done += size
         return out
 
-    who = merged(np.arange(n), customer, np.int32)
+    who = column(0, np.arange(n), np.int32)
+    one_channel = len(c.scenario.channel_names) == 1
     return EventLog(
         replication=np.full(n + m, replication, dtype=np.int32),
         customer=who,
-        persona=persona[who].astype(np.int16),
-        channel=channel[who].astype(np.int16),
-        time=merged(arrival, time, np.float64),
-        from_stage=merged(np.full(n, ENTRY), from_stage, np.int16),
-        to_stage=merged(np.full(n, c.entry), to_stage, np.int16),
-        value=merged(entry_values, value, np.float64),
-        treatment=merged(np.zeros(n, dtype=np.int64), treatment, np.int64),
+        persona=persona.astype(np.int16)[who],
+        channel=np.zeros(n + m, np.int16) if one_channel else channel.astype(np.int16)[who],
+        time=column(1, arrival, np.float64),
+        from_stage=column(2, np.full(n, ENTRY), np.int16),
+        to_stage=column(3, np.full(n, c.entry), np.int16),
+        value=column(4, entry_values, np.float64),
+        treatment=column(5, None, np.int64),
         customers=np.array([n], dtype=np.int64),
         **stage_info(c.scenario),
         personas=c.scenario.persona_names,

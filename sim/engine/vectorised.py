@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.engine import many_streams
 from sim.engine.compiled import CompiledScenario
-from sim.engine.log_writer import sorted_event_log
+from sim.engine.log_writer import scattered_event_log, stage_info
 from sim.engine.streams import (
     ARRIVALS,
     CHOICE,
@@ -40,6 +40,7 @@ from sim.engine.streams import (
 )
 from sim.events import EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
+from sim.model.distributions import Distribution, Empirical, Exponential, Fixed, Gamma, Lognormal
 from sim.model.scenario import Scenario
 
 #: Numbers first drawn from a customer's own overflow stream.
@@ -158,6 +159,22 @@ class _Draws:
         return out
 
 
+def _cyclic_stages(c: CompiledScenario) -> np.ndarray:
+    """Stages a customer can come back to (on a cycle of the journey, or of the transitions
+    interventions open)."""
+    size = len(c.names)
+    step = np.zeros((size, size), dtype=bool)
+    for a, b in stage_info(c.scenario)["edges"]:
+        step[a, b] = True
+    reach = step.copy()
+    for _ in range(size):
+        more = reach | (reach.astype(np.int64) @ step.astype(np.int64) > 0)
+        if np.array_equal(more, reach):
+            break
+        reach = more
+    return np.flatnonzero(np.diag(reach))
+
+
 def _groups(key: np.ndarray) -> list[np.ndarray]:
     """Positions of equal keys, one array per distinct key (in key order)."""
     if len(key) == 0:
@@ -169,10 +186,25 @@ def _groups(key: np.ndarray) -> list[np.ndarray]:
     return np.split(order, cuts)
 
 
-def _one_by_one(laws: list, u: np.ndarray) -> np.ndarray:
-    """Quantiles of single numbers, each computed as the SimPy engine computes an overflow
-    draw (numpy's scalar power is not its array power to the last bit)."""
-    return np.array([float(law.quantile(x)) for law, x in zip(laws, u.tolist(), strict=True)])
+#: Laws whose quantile uses only ufuncs and exact arithmetic, so that it gives the same bits
+#: for a number alone as within an array (numpy's scalar ``**`` is not its array power).
+_SAME_ALONE = (Exponential, Gamma, Lognormal, Fixed, Empirical)
+
+
+def _quantiles(laws: list[Distribution], u: np.ndarray) -> np.ndarray:
+    """Quantiles of numbers each with its own law, bit for bit as the SimPy engine computes
+    an overflow draw (one number at a time)."""
+    out = np.empty(len(u))
+    alone = []
+    for law in set(laws):
+        mine = np.flatnonzero([x is law for x in laws])
+        if isinstance(law, _SAME_ALONE):
+            out[mine] = law.quantile(u[mine])
+        else:
+            alone.append((law, mine))
+    for law, mine in alone:
+        out[mine] = [float(law.quantile(x)) for x in u[mine].tolist()]
+    return out
 
 
 def _start_times(arrival: np.ndarray) -> np.ndarray:
@@ -220,10 +252,10 @@ def _event_ranks(time: np.ndarray, parent: np.ndarray, root: np.ndarray) -> np.n
     return rank
 
 
-def _tied(time: np.ndarray, event: np.ndarray, order: np.ndarray) -> bool:
-    """Whether two different events share a time among these records."""
-    t, e = time[order], event[order]
-    return bool(np.any((t[1:] == t[:-1]) & (e[1:] != e[:-1])))
+def _tied(sorted_time: np.ndarray, customer: np.ndarray, order: np.ndarray) -> bool:
+    """Whether two different customers have records at one time."""
+    same = np.flatnonzero(sorted_time[1:] == sorted_time[:-1])
+    return bool(np.any(customer[order[same]] != customer[order[same + 1]]))
 
 
 class _Treatments:
@@ -325,6 +357,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     treatments = _Treatments(c)
     settle = _Settle(c)
     max_block = int(block.max()) + 1
+    # only a stage on a cycle is visited more than once: count visits there alone
+    cyclic = _cyclic_stages(c)
+    visit_column = np.full(stages, -1)
+    visit_column[cyclic] = np.arange(len(cyclic))
 
     start = draws.arrival if isinstance(s.acquisition, Cohort) else _start_times(draws.arrival)
     # a customer whose start falls at the horizon never starts (SimPy stops first)
@@ -338,7 +374,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         t=start[k],
         st=np.full(len(k), c.entry, dtype=np.int64),
         bought=np.full(len(k), int(c.purchase[c.entry]), dtype=np.int64),
-        visits=np.zeros((len(k), stages), dtype=np.int64),
+        visits=np.zeros((len(k), max(len(cyclic), 1)), dtype=np.int32),
         reached=np.zeros(len(k), dtype=np.int64),
         act=np.zeros(len(k), dtype=np.int64),
         ev=k.copy(),  # a customer's start is event k
@@ -352,8 +388,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     a.keep(~absorbing[a.st])
     while (m := len(a.k)) > 0:
         here = np.arange(m)
-        visit = a.visits[here, a.st]
-        a.visits[here, a.st] += 1
+        column = visit_column[a.st]
+        if len(cyclic):
+            visit = np.where(column >= 0, a.visits[here, column], 0)
+            looping = np.flatnonzero(column >= 0)
+            a.visits[looping, column[looping]] += 1
+        else:
+            visit = np.zeros(m, dtype=np.int32)
         u = np.empty(m)
         days = np.empty(m)
         pre = visit < block[a.st]
@@ -371,7 +412,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             drawn = draws.own(a.k[over], 2)
             u[over], ud = drawn[:, 0], drawn[:, 1]
             laws = [c.dwell[x] for x in a.st[over].tolist()]
-            days[over] = _one_by_one(laws, ud) * c.dwell_factor[a.per[over], a.st[over]]
+            days[over] = _quantiles(laws, ud) * c.dwell_factor[a.per[over], a.st[over]]
         value_factor = None
         treated = np.flatnonzero(a.act)
         cum = untreated[a.per, a.st]
@@ -430,14 +471,14 @@ def _order_values(
     over = buying[~pre]
     if len(over):
         uv = draws.own(a.k[over], 1)[:, 0]
-        value[over] = _one_by_one([c.order_value[p] for p in a.per[over].tolist()], uv)
+        value[over] = _quantiles([c.order_value[p] for p in a.per[over].tolist()], uv)
     a.bought[buying] += 1
 
 
 def _assemble(c, draws, replication, rows, reaches, ev_time, ev_parent) -> EventLog:
     """Put the moves and reach records in SimPy's processing order and write the log."""
-    cols = [np.concatenate([r[j] for r in rows]) if rows else np.empty(0) for j in range(7)]
-    customer, time, from_stage, to_stage, value, treatment, event = cols
+    time = np.concatenate([r[1] for r in rows]) if rows else np.empty(0)
+    customer = np.concatenate([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
     if reaches:
         r_customer, r_index, r_time, r_event = (
             np.concatenate([r[j] for r in reaches]) for j in range(4)
@@ -447,15 +488,21 @@ def _assemble(c, draws, replication, rows, reaches, ev_time, ev_parent) -> Event
         r_time, r_event = np.empty(0), np.empty(0, dtype=np.int64)
     order = np.argsort(time, kind="stable")
     r_order = np.argsort(r_time, kind="stable")
-    if _tied(time, event, order) or _tied(r_time, r_event, r_order):
+    # one customer's moves are in wave order, which is their processing order; only moves of
+    # different customers at one time need SimPy's queue order
+    sorted_time = time[order]
+    if _tied(sorted_time, customer, order) or _tied(r_time[r_order], r_customer, r_order):
         n = len(draws.arrival)
         rank = _event_ranks(
             np.concatenate(ev_time),
             np.concatenate(ev_parent),
             np.concatenate([np.arange(n), np.zeros(sum(map(len, ev_time)) - n, dtype=np.int64)]),
         )
-        order = np.argsort(rank[event.astype(np.int64)], kind="stable")
-        r_order = np.argsort(rank[r_event.astype(np.int64)], kind="stable")
+        event = np.concatenate([r[6] for r in rows]) if rows else np.empty(0, dtype=np.int64)
+        order = np.argsort(rank[event], kind="stable")
+        sorted_time = time[order]
+        r_order = np.argsort(rank[r_event], kind="stable")
+    del customer
     entry_values = np.zeros(len(draws.arrival))
     if c.purchase[c.entry]:
         for ch in range(len(draws.keys)):
@@ -466,17 +513,13 @@ def _assemble(c, draws, replication, rows, reaches, ev_time, ev_parent) -> Event
             for p in np.unique(draws.persona[mine]).tolist():
                 sel = draws.persona[mine] == p
                 entry_values[mine[sel]] = c.order_value[p].quantile(uv[sel])
-    return sorted_event_log(
+    treated = bool(c.scenario.interventions)
+    return scattered_event_log(
         c,
         replication,
         entries=(draws.arrival, draws.persona, draws.channel, entry_values),
-        moves=(
-            customer[order],
-            time[order],
-            from_stage[order],
-            to_stage[order],
-            value[order],
-            treatment[order],
-        ),
+        moves=[(r[0], r[1], r[2], r[3], r[4], r[5] if treated else None) for r in rows],
+        order=order,
+        sorted_time=sorted_time,
         reaches=(r_customer[r_order], r_index[r_order], r_time[r_order]),
     )
