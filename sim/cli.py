@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-r", "--replications", type=int, default=1, help="replications (1)")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
     run.add_argument("--out", type=Path, help="directory for events, tables and run.json")
+    _engine_option(run)
     cmp = sub.add_parser("compare", help="run scenarios side by side; differences from the first")
     cmp.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("out/compare"),
         help="directory for comparison.csv, roi.csv, per_replication.csv",
     )
+    _engine_option(cmp)
     rep = sub.add_parser("report", help="run scenarios and write a self-contained HTML report")
     rep.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -72,11 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--customers", type=int, help="cohort size (overrides the files)")
     rep.add_argument("-w", "--workers", type=int, default=1)
     rep.add_argument("-o", "--output", type=Path, default=Path("out/report.html"))
+    _engine_option(rep)
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path)
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
     val.add_argument("scenario", type=Path)
     return parser
+
+
+def _engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "simpy", "vectorised"),
+        default="auto",
+        help="simulation engine: auto (vectorised where it can run the scenario, else simpy), "
+        "simpy (runs everything) or vectorised (customers who share no budget) (auto)",
+    )
 
 
 def _pct(x: float) -> str:
@@ -143,6 +156,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 customers=args.customers,
                 workers=args.workers,
+                engine=args.engine,
             )
     except ScenarioError as err:
         raise err.located(str(args.scenario)) from None
@@ -204,6 +218,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         metric=args.metric,
         target_half_width=args.target_half_width,
         max_replications=args.max_replications,
+        engine=args.engine,
     )
     auto = (
         ""
@@ -306,6 +321,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             seed=args.seed,
             customers=args.customers,
             workers=args.workers,
+            engine=args.engine,
         )
     else:
         obj = compare(
@@ -314,6 +330,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             seed=args.seed,
             customers=args.customers,
             workers=args.workers,
+            engine=args.engine,
         )
     print(repr(obj))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
