@@ -38,6 +38,7 @@ from sim.engine.streams import (
     name_key,
     stream,
 )
+from sim.errors import ScenarioError
 from sim.events import EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
 from sim.model.distributions import Distribution, Empirical, Exponential, Fixed, Gamma, Lognormal
@@ -196,8 +197,9 @@ def _quantiles(laws: list[Distribution], u: np.ndarray) -> np.ndarray:
     an overflow draw (one number at a time)."""
     out = np.empty(len(u))
     alone = []
-    for law in set(laws):
-        mine = np.flatnonzero([x is law for x in laws])
+    ids = np.array([id(x) for x in laws])
+    for law in {id(x): x for x in laws}.values():
+        mine = np.flatnonzero(ids == id(law))
         if isinstance(law, _SAME_ALONE):
             out[mine] = law.quantile(u[mine])
         else:
@@ -345,7 +347,11 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     s = c.scenario
     reason = cannot_run(s)
     if reason is not None:
-        raise ValueError(f"the vectorised engine cannot run this scenario: {reason}")
+        raise ScenarioError(
+            f"the vectorised engine cannot run scenario '{s.name}': {reason}",
+            field="engine",
+            fix="use engine='auto' or engine='simpy'",
+        )
     draws = _Draws(c, seed, replication)
     n = len(draws.arrival)
     horizon = s.horizon_days
