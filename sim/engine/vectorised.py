@@ -42,6 +42,7 @@ from sim.errors import ScenarioError
 from sim.events import EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
 from sim.model.distributions import Distribution, Empirical, Exponential, Fixed, Gamma, Lognormal
+from sim.model.intervention import NewTransition
 from sim.model.scenario import Scenario
 
 #: Numbers first drawn from a customer's own overflow stream.
@@ -160,6 +161,15 @@ class _Draws:
         return out
 
 
+def _one_way_stages(c: CompiledScenario) -> list[bool]:
+    """Per stage: every customer leaves it for the same stage, whoever they are and whatever
+    acts on them (one way out, and no intervention opens another), so its choice is fixed."""
+    s = c.scenario
+    opened = {e.stage for iv in s.interventions for e in iv.of_kind(NewTransition)}
+    ways = [{t for t, p in st.next if p > 0} for st in s.journey.stages]
+    return [len(w) == 1 and name not in opened for w, name in zip(ways, c.names, strict=True)]
+
+
 def _cyclic_stages(c: CompiledScenario) -> np.ndarray:
     """Stages a customer can come back to (on a cycle of the journey, or of the transitions
     interventions open)."""
@@ -254,6 +264,22 @@ def _event_ranks(time: np.ndarray, parent: np.ndarray, root: np.ndarray) -> np.n
     return rank
 
 
+def _stable_order(time: np.ndarray) -> np.ndarray:
+    """``argsort(time, kind='stable')``, faster: numpy's vectorised quicksort, then each run of
+    equal times put back in the original order."""
+    order = np.argsort(time)
+    ts = time[order]
+    same = ts[1:] == ts[:-1]
+    if same.any():
+        run = np.zeros(len(time), dtype=bool)
+        run[1:] |= same
+        run[:-1] |= same
+        at = np.flatnonzero(run)
+        tied = order[at]
+        order[at] = tied[np.lexsort((tied, ts[at]))]
+    return order
+
+
 def _tied(sorted_time: np.ndarray, customer: np.ndarray, order: np.ndarray) -> bool:
     """Whether two different customers have records at one time."""
     same = np.flatnonzero(sorted_time[1:] == sorted_time[:-1])
@@ -287,19 +313,16 @@ class _Treatments:
 class _Active:
     """The customers still in the journey, one array per attribute (row i: one customer)."""
 
-    FIELDS = (
-        *("k", "ch", "loc", "per", "elig", "t", "st"),
-        *("bought", "visits", "reached", "act", "ev"),
-    )
-
-    def __init__(self, **columns: np.ndarray) -> None:
-        for name in self.FIELDS:
-            setattr(self, name, columns[name])
+    def __init__(self, **columns: np.ndarray | None) -> None:
+        # without interventions there is nothing to settle: no eligibility, reach or acting bits
+        self.fields = [name for name, column in columns.items() if column is not None]
+        for name, column in columns.items():
+            setattr(self, name, column)
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the customers where ``mask`` is False."""
         if not mask.all():
-            for name in self.FIELDS:
+            for name in self.fields:
                 setattr(self, name, getattr(self, name)[mask])
 
 
@@ -320,6 +343,8 @@ class _Settle:
         self.records: list[tuple[np.ndarray, ...]] = []
 
     def __call__(self, a: _Active) -> None:
+        if not self.windows:
+            return
         a.act = np.zeros(len(a.k), dtype=np.int64)
         now = a.t
         for i, (begin, end) in enumerate(self.windows):
@@ -362,7 +387,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     untreated = np.array(c.untreated)  # (personas, S, S) cumulative rows
     treatments = _Treatments(c)
     settle = _Settle(c)
+    ivs = s.interventions
     max_block = int(block.max()) + 1
+    one_way = _one_way_stages(c)
     # only a stage on a cycle is visited more than once: count visits there alone
     cyclic = _cyclic_stages(c)
     visit_column = np.full(stages, -1)
@@ -376,13 +403,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         ch=draws.channel[k],
         loc=draws.local[k],
         per=draws.persona[k],
-        elig=draws.eligible[k],
+        elig=draws.eligible[k] if ivs else None,
         t=start[k],
         st=np.full(len(k), c.entry, dtype=np.int64),
         bought=np.full(len(k), int(c.purchase[c.entry]), dtype=np.int64),
         visits=np.zeros((len(k), max(len(cyclic), 1)), dtype=np.int32),
-        reached=np.zeros(len(k), dtype=np.int64),
-        act=np.zeros(len(k), dtype=np.int64),
+        reached=np.zeros(len(k), dtype=np.int64) if ivs else None,
+        act=np.zeros(len(k), dtype=np.int64) if ivs else None,
         ev=k.copy(),  # a customer's start is event k
     )
     # events: the starts (ids 0..n-1), then one per wait, with the event that scheduled it
@@ -409,9 +436,15 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             who = inside[g]
             stage, v, ch = int(a.st[who[0]]), int(visit[who[0]]), int(a.ch[who[0]])
             key = draws.stage_keys[stage]
-            u[who] = draws.uniforms(ch, a.loc[who], CHOICE, key, v)
-            ud = draws.uniforms(ch, a.loc[who], DWELL, key, v)
-            days[who] = c.dwell[stage].quantile(ud) * c.dwell_factor[a.per[who], stage]
+            # a number that cannot change the outcome is not drawn (one way out; a fixed wait)
+            u[who] = 0.5 if one_way[stage] else draws.uniforms(ch, a.loc[who], CHOICE, key, v)
+            law = c.dwell[stage]
+            ud = (
+                np.zeros(len(who))
+                if isinstance(law, Fixed)
+                else draws.uniforms(ch, a.loc[who], DWELL, key, v)
+            )
+            days[who] = law.quantile(ud) * c.dwell_factor[a.per[who], stage]
         if len(inside) < m:
             # beyond the pre-drawn visits: the customer's own stream, choice then dwell
             over = np.flatnonzero(~pre)
@@ -420,7 +453,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             laws = [c.dwell[x] for x in a.st[over].tolist()]
             days[over] = _quantiles(laws, ud) * c.dwell_factor[a.per[over], a.st[over]]
         value_factor = None
-        treated = np.flatnonzero(a.act)
+        treated = np.flatnonzero(a.act) if ivs else ()
         cum = untreated[a.per, a.st]
         if len(treated):
             cums, dwells, values, inv = treatments.tables(a.per[treated], a.act[treated])
@@ -492,7 +525,7 @@ def _assemble(c, draws, replication, rows, reaches, ev_time, ev_parent) -> Event
     else:
         r_customer, r_index = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int16)
         r_time, r_event = np.empty(0), np.empty(0, dtype=np.int64)
-    order = np.argsort(time, kind="stable")
+    order = _stable_order(time)
     r_order = np.argsort(r_time, kind="stable")
     # one customer's moves are in wave order, which is their processing order; only moves of
     # different customers at one time need SimPy's queue order
