@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import sim
@@ -144,6 +145,14 @@ def test_lazy_draws_match_the_pre_drawn_tables(subscription):
         key = lazy.stage_keys[stage]
         got = lazy.uniforms(ch, local, 2, key, 1)  # CHOICE, stage, visit 1
         np.testing.assert_array_equal(got, full.choice[ch][local, c.first_slot[stage] + 1])
+
+
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 7.0]), max_size=60))
+def test_the_fast_time_order_is_a_stable_sort(times):
+    """Moves are put in time order by a quicksort whose runs of equal times are then restored
+    to their original order: exactly numpy's stable argsort."""
+    time = np.array(times)
+    np.testing.assert_array_equal(vectorised._stable_order(time), np.argsort(time, kind="stable"))
 
 
 def test_start_times_follow_simpys_clock():
