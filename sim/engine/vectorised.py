@@ -95,7 +95,8 @@ class _Draws:
         self._own_table = np.empty((0, OWN_BLOCK))
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
-        c, s = self.c, self.c.scenario
+        """Arrival days, personas and intervention eligibility of one channel's customers."""
+        s = self.c.scenario
         key = name_key(name)
         if rate is None:
             arrival = np.zeros(s.acquisition.size)
@@ -117,7 +118,6 @@ class _Draws:
             if iv.channels and name not in iv.channels:
                 ok[:] = False
             eligible[ok] |= 1 << i
-        del c
         return arrival, persona, eligible
 
     def uniforms(self, channel: int, local: np.ndarray, *purpose: int) -> np.ndarray:
@@ -407,7 +407,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         t=start[k],
         st=np.full(len(k), c.entry, dtype=np.int64),
         bought=np.full(len(k), int(c.purchase[c.entry]), dtype=np.int64),
-        visits=np.zeros((len(k), max(len(cyclic), 1)), dtype=np.int32),
+        visits=np.zeros((len(k), len(cyclic)), dtype=np.int32) if len(cyclic) else None,
         reached=np.zeros(len(k), dtype=np.int64) if ivs else None,
         act=np.zeros(len(k), dtype=np.int64) if ivs else None,
         ev=k.copy(),  # a customer's start is event k
