@@ -161,13 +161,25 @@ class _Draws:
         return out
 
 
-def _one_way_stages(c: CompiledScenario) -> list[bool]:
-    """Per stage: every customer leaves it for the same stage, whoever they are and whatever
-    acts on them (one way out, and no intervention opens another), so its choice is fixed."""
-    s = c.scenario
-    opened = {e.stage for iv in s.interventions for e in iv.of_kind(NewTransition)}
-    ways = [{t for t, p in st.next if p > 0} for st in s.journey.stages]
-    return [len(w) == 1 and name not in opened for w, name in zip(ways, c.names, strict=True)]
+def _choices(c: CompiledScenario) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """Per stage, for untreated customers: the ways out (stage codes, in order), each
+    persona's thresholds between them, (personas, ways - 1), and whether the choice is fixed.
+
+    ``bisect_right`` on a persona's cumulative row is the way whose index is the number of
+    thresholds at or below u (persona effects never close a way out, so every persona has the
+    same ones). A stage with one way out that no intervention opens another from needs no
+    number at all.
+    """
+    opened = {e.stage for iv in c.scenario.interventions for e in iv.of_kind(NewTransition)}
+    untreated = np.array(c.untreated)
+    out = []
+    for stage, name in enumerate(c.names):
+        row = untreated[0, stage]
+        ways = np.flatnonzero(row > np.concatenate([[0.0], row[:-1]]))
+        ways = ways if len(ways) else np.array([stage])
+        fixed = len(ways) == 1 and name not in opened
+        out.append((ways, untreated[:, stage, ways[:-1]], fixed))
+    return out
 
 
 def _cyclic_stages(c: CompiledScenario) -> np.ndarray:
@@ -389,7 +401,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     settle = _Settle(c)
     ivs = s.interventions
     max_block = int(block.max()) + 1
-    one_way = _one_way_stages(c)
+    choices = _choices(c)
     # only a stage on a cycle is visited more than once: count visits there alone
     cyclic = _cyclic_stages(c)
     visit_column = np.full(stages, -1)
@@ -430,6 +442,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             visit = np.zeros(m, dtype=np.int32)
         u = np.empty(m)
         days = np.empty(m)
+        following = np.empty(m, dtype=np.int64)
         pre = visit < block[a.st]
         inside = here if pre.all() else np.flatnonzero(pre)
         for g in _groups((a.ch[inside] * stages + a.st[inside]) * max_block + visit[inside]):
@@ -437,7 +450,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             stage, v, ch = int(a.st[who[0]]), int(visit[who[0]]), int(a.ch[who[0]])
             key = draws.stage_keys[stage]
             # a number that cannot change the outcome is not drawn (one way out; a fixed wait)
-            u[who] = 0.5 if one_way[stage] else draws.uniforms(ch, a.loc[who], CHOICE, key, v)
+            ways, thresholds, fixed = choices[stage]
+            if fixed:
+                u[who] = 0.5
+                following[who] = ways[0]
+            else:
+                u[who] = draws.uniforms(ch, a.loc[who], CHOICE, key, v)
+                crossed = (thresholds[a.per[who]] <= u[who, None]).sum(axis=1)
+                following[who] = ways[crossed]
             law = c.dwell[stage]
             ud = (
                 np.zeros(len(who))
@@ -452,17 +472,16 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             u[over], ud = drawn[:, 0], drawn[:, 1]
             laws = [c.dwell[x] for x in a.st[over].tolist()]
             days[over] = _quantiles(laws, ud) * c.dwell_factor[a.per[over], a.st[over]]
+            # bisect_right on each customer's cumulative row
+            following[over] = (untreated[a.per[over], a.st[over]] <= u[over, None]).sum(axis=1)
         value_factor = None
         treated = np.flatnonzero(a.act) if ivs else ()
-        cum = untreated[a.per, a.st]
         if len(treated):
             cums, dwells, values, inv = treatments.tables(a.per[treated], a.act[treated])
-            cum[treated] = cums[inv, a.st[treated]]
+            following[treated] = (cums[inv, a.st[treated]] <= u[treated, None]).sum(axis=1)
             days[treated] *= dwells[inv, a.st[treated]]
             value_factor = np.ones(m)
             value_factor[treated] = values[inv]
-        # bisect_right on each customer's cumulative row
-        following = (cum <= u[:, None]).sum(axis=1)
         timed = days > 0
         now = np.where(timed, a.t + days, a.t)
         # a move at or after the horizon never happens: the customer is censored
