@@ -257,10 +257,39 @@ def _start_times(arrival: np.ndarray) -> np.ndarray:
     return start
 
 
-def _event_ranks(time: np.ndarray, parent: np.ndarray, root: np.ndarray) -> np.ndarray:
+def _events(
+    start: np.ndarray, customer: np.ndarray, time: np.ndarray, timed: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """SimPy's events behind the moves (in wave order): customer k's start is event k; a move
+    after a wait is a new event (n, n + 1, ... in wave order), scheduled by the event of the
+    customer's previous move (or their start); a move without a wait belongs to the event of
+    the move before it. Returns each move's event, and each event's time and parent (-1)."""
+    n = len(start)
+    ids = np.where(timed, n + np.cumsum(timed) - 1, -1)
+    # each customer's moves in order: the event in force is the last new one, else the start
+    by_customer = np.argsort(customer, kind="stable")
+    who = customer[by_customer]
+    first = np.ones(len(who), dtype=bool)
+    first[1:] = who[1:] != who[:-1]
+    block_start = np.maximum.accumulate(np.where(first, np.arange(len(who)), 0))
+    last_new = np.maximum.accumulate(np.where(timed[by_customer], np.arange(len(who)), -1))
+    own = last_new >= block_start
+    event = np.empty(len(who), dtype=np.int64)
+    event[by_customer] = np.where(own, ids[by_customer][np.maximum(last_new, 0)], who)
+    # the event before a new one: that of the customer's previous move, or their start
+    before = np.where(first, who, np.roll(event[by_customer], 1))
+    parent_of = np.empty(len(who), dtype=np.int64)
+    parent_of[by_customer] = before
+    ev_time = np.concatenate([start, time[timed]])
+    ev_parent = np.concatenate([np.full(n, -1), parent_of[timed]])
+    return event, ev_time, ev_parent
+
+
+def _event_ranks(time: np.ndarray, parent: np.ndarray, n: int) -> np.ndarray:
     """Processing order of events, as SimPy's queue gives it: by time, then a customer's start
     (urgent) before timeouts, starts in customer order, timeouts in the order they were
     scheduled (the rank of the event that scheduled them). Ranked until the ranks settle."""
+    root = np.concatenate([np.arange(n), np.zeros(len(time) - n, dtype=np.int64)])
     is_root = parent < 0
     priority = (~is_root).astype(np.int8)
     rank = np.empty(len(time), dtype=np.int64)
@@ -354,7 +383,9 @@ class _Settle:
         ]
         self.records: list[tuple[np.ndarray, ...]] = []
 
-    def __call__(self, a: _Active) -> None:
+    def __call__(self, a: _Active, row: np.ndarray) -> None:
+        """Settle for the customers ``a`` entering ``a.st`` at ``a.t``; ``row`` is where each
+        one's move into it was logged (-1: their start), to order the reach records later."""
         if not self.windows:
             return
         a.act = np.zeros(len(a.k), dtype=np.int64)
@@ -370,7 +401,7 @@ class _Settle:
                 a.reached[new] |= bit
                 who = np.flatnonzero(new)
                 self.records.append(
-                    (a.k[who], np.full(len(who), i, dtype=np.int16), now[who], a.ev[who])
+                    (a.k[who], np.full(len(who), i, dtype=np.int16), now[who], row[who])
                 )
             acting = eligible & ((a.reached & bit) != 0)
             if not self.lasting[i]:
@@ -390,7 +421,6 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             fix="use engine='auto' or engine='simpy'",
         )
     draws = _Draws(c, seed, replication)
-    n = len(draws.arrival)
     horizon = s.horizon_days
     stages = len(c.names)
     block = np.array(c.block, dtype=np.int64)
@@ -422,14 +452,11 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         visits=np.zeros((len(k), len(cyclic)), dtype=np.int32) if len(cyclic) else None,
         reached=np.zeros(len(k), dtype=np.int64) if ivs else None,
         act=np.zeros(len(k), dtype=np.int64) if ivs else None,
-        ev=k.copy(),  # a customer's start is event k
     )
-    # events: the starts (ids 0..n-1), then one per wait, with the event that scheduled it
-    ev_time, ev_parent = [start], [np.full(n, -1, dtype=np.int64)]
-    n_events = n
+    logged = 0
     rows: list[tuple[np.ndarray, ...]] = []
 
-    settle(a)
+    settle(a, np.full(len(k), -1))
     a.keep(~absorbing[a.st])
     while (m := len(a.k)) > 0:
         here = np.arange(m)
@@ -498,18 +525,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             _order_values(c, draws, a, buying, value)
             if value_factor is not None:
                 value[buying] *= value_factor[buying]
-        # a move after a wait is a new event, scheduled by the customer's previous one
-        if timed.any():
-            new_ids = n_events + np.arange(int(timed.sum()))
-            ev_parent.append(a.ev[timed])
-            ev_time.append(now[timed])
-            a.ev[timed] = new_ids
-            n_events += len(new_ids)
-        rows.append((a.k, now, a.st, following, value, a.act, a.ev.copy()))
+        # a move after a wait is a new SimPy event (``timed``), else part of the last one
+        rows.append((a.k, now, a.st, following, value, a.act, timed))
         a.st, a.t = following, now
-        settle(a)
+        settle(a, logged + np.arange(m))
+        logged += m
         a.keep(~absorbing[a.st])
-    return _assemble(c, draws, replication, rows, settle.records, ev_time, ev_parent)
+    return _assemble(c, draws, start, replication, rows, settle.records)
 
 
 def _order_values(
@@ -533,32 +555,31 @@ def _order_values(
     a.bought[buying] += 1
 
 
-def _assemble(c, draws, replication, rows, reaches, ev_time, ev_parent) -> EventLog:
+def _assemble(c, draws, start, replication, rows, reaches) -> EventLog:
     """Put the moves and reach records in SimPy's processing order and write the log."""
     time = np.concatenate([r[1] for r in rows]) if rows else np.empty(0)
     customer = np.concatenate([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
     if reaches:
-        r_customer, r_index, r_time, r_event = (
+        r_customer, r_index, r_time, r_row = (
             np.concatenate([r[j] for r in reaches]) for j in range(4)
         )
     else:
         r_customer, r_index = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int16)
-        r_time, r_event = np.empty(0), np.empty(0, dtype=np.int64)
+        r_time, r_row = np.empty(0), np.empty(0, dtype=np.int64)
     order = _stable_order(time)
     r_order = np.argsort(r_time, kind="stable")
     # one customer's moves are in wave order, which is their processing order; only moves of
     # different customers at one time need SimPy's queue order
     sorted_time = time[order]
     if _tied(sorted_time, customer, order) or _tied(r_time[r_order], r_customer, r_order):
-        n = len(draws.arrival)
-        rank = _event_ranks(
-            np.concatenate(ev_time),
-            np.concatenate(ev_parent),
-            np.concatenate([np.arange(n), np.zeros(sum(map(len, ev_time)) - n, dtype=np.int64)]),
-        )
-        event = np.concatenate([r[6] for r in rows]) if rows else np.empty(0, dtype=np.int64)
+        timed = np.concatenate([r[6] for r in rows]) if rows else np.empty(0, dtype=bool)
+        event, ev_time, ev_parent = _events(start, customer, time, timed)
+        rank = _event_ranks(ev_time, ev_parent, len(start))
         order = np.argsort(rank[event], kind="stable")
         sorted_time = time[order]
+        r_event = r_customer.copy()  # reached at their start: the start event
+        after_move = r_row >= 0
+        r_event[after_move] = event[r_row[after_move]]
         r_order = np.argsort(rank[r_event], kind="stable")
     del customer
     entry_values = np.zeros(len(draws.arrival))
