@@ -88,8 +88,8 @@ class _Draws:
         )[order]
         self.local = np.concatenate([np.arange(len(p[0])) for p in parts])[order]
         # customers' own streams, drawn for all who need one at once (row per customer)
-        self._own_row = np.full(len(self.arrival), -1, dtype=np.int64)
-        self._own_at = np.zeros(len(self.arrival), dtype=np.int64)
+        self._own_row = np.full(len(self.arrival), -1, dtype=np.int32)
+        self._own_at = np.zeros(len(self.arrival), dtype=np.int32)
         self._own_width = OWN_BLOCK
         self._own_customers = np.empty(0, dtype=np.int64)
         self._own_table = np.empty((0, OWN_BLOCK))
@@ -360,6 +360,14 @@ class _Active:
         for name, column in columns.items():
             setattr(self, name, column)
 
+    def channel(self, rows: np.ndarray) -> np.ndarray:
+        """Channel of the customers at ``rows``."""
+        return np.zeros(len(rows), dtype=np.int64) if self.ch is None else self.ch[rows]
+
+    def local(self, rows: np.ndarray) -> np.ndarray:
+        """Number within their channel of the customers at ``rows``."""
+        return self.k[rows] if self.loc is None else self.loc[rows]
+
     def keep(self, mask: np.ndarray) -> None:
         """Drop the customers where ``mask`` is False."""
         if not mask.all():
@@ -442,8 +450,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     k = np.flatnonzero(start < horizon)
     a = _Active(
         k=k,
-        ch=draws.channel[k],
-        loc=draws.local[k],
+        # with one channel a customer's number within it is their number: k
+        ch=draws.channel[k] if len(draws.keys) > 1 else None,
+        loc=draws.local[k] if len(draws.keys) > 1 else None,
         per=draws.persona[k],
         elig=draws.eligible[k] if ivs else None,
         t=start[k],
@@ -472,9 +481,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         following = np.empty(m, dtype=np.int64)
         pre = visit < block[a.st]
         inside = here if pre.all() else np.flatnonzero(pre)
-        for g in _groups((a.ch[inside] * stages + a.st[inside]) * max_block + visit[inside]):
+        for g in _groups((a.channel(inside) * stages + a.st[inside]) * max_block + visit[inside]):
             who = inside[g]
-            stage, v, ch = int(a.st[who[0]]), int(visit[who[0]]), int(a.ch[who[0]])
+            stage, v, ch = int(a.st[who[0]]), int(visit[who[0]]), int(a.channel(who[:1])[0])
             key = draws.stage_keys[stage]
             # a number that cannot change the outcome is not drawn (one way out; a fixed wait)
             ways, thresholds, fixed = choices[stage]
@@ -482,14 +491,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 u[who] = 0.5
                 following[who] = ways[0]
             else:
-                u[who] = draws.uniforms(ch, a.loc[who], CHOICE, key, v)
+                u[who] = draws.uniforms(ch, a.local(who), CHOICE, key, v)
                 crossed = (thresholds[a.per[who]] <= u[who, None]).sum(axis=1)
                 following[who] = ways[crossed]
             law = c.dwell[stage]
             ud = (
                 np.zeros(len(who))
                 if isinstance(law, Fixed)
-                else draws.uniforms(ch, a.loc[who], DWELL, key, v)
+                else draws.uniforms(ch, a.local(who), DWELL, key, v)
             )
             days[who] = law.quantile(ud) * c.dwell_factor[a.per[who], stage]
         if len(inside) < m:
@@ -526,7 +535,12 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             if value_factor is not None:
                 value[buying] *= value_factor[buying]
         # a move after a wait is a new SimPy event (``timed``), else part of the last one
-        rows.append((a.k, now, a.st, following, value, a.act, timed))
+        who, came_from, went = (
+            a.k.astype(np.int32),
+            a.st.astype(np.int16),
+            following.astype(np.int16),
+        )
+        rows.append((who, now, came_from, went, value, a.act, timed))
         a.st, a.t = following, now
         settle(a, logged + np.arange(m))
         logged += m
@@ -542,9 +556,10 @@ def _order_values(
     nth = a.bought[buying]
     pre = nth < VALUE_BLOCK
     inside = buying[pre]
-    for g in _groups(a.ch[inside] * VALUE_BLOCK + nth[pre]):
+    for g in _groups(a.channel(inside) * VALUE_BLOCK + nth[pre]):
         who = inside[g]
-        uv = draws.uniforms(int(a.ch[who[0]]), a.loc[who], VALUE, int(a.bought[who[0]]))
+        ch = int(a.channel(who[:1])[0])
+        uv = draws.uniforms(ch, a.local(who), VALUE, int(a.bought[who[0]]))
         for p in np.unique(a.per[who]).tolist():
             mine = a.per[who] == p
             value[who[mine]] = c.order_value[p].quantile(uv[mine])
