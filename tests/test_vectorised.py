@@ -328,3 +328,18 @@ def test_retention_agrees_two_proportions(shop_runs):
     r = shop_runs
     assert p_value(r["simpy"]["active_60"], r["vectorised"]["active_60"]) > ALPHA
     assert p_value(r["simpy"]["active_60"], r["more_repeat"]["active_60"]) < ALPHA
+
+
+def test_cli_engine_option_says_which_engine_ran(capsys):
+    """`sim run --engine` forces an engine and the summary line names it; forcing the
+    vectorised engine on a budget exits with status 2 and one line naming the budget."""
+    from sim.cli import main
+
+    base = str(SCENARIOS / "baseline.toml")
+    assert main(["run", base, "--customers", "50", "--engine", "simpy"]) == 0
+    assert "(simpy engine" in capsys.readouterr().out
+    assert main(["run", base, "--customers", "50"]) == 0
+    assert "(vectorised engine" in capsys.readouterr().out
+    code = main(["run", str(SCENARIOS / "discount.toml"), "--engine", "vectorised"])
+    err = capsys.readouterr().err
+    assert code == 2 and "has a budget" in err and len(err.strip().splitlines()) == 1
