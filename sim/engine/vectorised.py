@@ -292,7 +292,7 @@ def _event_ranks(time: np.ndarray, parent: np.ndarray, n: int) -> np.ndarray:
     root = np.concatenate([np.arange(n), np.zeros(len(time) - n, dtype=np.int64)])
     is_root = parent < 0
     priority = (~is_root).astype(np.int8)
-    rank = np.empty(len(time), dtype=np.int64)
+    rank = np.full(len(time), -1, dtype=np.int64)
     key = np.where(is_root, root, 0)
     for _ in range(len(time) + 1):
         order = np.lexsort((key, priority, time))
