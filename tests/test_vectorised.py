@@ -72,6 +72,22 @@ def test_same_log_as_simpy_for_generated_scenarios(scenario):
         assert _differences(a, b) == []
 
 
+@pytest.mark.parametrize("name", ["loyalty", "referral"])
+def test_large_channels_read_windows_of_the_streams(name, monkeypatch):
+    """Streams of large channels are read in windows (``advance`` to the first customer
+    needed) instead of whole: the log is the same."""
+    scenario = sim.load_scenario(SCENARIOS / f"{name}.toml")
+    if isinstance(scenario.acquisition, sim.Cohort):
+        scenario = scenario.with_customers(1500)
+    else:
+        scenario = scenario.replace(horizon_days=200.0)
+    c = CompiledScenario.build(scenario)
+    whole = vectorised.simulate(c, 9, 0)
+    monkeypatch.setattr(vectorised, "CACHED_STREAM", 0)
+    assert _differences(whole, vectorised.simulate(c, 9, 0)) == []
+    assert _differences(whole, simpy_engine.simulate(c, 9, 0)) == []
+
+
 def test_ties_between_customers_follow_simpys_queue_order():
     """With fixed dwell times every customer of a cohort moves at the same instants; zero
     waits chain several moves at one instant; an intervention reaches everyone at day 0. Rows

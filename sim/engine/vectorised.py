@@ -48,6 +48,10 @@ from sim.model.scenario import Scenario
 #: Numbers first drawn from a customer's own overflow stream.
 OWN_BLOCK = 16
 
+#: Streams of channels up to this many customers are drawn whole and kept, up to
+#: CACHE_NUMBERS numbers in all (oldest dropped first); larger ones are read in windows.
+CACHED_STREAM, CACHE_NUMBERS = 1 << 17, 1 << 24
+
 
 def cannot_run(scenario: Scenario) -> str | None:
     """The feature of ``scenario`` this engine cannot run (None: it runs it)."""
@@ -87,6 +91,9 @@ class _Draws:
             [np.full(len(p[0]), i, dtype=np.int64) for i, p in enumerate(parts)]
         )[order]
         self.local = np.concatenate([np.arange(len(p[0])) for p in parts])[order]
+        self.sizes = [len(p[0]) for p in parts]
+        self._cache: dict[tuple[int, ...], np.ndarray] = {}
+        self._cached = 0
         # customers' own streams, drawn for all who need one at once (row per customer)
         self._own_row = np.full(len(self.arrival), -1, dtype=np.int32)
         self._own_at = np.zeros(len(self.arrival), dtype=np.int32)
@@ -122,6 +129,18 @@ class _Draws:
 
     def uniforms(self, channel: int, local: np.ndarray, *purpose: int) -> np.ndarray:
         """The numbers of customers ``local`` (of ``channel``) in the stream of ``purpose``."""
+        size = self.sizes[channel]
+        if size <= CACHED_STREAM:
+            # small channels: each stream drawn once, whole, since many waves come back to it
+            key = (channel, *purpose)
+            whole = self._cache.get(key)
+            if whole is None:
+                whole = stream(self.seed, self.replication, self.keys[channel], *purpose)
+                whole = self._cache[key] = whole.random(size)
+                self._cached += size
+                while self._cached > CACHE_NUMBERS:
+                    self._cached -= len(self._cache.pop(next(iter(self._cache))))
+            return whole[local]
         lo = int(local.min())
         hi = int(local.max()) + 1
         g = stream(self.seed, self.replication, self.keys[channel], *purpose)
