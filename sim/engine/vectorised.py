@@ -304,23 +304,31 @@ def _events(
     return event, ev_time, ev_parent
 
 
-def _event_ranks(time: np.ndarray, parent: np.ndarray, n: int) -> np.ndarray:
+def _event_ranks(time: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Processing order of events, as SimPy's queue gives it: by time, then a customer's start
     (urgent) before timeouts, starts in customer order, timeouts in the order they were
-    scheduled (the rank of the event that scheduled them). Ranked until the ranks settle."""
-    root = np.concatenate([np.arange(n), np.zeros(len(time) - n, dtype=np.int64)])
+    scheduled (the rank of the event that scheduled them). Only events that share a time
+    with another are reordered, until their ranks settle (one round per level of waits)."""
     is_root = parent < 0
     priority = (~is_root).astype(np.int8)
-    rank = np.full(len(time), -1, dtype=np.int64)
-    key = np.where(is_root, root, 0)
-    for _ in range(len(time) + 1):
-        order = np.lexsort((key, priority, time))
-        new = np.empty_like(rank)
-        new[order] = np.arange(len(time))
-        if np.array_equal(new, rank):
+    root = np.where(is_root, np.arange(len(time)), 0)  # starts are events 0..n-1
+    order = np.lexsort((root, priority, time))
+    rank = np.empty(len(time), dtype=np.int64)
+    rank[order] = np.arange(len(time))
+    ts = time[order]
+    same = ts[1:] == ts[:-1]
+    run = np.zeros(len(time), dtype=bool)
+    run[1:] |= same
+    run[:-1] |= same
+    at = np.flatnonzero(run)
+    tied, tied_time = order[at], ts[at]
+    for _ in range(len(at) + 1):
+        key = np.where(is_root[tied], root[tied], rank[np.maximum(parent[tied], 0)])
+        again = tied[np.lexsort((key, priority[tied], tied_time))]
+        if np.array_equal(again, tied):
             break
-        rank = new
-        key = np.where(is_root, root, rank[np.maximum(parent, 0)])
+        tied = again
+        rank[tied] = at
     return rank
 
 
@@ -608,7 +616,7 @@ def _assemble(c, draws, start, replication, rows, reaches) -> EventLog:
     if _tied(sorted_time, customer, order) or _tied(r_time[r_order], r_customer, r_order):
         timed = np.concatenate([r[6] for r in rows]) if rows else np.empty(0, dtype=bool)
         event, ev_time, ev_parent = _events(start, customer, time, timed)
-        rank = _event_ranks(ev_time, ev_parent, len(start))
+        rank = _event_ranks(ev_time, ev_parent)
         order = np.argsort(rank[event], kind="stable")
         sorted_time = time[order]
         r_event = r_customer.copy()  # reached at their start: the start event
