@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue an interrupted run into the same --out (same scenario, seed, version)",
     )
+    _engine_option(run)
     cmp = sub.add_parser("compare", help="run scenarios side by side; differences from the first")
     cmp.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue an interrupted comparison into the same --out",
     )
+    _engine_option(cmp)
     rep = sub.add_parser("report", help="run scenarios and write a self-contained HTML report")
     rep.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -131,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue an interrupted report's runs (kept beside --output)",
     )
+    _engine_option(rep)
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path, help="scenario file (TOML)")
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
@@ -175,6 +178,16 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
         default="raise",
         help="bad rows of an event file: stop and list them (raise), or leave them out and "
         "count them per reason (skip)",
+    )
+
+
+def _engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "simpy", "vectorised"),
+        default="auto",
+        help="simulation engine: auto (vectorised where it can run the scenario, else simpy), "
+        "simpy (runs everything) or vectorised (customers who share no budget) (auto)",
     )
 
 
@@ -253,6 +266,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 keep=keep,
                 resume=args.resume,
+                engine=args.engine,
             )
     except ScenarioError as err:
         if err.field == "--resume":
@@ -340,6 +354,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             max_replications=args.max_replications,
             keep=keep,
             resume=args.resume,
+            engine=args.engine,
         )
     except KeyboardInterrupt:
         _kept_message(keep, args)
@@ -437,6 +452,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 keep=keep,
                 resume=args.resume,
+                engine=args.engine,
             )
         else:
             obj = compare(
@@ -447,6 +463,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 keep=keep,
                 resume=args.resume,
+                engine=args.engine,
             )
     except KeyboardInterrupt:
         _kept_message(keep, args)

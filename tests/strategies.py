@@ -187,3 +187,39 @@ def scenarios_with_interventions(draw, max_customers: int = 30) -> sim.Scenario:
             )
         )
     return scenario.with_interventions(*ivs)
+
+
+@st.composite
+def independent_scenarios(draw, max_customers: int = 30) -> sim.Scenario:
+    """A random scenario whose customers share nothing (interventions without budgets), with
+    a cohort or with one or two channels of arrivals (time-varying through an arrival-rate
+    factor) and interventions that may target a channel."""
+    import dataclasses
+
+    scenario = draw(scenarios_with_interventions(max_customers))
+    ivs = [dataclasses.replace(iv, budget=None) for iv in scenario.interventions]
+    if draw(st.booleans()):
+        names = [f"c{i}" for i in range(draw(st.integers(1, 2)))]
+        horizon = scenario.horizon_days
+        channels = tuple(
+            sim.Channel(
+                name=name,
+                rate_per_day=draw(st.floats(0.5, max_customers)) / horizon,
+                persona_mix={p: 1 / len(scenario.personas) for p in scenario.persona_names},
+            )
+            for name in names
+        )
+        if draw(st.booleans()):
+            start = draw(st.floats(0, horizon))
+            ivs.append(
+                sim.Intervention(
+                    name="campaign",
+                    effects=(
+                        sim.ArrivalRateFactor(channel=names[0], factor=draw(st.floats(0.2, 3))),
+                    ),
+                    channels=(names[-1],),
+                    window_days=(start, start + draw(st.floats(0.1, horizon))),
+                )
+            )
+        scenario = scenario.replace(acquisition=sim.Arrivals(channels=channels), interventions=())
+    return scenario.replace(interventions=tuple(ivs))

@@ -28,7 +28,7 @@ def test_run_prints_tables_and_writes_outputs(tmp_path, capsys):
     assert {"events.parquet", "funnel.csv", "retention.csv", "run.json", "scenario.toml"} <= names
     assert not [n for n in names if n.startswith(".")], "no temporary files are left behind"
     meta = json.loads((out / "run.json").read_text())
-    assert meta["seed"] == 7 and meta["customers"] == 2000 and meta["engine"] == "simpy"
+    assert meta["seed"] == 7 and meta["customers"] == 2000 and meta["engine"] == "vectorised"
     events = pd.read_parquet(out / "events.parquet")
     assert events["customer"].nunique() == 2000
     funnel = pd.read_csv(out / "funnel.csv")

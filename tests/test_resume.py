@@ -170,7 +170,7 @@ def test_finished_replications_are_kept_as_they_finish(tmp_path, baseline):
         "r00002.npz",
     ]
     state = json.loads((keep / "state.json").read_text())
-    assert state["seed"] == 1 and state["engine"] == "simpy" and state["package_version"]
+    assert state["seed"] == 1 and state["engine"] == "vectorised" and state["package_version"]
     (keep / "replications" / "r00001.npz").unlink()
     half = keep / "replications" / f".r00001.npz.{_dead_pid()}.x1y2z3.tmp"
     half.write_bytes(b"killed while writing")

@@ -48,7 +48,7 @@ def test_seed_defaults_to_the_scenarios(baseline):
 def test_provenance_is_recorded(baseline):
     """Results say which seed, package version, engine and scenario made them."""
     p = sim.run(baseline, customers=100, seed=3).provenance
-    assert p["seed"] == 3 and p["engine"] == "simpy"
+    assert p["seed"] == 3 and p["engine"] == "vectorised"  # 'auto' picks it: no budgets
     assert p["package_version"] == sim.__version__ != "unknown"
     assert p["scenario_hash"] == scenario_digest(baseline.with_customers(100))
     assert p["customers"] == 100
@@ -67,7 +67,7 @@ def test_an_interrupted_run_keeps_the_finished_replications(baseline, monkeypatc
         ENGINES, "simpy", dataclasses.replace(ENGINES["simpy"], simulate=interrupted)
     )
     with pytest.warns(RuntimeWarning, match="keeping the 2 of 5"):
-        res = sim.run(baseline, replications=5, customers=100)
+        res = sim.run(baseline, replications=5, customers=100, engine="simpy")
     assert not res.complete and res.replications == 2
     assert set(np.unique(res.log.replication)) == {0, 1}
 

@@ -17,7 +17,7 @@ from tests.validation import SCENARIOS
 
 BASELINE = str(SCENARIOS / "baseline.toml")
 sizing = importlib.import_module("sim.engine.sizing")
-engine = importlib.import_module("sim.engine.simpy_engine")
+limits = importlib.import_module("sim.engine.limits")
 
 LOOP = """
 [scenario]
@@ -203,19 +203,20 @@ def test_short_or_timed_loops_are_accepted(dwell, p, write_toml):
     assert sim.load_scenario(write_toml(_loop(dwell, p))).name == "loop"
 
 
-def test_the_engine_stops_a_customer_going_round_without_end(write_toml, monkeypatch):
+@pytest.mark.parametrize("engine", ["simpy", "vectorised"])
+def test_the_engine_stops_a_customer_going_round_without_end(engine, write_toml, monkeypatch):
     """An intervention can make a zero-time loop nearly certain after validation; the engine
     then stops at its cap on one customer's moves with an error naming the loop."""
     scenario = sim.load_scenario(write_toml(_loop("fixed(0)", 0.5)))
     spin = sim.Intervention(
         name="spin", effects=[sim.OddsRatio(stage="check", to="check", ratio=1e12)]
     )
-    monkeypatch.setattr(engine, "MAX_MOVES_PER_CUSTOMER", 20_000)
-    assert sim.run(scenario, seed=1).log.customers.sum() == 50
+    monkeypatch.setattr(limits, "MAX_MOVES_PER_CUSTOMER", 2_000)
+    assert sim.run(scenario, seed=1, engine=engine).log.customers.sum() == 50
     with pytest.raises(sim.ScenarioError) as info:
-        sim.run(scenario.with_interventions(spin), seed=1)
+        sim.run(scenario.with_interventions(spin), seed=1, engine=engine)
     message = str(info.value)
-    assert "more than 20,000 moves" in message and "'check' -> 'check'" in message
+    assert "more than 2,000 moves" in message and "'check' -> 'check'" in message
 
 
 # -- curves by day on a bounded grid -----------------------------------------------------------

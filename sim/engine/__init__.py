@@ -1,5 +1,6 @@
 """Engines: what they share (streams, pre-draws, budgets, the log writer) and the engines
-themselves (SimPy reference, analytic solver), found by name in the registry."""
+themselves (SimPy reference, vectorised numpy engine for customers who share nothing, analytic
+solver), found by name in the registry."""
 
 from sim.engine.analytic import Expectation, expected
 from sim.engine.compiled import CompiledScenario

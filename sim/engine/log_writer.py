@@ -27,6 +27,18 @@ def stage_info(scenario: Scenario) -> dict:
     }
 
 
+def log_metadata(scenario: Scenario) -> dict:
+    """Everything but the columns that every simulated log of a scenario carries."""
+    return {
+        **stage_info(scenario),
+        "personas": scenario.persona_names,
+        "channels": scenario.channel_names,
+        "horizon_days": scenario.horizon_days,
+        "start_date": scenario.start_date,
+        "interventions": tuple(iv.name for iv in scenario.interventions),
+    }
+
+
 def build_event_log(
     c: CompiledScenario,
     cust: Customers,
@@ -64,14 +76,65 @@ def build_event_log(
         value=merged(entry_values, log_value, np.float64),
         treatment=merged(np.zeros(n), log_treated, np.int64),
         customers=np.array([n], dtype=np.int64),
-        **stage_info(c.scenario),
-        personas=c.scenario.persona_names,
-        channels=c.scenario.channel_names,
-        horizon_days=c.scenario.horizon_days,
-        start_date=c.scenario.start_date,
-        interventions=tuple(iv.name for iv in c.scenario.interventions),
+        **log_metadata(c.scenario),
         reach_replication=np.full(len(reach_customer), replication, dtype=np.int32),
         reach_customer=reach_customer,
         reach_intervention=np.frombuffer(reaches[1], dtype=np.int16).copy(),
         reach_time=np.frombuffer(reaches[2], dtype=np.float64).copy(),
+    )
+
+
+def scattered_event_log(
+    c: CompiledScenario,
+    replication: int,
+    entries: tuple[np.ndarray, ...],
+    moves: list[tuple[np.ndarray | None, ...]],
+    order: np.ndarray,
+    sorted_time: np.ndarray,
+    reaches: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> EventLog:
+    """The same log as :func:`build_event_log`, from moves recorded in parts.
+
+    ``entries`` are (arrival, persona, channel, entry value) of the customers in arrival
+    order; ``moves`` are parts of (customer, time, from, to, value, treatment or None) columns;
+    ``order`` puts the concatenated moves in processing order (time order) and ``sorted_time``
+    is their time in that order. Each column is written once, straight to its place: an entry
+    goes before the moves at its time, as the stable sort of :func:`build_event_log` puts it.
+    """
+    arrival, persona, channel, entry_values = entries
+    n, m = len(arrival), len(sorted_time)
+    place = np.empty(m, dtype=np.int64)
+    place[order] = np.arange(m) + np.searchsorted(arrival, sorted_time, side="right")
+    at_entry = np.arange(n) + np.searchsorted(sorted_time, arrival, side="left")
+
+    def column(j: int, first: np.ndarray | None, dtype: type) -> np.ndarray:
+        out = np.zeros(n + m, dtype=dtype) if first is None else np.empty(n + m, dtype=dtype)
+        if first is not None:
+            out[at_entry] = first
+        done = 0
+        for part in moves:
+            size = len(part[1])
+            if part[j] is not None:
+                out[place[done : done + size]] = part[j]
+            done += size
+        return out
+
+    who = column(0, np.arange(n), np.int32)
+    one_channel = len(c.scenario.channel_names) == 1
+    return EventLog(
+        replication=np.full(n + m, replication, dtype=np.int32),
+        customer=who,
+        persona=persona.astype(np.int16)[who],
+        channel=np.zeros(n + m, np.int16) if one_channel else channel.astype(np.int16)[who],
+        time=column(1, arrival, np.float64),
+        from_stage=column(2, np.full(n, ENTRY), np.int16),
+        to_stage=column(3, np.full(n, c.entry), np.int16),
+        value=column(4, entry_values, np.float64),
+        treatment=column(5, None, np.int64),
+        customers=np.array([n], dtype=np.int64),
+        **log_metadata(c.scenario),
+        reach_replication=np.full(len(reaches[0]), replication, dtype=np.int32),
+        reach_customer=np.asarray(reaches[0]).astype(np.int32),
+        reach_intervention=np.asarray(reaches[1]).astype(np.int16),
+        reach_time=np.asarray(reaches[2], dtype=np.float64),
     )

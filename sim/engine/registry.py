@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sim.engine import vectorised
 from sim.engine.compiled import CompiledScenario
 from sim.engine.simpy_engine import simulate
 from sim.errors import ScenarioError, suggest
@@ -40,6 +41,13 @@ ENGINES: dict[str, Engine] = {
         simulate,
         _runs_everything,
         "SimPy discrete-event engine: the reference, runs every scenario",
+    ),
+    "vectorised": Engine(
+        "vectorised",
+        vectorised.simulate,
+        vectorised.cannot_run,
+        "numpy engine: all customers of a replication at once; customers who do not share "
+        "anything (no budgets); the same log as the SimPy engine for the same seed",
     ),
 }
 

@@ -18,50 +18,15 @@ from bisect import bisect_right
 import numpy as np
 import simpy
 
+from sim.engine import limits
 from sim.engine.budgets import Budgets
 from sim.engine.compiled import CompiledScenario
-from sim.engine.log_writer import build_event_log, stage_info
+from sim.engine.limits import runaway
+from sim.engine.log_writer import build_event_log
 from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, stream
-from sim.errors import ScenarioError
 from sim.events import EventLog
 from sim.model.acquisition import Cohort
 from sim.model.logit import credited_moves
-
-#: Moves one customer may make in a replication. Validation refuses loops that go round in
-#: zero time; this catches what it cannot see (an intervention raising a loop's odds), which
-#: would otherwise spin while the clock stands still and the horizon never comes.
-MAX_MOVES_PER_CUSTOMER = 1_000_000
-
-
-def _loop_of(c: CompiledScenario, stage: int) -> list[str]:
-    """Stages on a loop with ``stage``: reachable from it and leading back to it (by the
-    journey's moves and those interventions open)."""
-    following: dict[int, set[int]] = {i: set() for i in range(len(c.names))}
-    for a, b in stage_info(c.scenario)["edges"]:
-        following[a].add(b)
-
-    def reach(start: int) -> set[int]:
-        seen, todo = set(), [start]
-        while todo:
-            for nxt in following[todo.pop()] - seen:
-                seen.add(nxt)
-                todo.append(nxt)
-        return seen
-
-    return [c.names[i] for i in sorted(reach(stage)) if stage in reach(i)]
-
-
-def _runaway(c: CompiledScenario, k: int, stage: int, now: float, limit: int) -> ScenarioError:
-    """The error for a customer who made more than ``limit`` moves, naming their loop."""
-    loop = _loop_of(c, stage) or [c.names[stage]]
-    return ScenarioError(
-        f"customer {k} made more than {limit:,} moves by day {now:g}, going round "
-        + " -> ".join(f"'{n}'" for n in (*loop, loop[0]))
-        + ": a loop that takes (almost) no time, which the horizon cannot stop",
-        field=f"stage '{c.names[stage]}', field 'dwell'",
-        fix="give a stage of the loop a longer dwell time, or lower the odds of going round "
-        "(check the interventions acting on it)",
-    )
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -97,7 +62,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
     value_laws = c.order_value
     treatment = c.treatment
-    max_moves = MAX_MOVES_PER_CUSTOMER
+    max_moves = limits.MAX_MOVES_PER_CUSTOMER
 
     ivs = s.interventions
     budgets = Budgets(s)
@@ -165,7 +130,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         while (slot := slots[stage]) >= 0:
             moves += 1
             if moves > max_moves:
-                raise _runaway(c, k, stage, env.now, max_moves)
+                raise runaway(c, k, stage, env.now, max_moves)
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
                 u = choice(base + slot)
