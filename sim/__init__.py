@@ -11,6 +11,7 @@ Typical use::
 
 from sim import analysis, interventions
 from sim.engine.analytic import Expectation, expected
+from sim.engine.mean_field import expected_adoption
 from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
 from sim.io.scenario_toml import load_scenario, save_scenario
@@ -25,6 +26,7 @@ from sim.model import (
     Effect,
     Intervention,
     Journey,
+    Market,
     NewTransition,
     OddsRatio,
     OrderValueFactor,
@@ -32,6 +34,7 @@ from sim.model import (
     RepeatFactor,
     Scenario,
     Stage,
+    WordOfMouth,
     five_stage,
     six_stage,
 )
@@ -61,6 +64,7 @@ __all__ = [
     "Intervention",
     "Journey",
     "Lognormal",
+    "Market",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",
@@ -71,10 +75,12 @@ __all__ = [
     "ScenarioError",
     "Stage",
     "Weibull",
+    "WordOfMouth",
     "__version__",
     "analysis",
     "compare",
     "expected",
+    "expected_adoption",
     "five_stage",
     "interventions",
     "load_scenario",

@@ -176,3 +176,16 @@ def scenarios_with_interventions(draw, max_customers: int = 30) -> sim.Scenario:
             )
         )
     return scenario.with_interventions(*ivs)
+
+
+@st.composite
+def scenarios_with_market(draw, max_customers: int = 10) -> sim.Scenario:
+    """A random valid scenario with a small market and word of mouth from some stages."""
+    scenario = draw(scenarios(max_customers))
+    names = scenario.journey.names
+    stages = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    return scenario.replace(
+        acquisition=sim.Cohort(size=draw(st.integers(0, max_customers))),
+        market=sim.Market(size=draw(st.integers(1, 40)), external_rate=draw(st.floats(0, 0.2))),
+        word_of_mouth=sim.WordOfMouth(stages=tuple(stages), rate=draw(st.floats(0, 2))),
+    )

@@ -1,6 +1,12 @@
 """Analysis of any event log, simulated or real: funnel, customers, retention, time to
 purchase, per-replication metrics, statistics and comparison tables. Never runs an engine."""
 
+from sim.analysis.adoption import (
+    acquisition_sources,
+    adoption_curve,
+    fit_bass,
+    word_of_mouth_share,
+)
 from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summary
 from sim.analysis.customers import customer_arrays, customer_table, reach_matrix
 from sim.analysis.funnel import funnel
@@ -11,10 +17,13 @@ from sim.analysis.tables import retention, retention_summary, time_to_purchase
 
 __all__ = [
     "KEY_METRICS",
+    "acquisition_sources",
+    "adoption_curve",
     "comparison_roi",
     "comparison_summary",
     "customer_arrays",
     "customer_table",
+    "fit_bass",
     "funnel",
     "holm",
     "intervention_costs",
@@ -29,4 +38,5 @@ __all__ = [
     "retention_summary",
     "survival_at",
     "time_to_purchase",
+    "word_of_mouth_share",
 ]

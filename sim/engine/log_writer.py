@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from array import array
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,14 +28,29 @@ def stage_info(scenario: Scenario) -> dict:
     }
 
 
+class MarketCustomers(NamedTuple):
+    """Customers who came from the market during a run, in order of adoption (numbered after
+    the pre-drawn customers; their entry rows are among the run's moves)."""
+
+    arrival: np.ndarray
+    persona: np.ndarray
+    channel: np.ndarray
+
+
 def build_event_log(
     c: CompiledScenario,
     cust: Customers,
     replication: int,
     moves: tuple[array, ...],
     reaches: tuple[array, array, array],
+    market: MarketCustomers | None = None,
 ) -> EventLog:
-    """The run's moves plus the entry rows, merged in time order, and the reach records."""
+    """The run's moves plus the entry rows, merged in time order, and the reach records.
+
+    The market's customers (numbered after the pre-drawn ones during the run) are renumbered
+    so that all customers are numbered in order of arrival, pre-drawn ones first among equal
+    times.
+    """
     log_customer, log_time, log_from, log_to, log_value, log_treated = moves
     reach_customer = np.frombuffer(reaches[0], dtype=np.int_).astype(np.int32)
     n = len(cust.arrival)
@@ -49,6 +65,17 @@ def build_event_log(
     time = np.concatenate([cust.arrival, np.frombuffer(log_time, dtype=np.float64)])
     order = np.argsort(time, kind="stable")
     customer = customer[order].astype(np.int32)
+    persona, channel, total = cust.persona, cust.channel, n
+    if market is not None:
+        arrival = np.concatenate([cust.arrival, market.arrival])
+        total = len(arrival)
+        number = np.empty(total, dtype=np.int32)
+        number[np.argsort(arrival, kind="stable")] = np.arange(total, dtype=np.int32)
+        persona = np.concatenate([persona.astype(np.int16), market.persona])
+        channel = np.concatenate([channel.astype(np.int16), market.channel])
+        persona[number], channel[number] = persona.copy(), channel.copy()
+        customer = number[customer]
+        reach_customer = number[reach_customer]
 
     def merged(first: np.ndarray, logged: array, dtype: type) -> np.ndarray:
         return np.concatenate([first.astype(dtype), np.frombuffer(logged, dtype=dtype)])[order]
@@ -56,14 +83,14 @@ def build_event_log(
     return EventLog(
         replication=np.full(len(customer), replication, dtype=np.int32),
         customer=customer,
-        persona=cust.persona[customer].astype(np.int16),
-        channel=cust.channel[customer].astype(np.int16),
+        persona=persona[customer].astype(np.int16),
+        channel=channel[customer].astype(np.int16),
         time=time[order],
         from_stage=merged(np.full(n, ENTRY), log_from, np.int16),
         to_stage=merged(np.full(n, c.entry), log_to, np.int16),
         value=merged(entry_values, log_value, np.float64),
         treatment=merged(np.zeros(n), log_treated, np.int64),
-        customers=np.array([n], dtype=np.int64),
+        customers=np.array([total], dtype=np.int64),
         **stage_info(c.scenario),
         personas=c.scenario.persona_names,
         channels=c.scenario.channel_names,

@@ -18,9 +18,10 @@ import simpy
 
 from sim.engine.budgets import Budgets
 from sim.engine.compiled import CompiledScenario
-from sim.engine.log_writer import build_event_log
+from sim.engine.log_writer import MarketCustomers, build_event_log
+from sim.engine.market import MARKET_BLOCK, MarketProcess, market_key
 from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, stream
-from sim.events import EventLog
+from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
 
 
@@ -54,6 +55,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     slots_per_customer = c.slots
     persona_of, channel_of = cust.persona.tolist(), cust.channel.tolist()
     local_of, eligible_of = cust.local.tolist(), cust.eligible.tolist()
+    # which pre-drawn table a customer reads, and their row in it: their channel's table and
+    # number within the channel, or for the market's customers their block's
+    table_of, row_of = channel_of, local_of
     dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
     value_laws = c.order_value
     treatment = c.treatment
@@ -99,13 +103,62 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         return active, reached, held
 
     def own_stream(k: int) -> np.random.Generator:
+        if k >= n_customers:
+            return stream(seed, replication, market_key(), OVERFLOW, k - n_customers)
         return stream(seed, replication, channel_keys[channel_of[k]], OVERFLOW, local_of[k])
+
+    market = influence = None
+    influencing: tuple[bool, ...] = ()
+    if s.market is not None:
+        market_persona, market_channel, market_arrival = array("h"), array("h"), array("d")
+        table_of, row_of = list(table_of), list(row_of)
+        persona_of, channel_of, eligible_of = list(persona_of), list(channel_of), eligible_of
+        first_market_channel = len(s.channel_names) - 2
+        # bit i cleared where intervention i excludes the market's channel
+        channel_ok = [
+            sum(
+                1 << i
+                for i, iv in enumerate(ivs)
+                if not iv.channels or s.channel_names[ch] in iv.channels
+            )
+            for ch in (first_market_channel, first_market_channel + 1)
+        ]
+
+        def adopt(j: int, by_word_of_mouth: bool) -> None:
+            block, row = market.block(j)
+            b = j // MARKET_BLOCK
+            table = len(cust.choice) + b
+            if table == len(choice_item):
+                choice_item.append(block.choice.ravel().item)
+                dwell_item.append(block.dwell.ravel().item)
+                value_item.append(block.value.ravel().item)
+            k = n_customers + j
+            ch = first_market_channel + by_word_of_mouth
+            persona_of.append(block.persona[row])
+            channel_of.append(ch)
+            eligible_of.append(block.eligible[row] & channel_ok[by_word_of_mouth])
+            table_of.append(table)
+            row_of.append(row)
+            market_persona.append(block.persona[row])
+            market_channel.append(ch)
+            market_arrival.append(env.now)
+            add_customer(k)
+            add_time(env.now)
+            add_from(ENTRY)
+            add_to(entry)
+            add_value(value_item[table](row * VALUE_BLOCK) if purchase[entry] else 0.0)
+            add_treated(0)
+            process(customer(k))
+
+        market = MarketProcess(env, c, seed, replication, adopt)
+        if any(market.influencing):
+            influencing, influence = market.influencing, market.influence
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean
-        ch, p = channel_of[k], persona_of[k]
-        base = local_of[k] * slots_per_customer
-        choice, dwell = choice_item[ch], dwell_item[ch]
+        tab, p = table_of[k], persona_of[k]
+        base = row_of[k] * slots_per_customer
+        choice, dwell = choice_item[tab], dwell_item[tab]
         cumulative = untreated[p]
         slots = list(first_slot)
         purchases = int(purchase[entry])
@@ -115,6 +168,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         active = reached = held = 0
         if eligible:
             active, reached, held = settle(k, stage, eligible, reached, held)
+        if influencing and influencing[stage]:
+            influence(1)
         while (slot := slots[stage]) >= 0:
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
@@ -134,7 +189,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 yield timeout(days)
             if purchase[following]:
                 if purchases < VALUE_BLOCK:
-                    value = value_item[ch](local_of[k] * VALUE_BLOCK + purchases)
+                    value = value_item[tab](row_of[k] * VALUE_BLOCK + purchases)
                 else:
                     extra = extra or own_stream(k)
                     value = float(value_laws[p].quantile(extra.random()))
@@ -153,6 +208,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_to(following)
             add_value(value)
             add_treated(active)
+            if influencing and influencing[stage] != influencing[following]:
+                influence(1 if influencing[following] else -1)
             stage = following
             if eligible:
                 active, reached, held = settle(k, stage, eligible, reached, held)
@@ -161,6 +218,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 budgets.release(i)
 
     process = env.process
+    if market is not None:
+        market.start()
     if isinstance(s.acquisition, Cohort):
         for k in range(n_customers):
             process(customer(k))
@@ -176,4 +235,12 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         process(source())
     env.run(until=s.horizon_days)
     moves = (log_customer, log_time, log_from, log_to, log_value, log_treated)
-    return build_event_log(c, cust, replication, moves, (reach_customer, reach_index, reach_time))
+    reaches = (reach_customer, reach_index, reach_time)
+    adopters = None
+    if market is not None:
+        adopters = MarketCustomers(
+            np.frombuffer(market_arrival, dtype=np.float64),
+            np.frombuffer(market_persona, dtype=np.int16),
+            np.frombuffer(market_channel, dtype=np.int16),
+        )
+    return build_event_log(c, cust, replication, moves, reaches, adopters)

@@ -16,6 +16,7 @@ from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
 from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
+from sim.model.market import Market, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
@@ -42,8 +43,19 @@ _SECTIONS = {
         "preset",
     ),
     "cost": ("fixed", "per_reached", "per_conversion"),
+    "market": ("size", "external_rate"),
+    "word_of_mouth": ("stages", "rate"),
 }
-_TOP = ("scenario", "acquisition", "stage", "persona", "effect", "intervention")
+_TOP = (
+    "scenario",
+    "acquisition",
+    "stage",
+    "persona",
+    "effect",
+    "intervention",
+    "market",
+    "word_of_mouth",
+)
 
 _TYPE_NAMES = {
     str: "text",
@@ -193,6 +205,11 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     personas = tuple(_persona(t) for t in _tables(data, "persona")) or (DEFAULT_PERSONA,)
     effects = tuple(_effect(t) for t in _tables(data, "effect"))
     interventions = tuple(_intervention(t) for t in _tables(data, "intervention"))
+    market = _market(data.get("market"))
+    acquisition = data.get("acquisition")
+    if acquisition is None and market is not None:
+        # customers may come from the market alone
+        acquisition = {"cohort": 0}
     return Scenario(
         name=name,
         description=_get(head, "description", str, where, ""),
@@ -202,7 +219,40 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         personas=personas,
         effects=effects,
         interventions=interventions,
-        acquisition=_acquisition(data.get("acquisition")),
+        acquisition=_acquisition(acquisition),
+        market=market,
+        word_of_mouth=_word_of_mouth(data.get("word_of_mouth")),
+    )
+
+
+def _section(t: Any, key: str) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    if not isinstance(t, dict):
+        raise ScenarioError(
+            f"'{key}' must be a table", field=key, fix=f"write it as [{key}] with its fields"
+        )
+    _check_keys(t, key, key)
+    return t
+
+
+def _market(t: Any) -> Market | None:
+    t = _section(t, "market")
+    if t is None:
+        return None
+    return Market(
+        size=_get(t, "size", int, "market"),
+        external_rate=_get(t, "external_rate", float, "market", 0.0),
+    )
+
+
+def _word_of_mouth(t: Any) -> WordOfMouth | None:
+    t = _section(t, "word_of_mouth")
+    if t is None:
+        return None
+    return WordOfMouth(
+        stages=_names(t, "stages", "word_of_mouth"),
+        rate=_get(t, "rate", float, "word_of_mouth"),
     )
 
 
@@ -434,6 +484,13 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             }
             for e in s.effects
         ]
+    if s.market is not None:
+        data["market"] = {"size": s.market.size, "external_rate": s.market.external_rate}
+    if s.word_of_mouth is not None:
+        data["word_of_mouth"] = {
+            "stages": list(s.word_of_mouth.stages),
+            "rate": s.word_of_mouth.rate,
+        }
     return data
 
 

@@ -15,12 +15,15 @@ from sim.model.intervention import (
 )
 from sim.model.journey import Journey, Stage
 from sim.model.logit import apply_log_odds, transition_matrices
+from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, Market, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.scenario import Scenario
 
 __all__ = [
     "BUILTIN_JOURNEYS",
     "COHORT_CHANNEL",
+    "MARKET_CHANNEL",
+    "WORD_OF_MOUTH_CHANNEL",
     "Acquisition",
     "ArrivalRateFactor",
     "Arrivals",
@@ -32,6 +35,7 @@ __all__ = [
     "Effect",
     "Intervention",
     "Journey",
+    "Market",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",
@@ -39,6 +43,7 @@ __all__ = [
     "RepeatFactor",
     "Scenario",
     "Stage",
+    "WordOfMouth",
     "apply_log_odds",
     "builtin_journey",
     "five_stage",

@@ -11,6 +11,7 @@ from sim.model.acquisition import Acquisition, Arrivals, Cohort
 from sim.model.intervention import Intervention
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
+from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, Market, WordOfMouth
 from sim.model.persona import Effect, Persona
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
@@ -32,6 +33,10 @@ class Scenario:
     horizon_days: float = 365.0
     seed: int = 0
     description: str = ""
+    #: people who are not yet customers (None: customers come only from ``acquisition``)
+    market: Market | None = None
+    #: customers in some stages bring in the market's people (needs a ``market``)
+    word_of_mouth: WordOfMouth | None = None
 
     def __post_init__(self) -> None:
         personas = tuple(self.personas)
@@ -64,6 +69,7 @@ class Scenario:
             )
         if not isinstance(self.acquisition, Cohort | Arrivals):
             raise ScenarioError("acquisition must be a Cohort or Arrivals", field="acquisition")
+        self._check_market()
         for persona in personas:
             for stage, _ in persona.dwell_factors:
                 if stage not in self.journey.names:
@@ -89,6 +95,52 @@ class Scenario:
             self.interventions,
             isinstance(self.acquisition, Arrivals),
         )
+
+    def _check_market(self) -> None:
+        market, wom = self.market, self.word_of_mouth
+        if market is not None and not isinstance(market, Market):
+            raise ScenarioError("market must be a Market", field="market")
+        if wom is not None and not isinstance(wom, WordOfMouth):
+            raise ScenarioError("word_of_mouth must be a WordOfMouth", field="word_of_mouth")
+        if isinstance(self.acquisition, Cohort) and self.acquisition.size == 0 and market is None:
+            raise ScenarioError(
+                "cohort size must be a whole number of at least 1 (0 only beside a market)",
+                field="acquisition, field 'cohort'",
+                fix="e.g. cohort = 10000, or add a [market] section",
+            )
+        if wom is not None:
+            if market is None:
+                raise ScenarioError(
+                    "word of mouth needs a market of people who are not yet customers",
+                    field="word_of_mouth",
+                    fix="add a [market] section with size = ...",
+                )
+            for stage in wom.stages:
+                if stage not in self.journey.names:
+                    raise ScenarioError(
+                        f"unknown stage '{stage}'",
+                        field="word_of_mouth, field 'stages'",
+                        fix=suggest(stage, self.journey.names),
+                    )
+        if market is not None and isinstance(self.acquisition, Arrivals):
+            for name in (MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL):
+                if name in (c.name for c in self.acquisition.channels):
+                    raise ScenarioError(
+                        f"the channel name '{name}' is reserved for customers from the market",
+                        field="acquisition, field 'channel'",
+                        fix="rename the channel",
+                    )
+
+    @property
+    def interacting(self) -> str | None:
+        """Why this scenario's customers cannot be simulated one by one (None: they can):
+        a finite market, word of mouth. Engines that simulate customers independently must
+        refuse a scenario with a reason."""
+        if self.word_of_mouth is not None and self.word_of_mouth.rate > 0:
+            return "word of mouth (customers bring in customers)"
+        if self.market is not None:
+            return "a finite market (customers created during the run)"
+        return None
 
     # -- variants ---------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Scenario:
@@ -119,8 +171,12 @@ class Scenario:
     def channel_names(self) -> tuple[str, ...]:
         """Names of the channels customers come from."""
         if isinstance(self.acquisition, Cohort):
-            return self.acquisition.channels
-        return tuple(c.name for c in self.acquisition.channels)
+            names = self.acquisition.channels
+        else:
+            names = tuple(c.name for c in self.acquisition.channels)
+        if self.market is not None:
+            names = (*names, MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL)
+        return names
 
     def persona_mix(self, channel: str | None = None) -> tuple[float, ...]:
         """Persona probabilities for a channel's customers (population shares by default)."""
