@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -189,3 +191,33 @@ def scenarios_with_market(draw, max_customers: int = 10) -> sim.Scenario:
         market=sim.Market(size=draw(st.integers(1, 40)), external_rate=draw(st.floats(0, 0.2))),
         word_of_mouth=sim.WordOfMouth(stages=tuple(stages), rate=draw(st.floats(0, 2))),
     )
+
+
+@st.composite
+def scenarios_with_resources(
+    draw, max_customers: int = 30, patience: bool = True, capacity: int | None = None
+) -> sim.Scenario:
+    """A random valid scenario whose transient stages may queue for one or two resources of
+    small capacity (or ``capacity``), some with patience and abandonment to an end stage."""
+    scenario = draw(scenarios(max_customers))
+    journey = scenario.journey
+    n_res = draw(st.integers(1, 2))
+    resources = tuple(
+        sim.Resource(name=f"r{i}", capacity=capacity or draw(st.integers(1, 3)))
+        for i in range(n_res)
+    )
+    ends = list(journey.absorbing)
+    stages = []
+    for s in journey.stages:
+        if not s.absorbing and draw(st.booleans()):
+            fields = {"uses": f"r{draw(st.integers(0, n_res - 1))}"}
+            if patience and draw(st.booleans()):
+                fields["patience"] = draw(distributions(allow_zero=False))
+                fields["abandon_to"] = draw(st.sampled_from(ends))
+            s = dataclasses.replace(s, **fields)
+        stages.append(s)
+    if not any(s.uses for s in stages):
+        first = journey.index(journey.entry)
+        stages[first] = dataclasses.replace(stages[first], uses="r0")
+    journey = sim.Journey(stages=tuple(stages), entry=journey.entry)
+    return scenario.replace(journey=journey, resources=resources)

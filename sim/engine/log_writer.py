@@ -15,16 +15,31 @@ from sim.model.scenario import Scenario
 
 
 def stage_info(scenario: Scenario) -> dict:
-    """The stage metadata a log carries: names, purchase and end flags, and the moves a
-    customer may make (the journey's edges and those interventions open)."""
+    """The stage metadata a log carries: names, purchase and end flags, the moves a customer
+    may make (the journey's edges, abandonments and those interventions open) and the
+    resources stages use."""
     journey = scenario.journey
     edges = {(st.name, t) for st in journey.stages for t, p in st.next if p > 0}
+    edges |= {(st.name, st.abandon_to) for st in journey.stages if st.abandon_to}
     edges |= {(e.stage, e.to) for iv in scenario.interventions for e in iv.of_kind(NewTransition)}
     return {
         "stages": journey.names,
         "purchase_stages": tuple(st.purchase for st in journey.stages),
         "end_stages": tuple(st.absorbing for st in journey.stages),
         "edges": tuple(sorted((journey.index(a), journey.index(b)) for a, b in edges)),
+        **resource_info(scenario),
+    }
+
+
+def resource_info(scenario: Scenario) -> dict:
+    """Resource names, capacities and the resource each stage uses (-1: none), for the log."""
+    names = [r.name for r in scenario.resources]
+    return {
+        "resources": tuple(names),
+        "capacities": tuple(r.capacity for r in scenario.resources),
+        "stage_resources": tuple(
+            names.index(st.uses) if st.uses else -1 for st in scenario.journey.stages
+        ),
     }
 
 
@@ -44,12 +59,14 @@ def build_event_log(
     moves: tuple[array, ...],
     reaches: tuple[array, array, array],
     market: MarketCustomers | None = None,
+    queues: tuple[array, array] | None = None,
 ) -> EventLog:
     """The run's moves plus the entry rows, merged in time order, and the reach records.
 
-    The market's customers (numbered after the pre-drawn ones during the run) are renumbered
-    so that all customers are numbered in order of arrival, pre-drawn ones first among equal
-    times.
+    ``queues`` holds per move the days waited and whether the customer abandoned (none: no
+    stage uses a resource). The market's customers (numbered after the pre-drawn ones during
+    the run) are renumbered so that all customers are numbered in order of arrival, pre-drawn
+    ones first among equal times.
     """
     log_customer, log_time, log_from, log_to, log_value, log_treated = moves
     reach_customer = np.frombuffer(reaches[0], dtype=np.int_).astype(np.int32)
@@ -80,6 +97,11 @@ def build_event_log(
     def merged(first: np.ndarray, logged: array, dtype: type) -> np.ndarray:
         return np.concatenate([first.astype(dtype), np.frombuffer(logged, dtype=dtype)])[order]
 
+    wait = abandoned = None
+    if queues is not None:
+        wait = merged(np.zeros(n), queues[0], np.float64)
+        abandoned = merged(np.zeros(n), queues[1], np.int8).astype(np.bool_)
+
     return EventLog(
         replication=np.full(len(customer), replication, dtype=np.int32),
         customer=customer,
@@ -90,6 +112,8 @@ def build_event_log(
         to_stage=merged(np.full(n, c.entry), log_to, np.int16),
         value=merged(entry_values, log_value, np.float64),
         treatment=merged(np.zeros(n), log_treated, np.int64),
+        wait=wait,
+        abandoned=abandoned,
         customers=np.array([total], dtype=np.int64),
         **stage_info(c.scenario),
         personas=c.scenario.persona_names,

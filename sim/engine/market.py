@@ -42,6 +42,7 @@ class MarketBlock:
     dwell: np.ndarray
     value: np.ndarray
     clock: list[float]  # unit exponentials E_j
+    patience: np.ndarray | None
     source: list[float]  # uniforms U_j
 
 
@@ -55,7 +56,9 @@ def draw_block(c: CompiledScenario, seed: int, replication: int, block: int) -> 
     s = c.scenario
     n = min(MARKET_BLOCK, s.market.size - block * MARKET_BLOCK)
     head = (replication, market_key(), block)
-    persona, eligible, choice, dwell, value = draw_journeys(c, seed, head, n, s.persona_mix())
+    persona, eligible, choice, dwell, value, patience = draw_journeys(
+        c, seed, head, n, s.persona_mix()
+    )
     return MarketBlock(
         persona=persona.tolist(),
         eligible=eligible.tolist(),
@@ -64,6 +67,7 @@ def draw_block(c: CompiledScenario, seed: int, replication: int, block: int) -> 
         value=value,
         clock=stream(seed, *head, CLOCK).standard_exponential(n).tolist(),
         source=stream(seed, *head, SOURCE).random(n).tolist(),
+        patience=patience,
     )
 
 

@@ -58,6 +58,19 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     # which pre-drawn table a customer reads, and their row in it: their channel's table and
     # number within the channel, or for the market's customers their block's
     table_of, row_of = channel_of, local_of
+    # shared capacity: per stage the SimPy resource its customers queue for (None: no queue)
+    queues_on = any(st.uses for st in s.journey.stages)
+    if queues_on:
+        units = {r.name: simpy.Resource(env, capacity=r.capacity) for r in s.resources}
+        resource_at = tuple(units[st.uses] if st.uses else None for st in s.journey.stages)
+        patient = tuple(st.patience is not None for st in s.journey.stages)
+        patience_laws = tuple(st.patience for st in s.journey.stages)
+        abandon_at = tuple(
+            s.journey.index(st.abandon_to) if st.abandon_to else -1 for st in s.journey.stages
+        )
+        patience_item = [None if t is None else t.ravel().item for t in cust.patience]
+        log_wait, log_abandoned = array("d"), array("b")
+        add_wait, add_abandoned = log_wait.append, log_abandoned.append
     dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
     value_laws = c.order_value
     treatment = c.treatment
@@ -132,6 +145,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 choice_item.append(block.choice.ravel().item)
                 dwell_item.append(block.dwell.ravel().item)
                 value_item.append(block.value.ravel().item)
+                if queues_on:
+                    patience_item.append(
+                        None if block.patience is None else block.patience.ravel().item
+                    )
             k = n_customers + j
             ch = first_market_channel + by_word_of_mouth
             persona_of.append(block.persona[row])
@@ -148,6 +165,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_to(entry)
             add_value(value_item[table](row * VALUE_BLOCK) if purchase[entry] else 0.0)
             add_treated(0)
+            if queues_on:
+                add_wait(0.0)
+                add_abandoned(0)
             process(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
@@ -159,6 +179,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         tab, p = table_of[k], persona_of[k]
         base = row_of[k] * slots_per_customer
         choice, dwell = choice_item[tab], dwell_item[tab]
+        patience = patience_item[tab] if queues_on else None
+        limit = waited = 0.0
+        gave_up = 0
         cumulative = untreated[p]
         slots = list(first_slot)
         purchases = int(purchase[entry])
@@ -175,17 +198,39 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 slots[stage] = slot + 1
                 u = choice(base + slot)
                 days = dwell(base + slot)
+                if patience is not None and patient[stage]:
+                    limit = patience(base + slot)
             else:
                 extra = extra or own_stream(k)
                 u = extra.random()
                 days = float(dwell_laws[stage].quantile(extra.random())) * dwell_factor[p][stage]
+                if queues_on and patient[stage]:
+                    limit = float(patience_laws[stage].quantile(extra.random()))
             if active:
                 tr = treatment(p, active)
                 following = bisect_right(tr.cumulative[stage], u)
                 days *= tr.dwell_factor[stage]
             else:
                 following = bisect_right(cumulative[stage], u)
-            if days > 0:
+            if queues_on and (resource := resource_at[stage]) is not None:
+                queued = env.now
+                request = resource.request()
+                # a free unit is granted at once: not yielding keeps the order of events
+                # exactly as without the resource
+                if not request.triggered:
+                    if patient[stage]:
+                        yield request | timeout(limit)
+                        if not request.triggered:
+                            request.cancel()
+                            following, gave_up = abandon_at[stage], 1
+                    else:
+                        yield request
+                waited = env.now - queued
+                if not gave_up:
+                    if days > 0:
+                        yield timeout(days)
+                    resource.release(request)
+            elif days > 0:
                 yield timeout(days)
             if purchase[following]:
                 if purchases < VALUE_BLOCK:
@@ -208,6 +253,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_to(following)
             add_value(value)
             add_treated(active)
+            if queues_on:
+                add_wait(waited)
+                add_abandoned(gave_up)
+                waited, gave_up = 0.0, 0
             if influencing and influencing[stage] != influencing[following]:
                 influence(1 if influencing[following] else -1)
             stage = following
@@ -243,4 +292,5 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             np.frombuffer(market_persona, dtype=np.int16),
             np.frombuffer(market_channel, dtype=np.int16),
         )
-    return build_event_log(c, cust, replication, moves, reaches, adopters)
+    queues = (log_wait, log_abandoned) if queues_on else None
+    return build_event_log(c, cust, replication, moves, reaches, adopters, queues)

@@ -15,7 +15,7 @@ on a stream of their own (purpose ``OVERFLOW``).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,8 @@ ARRIVALS, PERSONA, CHOICE, DWELL, VALUE, OVERFLOW, REACH = range(7)
 #: Purposes of a market's streams beside those: the unit-rate clock of adoptions, and the
 #: uniform that says whether an adoption came by word of mouth.
 CLOCK, SOURCE = 7, 8
+#: Purpose of the patience draws of stages whose customers may give up queueing.
+PATIENCE = 9
 
 
 def name_key(name: str) -> int:
@@ -61,6 +63,8 @@ class Customers:
     choice: list[np.ndarray]  # per channel (n, slots): uniform choosing the next stage
     dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
     value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
+    #: per channel (n, slots): days of patience per (stage, visit); None: no stage has patience
+    patience: list[np.ndarray | None] = field(default_factory=list)
 
 
 def arrival_segments(scenario: Scenario, channel: str, rate: float) -> tuple[np.ndarray, ...]:
@@ -111,21 +115,23 @@ def _draw_channel(
             stream(seed, replication, key, ARRIVALS), *arrival_segments(s, name, rate)
         )
     n = len(arrival)
-    persona, eligible, choice, dwell, value = draw_journeys(
+    persona, eligible, choice, dwell, value, patience = draw_journeys(
         c, seed, (replication, key), n, s.persona_mix(name)
     )
     for i, iv in enumerate(s.interventions):
         if iv.channels and name not in iv.channels:
             eligible &= ~(1 << i)
-    return arrival, persona, np.full(n, index), np.arange(n), eligible, choice, dwell, value
+    local = np.arange(n)
+    return arrival, persona, np.full(n, index), local, eligible, choice, dwell, value, patience
 
 
 def draw_journeys(
     c: CompiledScenario, seed: int, head: tuple[int, ...], n: int, mix: tuple[float, ...]
 ) -> tuple[np.ndarray, ...]:
     """Persona, intervention eligibility (before any channel condition), choice and dwell
-    tables and order values of ``n`` customers whose streams are keyed by ``head``
-    (replication and channel, and for a market the block of adopters)."""
+    tables, order values and patience (None when no stage has any) of ``n`` customers whose
+    streams are keyed by ``head`` (replication and channel, and for a market the block of
+    adopters)."""
     s = c.scenario
     cum_mix = np.cumsum(mix)
     u = stream(seed, *head, PERSONA).random(n)
@@ -150,7 +156,18 @@ def draw_journeys(
         if iv.personas:
             ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
         eligible[ok] |= 1 << i
-    return persona, eligible, choice, dwell, value
+    patience = None
+    if any(st.patience is not None for st in s.journey.stages):
+        patience = np.zeros((n, c.slots))
+        for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+            law = s.journey.stages[stage].patience
+            if law is None:
+                continue
+            stage_key = name_key(c.names[stage])
+            for visit in range(b):
+                u = stream(seed, *head, PATIENCE, stage_key, visit).random(n)
+                patience[:, first + visit] = law.quantile(u)
+    return persona, eligible, choice, dwell, value, patience
 
 
 def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customers:
@@ -178,4 +195,5 @@ def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customer
         choice=[p[5] for p in parts],
         dwell=[p[6] for p in parts],
         value=[p[7] for p in parts],
+        patience=[p[8] for p in parts],
     )

@@ -19,12 +19,13 @@ from sim.model.journey import Journey, Stage
 from sim.model.market import Market, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
+from sim.model.resource import Resource
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
 _SECTIONS = {
     "scenario": ("name", "description", "horizon_days", "seed", "journey", "entry", "extends"),
     "acquisition": ("cohort", "channel"),
-    "stage": ("name", "dwell", "next", "purchase", "absorbing"),
+    "stage": ("name", "dwell", "next", "purchase", "absorbing", "uses", "patience", "abandon_to"),
     "persona": ("name", "share", "attributes", "order_value", "dwell_factors"),
     "effect": ("stage", "to", "attribute", "coefficient", "reference"),
     "channel": ("name", "rate_per_day", "persona_mix"),
@@ -45,6 +46,7 @@ _SECTIONS = {
     "cost": ("fixed", "per_reached", "per_conversion"),
     "market": ("size", "external_rate"),
     "word_of_mouth": ("stages", "rate"),
+    "resource": ("name", "capacity"),
 }
 _TOP = (
     "scenario",
@@ -55,6 +57,7 @@ _TOP = (
     "intervention",
     "market",
     "word_of_mouth",
+    "resource",
 )
 
 _TYPE_NAMES = {
@@ -222,7 +225,14 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         acquisition=_acquisition(acquisition),
         market=market,
         word_of_mouth=_word_of_mouth(data.get("word_of_mouth")),
+        resources=tuple(_resource(t) for t in _tables(data, "resource")),
     )
+
+
+def _resource(t: dict[str, Any]) -> Resource:
+    label = _label("resource", t)
+    _check_keys(t, "resource", label)
+    return Resource(name=_get(t, "name", str, label), capacity=_get(t, "capacity", int, label))
 
 
 def _section(t: Any, key: str) -> dict[str, Any] | None:
@@ -286,6 +296,9 @@ def _stage(i: int, t: dict[str, Any]) -> Stage:
         next=_get(t, "next", dict, label, {}),
         purchase=_get(t, "purchase", bool, label, False),
         absorbing=_get(t, "absorbing", bool, label, False),
+        uses=_get(t, "uses", str, label, ""),
+        patience=_get(t, "patience", (str, float), label, None),
+        abandon_to=_get(t, "abandon_to", str, label, ""),
     )
 
 
@@ -458,6 +471,11 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 if st.purchase:
                     row["purchase"] = True
                 row["next"] = dict(st.next)
+            if st.uses:
+                row["uses"] = st.uses
+            if st.patience is not None:
+                row["patience"] = st.patience.spec()
+                row["abandon_to"] = st.abandon_to
             stages.append(row)
         data["stage"] = stages
     if s.personas != (DEFAULT_PERSONA,):
@@ -484,6 +502,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             }
             for e in s.effects
         ]
+    if s.resources:
+        data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
     if s.market is not None:
         data["market"] = {"size": s.market.size, "external_rate": s.market.external_rate}
     if s.word_of_mouth is not None:

@@ -17,6 +17,7 @@ from sim.model.journey import Journey, Stage
 from sim.model.logit import apply_log_odds, transition_matrices
 from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, Market, WordOfMouth
 from sim.model.persona import Effect, Persona
+from sim.model.resource import Resource
 from sim.model.scenario import Scenario
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "OrderValueFactor",
     "Persona",
     "RepeatFactor",
+    "Resource",
     "Scenario",
     "Stage",
     "WordOfMouth",

@@ -13,6 +13,7 @@ from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
 from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, Market, WordOfMouth
 from sim.model.persona import Effect, Persona
+from sim.model.resource import Resource
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
 
@@ -37,6 +38,8 @@ class Scenario:
     market: Market | None = None
     #: customers in some stages bring in the market's people (needs a ``market``)
     word_of_mouth: WordOfMouth | None = None
+    #: shared capacity that stages may use (``Stage.uses``)
+    resources: tuple[Resource, ...] = ()
 
     def __post_init__(self) -> None:
         personas = tuple(self.personas)
@@ -70,6 +73,7 @@ class Scenario:
         if not isinstance(self.acquisition, Cohort | Arrivals):
             raise ScenarioError("acquisition must be a Cohort or Arrivals", field="acquisition")
         self._check_market()
+        self._check_resources()
         for persona in personas:
             for stage, _ in persona.dwell_factors:
                 if stage not in self.journey.names:
@@ -131,15 +135,33 @@ class Scenario:
                         fix="rename the channel",
                     )
 
+    def _check_resources(self) -> None:
+        resources = tuple(self.resources)
+        object.__setattr__(self, "resources", resources)
+        if not all(isinstance(r, Resource) for r in resources):
+            raise ScenarioError("resources must be Resource objects", field="resource")
+        names = [r.name for r in resources]
+        check_unique(names, "resource", "resource")
+        for st in self.journey.stages:
+            if st.uses and st.uses not in names:
+                raise ScenarioError(
+                    f"unknown resource '{st.uses}'",
+                    field=f"stage '{st.name}', field 'uses'",
+                    fix=suggest(st.uses, names) if names else "add a [[resource]] table",
+                )
+
     @property
     def interacting(self) -> str | None:
         """Why this scenario's customers cannot be simulated one by one (None: they can):
-        a finite market, word of mouth. Engines that simulate customers independently must
-        refuse a scenario with a reason."""
+        a finite market, word of mouth, a stage that uses a resource. Engines that simulate
+        customers independently must refuse a scenario with a reason."""
         if self.word_of_mouth is not None and self.word_of_mouth.rate > 0:
             return "word of mouth (customers bring in customers)"
         if self.market is not None:
             return "a finite market (customers created during the run)"
+        used = [st.uses for st in self.journey.stages if st.uses]
+        if used:
+            return f"resource '{used[0]}' (customers queue for shared capacity)"
         return None
 
     # -- variants ---------------------------------------------------------------------------
