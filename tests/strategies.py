@@ -221,3 +221,32 @@ def scenarios_with_resources(
         stages[first] = dataclasses.replace(stages[first], uses="r0")
     journey = sim.Journey(stages=tuple(stages), entry=journey.entry)
     return scenario.replace(journey=journey, resources=resources)
+
+
+@st.composite
+def scenarios_with_referrals(draw, max_customers: int = 10) -> sim.Scenario:
+    """A random valid scenario with a small market, word of mouth and referrals from some
+    stages, with persona factors and a referral-reward intervention on some."""
+    scenario = draw(scenarios_with_market(max_customers))
+    names = scenario.journey.names
+    stages = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    factors = {p: draw(st.floats(0, 3)) for p in scenario.persona_names if draw(st.booleans())}
+    referrals = sim.Referrals(
+        stages=tuple(stages),
+        rate=draw(st.floats(0, 3)),
+        conversion=draw(st.floats(0, 1)),
+        persona_factors=factors,
+    )
+    interventions = ()
+    if draw(st.booleans()):
+        interventions = (
+            sim.Intervention(
+                name="reward",
+                stages=(draw(st.sampled_from(scenario.journey.transient)),),
+                lasting=draw(st.booleans()),
+                reach=draw(st.floats(0, 1)),
+                effects=(sim.ReferralRateFactor(factor=draw(st.floats(0.1, 4))),),
+                cost=sim.Cost(per_referral=draw(st.floats(0, 50))),
+            ),
+        )
+    return scenario.replace(referrals=referrals, interventions=interventions)

@@ -5,6 +5,9 @@ from sim.analysis.adoption import (
     acquisition_sources,
     adoption_curve,
     fit_bass,
+    k_factor_by_cohort,
+    referral_depth,
+    referral_summary,
     word_of_mouth_share,
 )
 from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summary
@@ -28,6 +31,7 @@ __all__ = [
     "funnel",
     "holm",
     "intervention_costs",
+    "k_factor_by_cohort",
     "kaplan_meier",
     "lifetimes",
     "mean_ci",
@@ -36,6 +40,8 @@ __all__ = [
     "queue_summary",
     "queue_visits",
     "reach_matrix",
+    "referral_depth",
+    "referral_summary",
     "replication_metrics",
     "retention",
     "retention_summary",

@@ -16,7 +16,8 @@ from sim.model.intervention import Intervention
 def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> pd.DataFrame:
     """Cost of each intervention in each replication, from the event log: ``fixed`` once,
     ``reached`` customers x per-reached price, ``conversions`` (purchases the intervention
-    acted on) x per-conversion price."""
+    acted on) x per-conversion price, ``referrals`` (customers brought in by referrers it acted
+    on) x per-referral reward."""
     is_purchase = log.purchase_mask[log.to_stage] & (log.from_stage >= 0)
     rep_ids = np.unique(log.replication)
     size = int(rep_ids.max()) + 1 if len(rep_ids) else 0
@@ -25,6 +26,9 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
         reached = np.bincount(log.reach_replication[log.reach_intervention == i], minlength=size)
         treated = is_purchase & (log.treatment >> i & 1).astype(bool)
         conversions = np.bincount(log.replication[treated], minlength=size)
+        # a referred customer's entry row carries the interventions acting on their referrer
+        referral = (log.from_stage < 0) & (log.referrer >= 0) & (log.treatment >> i & 1 > 0)
+        referrals = np.bincount(log.replication[referral], minlength=size)
         for r in rep_ids:
             rows.append(
                 {
@@ -35,6 +39,8 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
                     "reach_cost": reached[r] * iv.cost.per_reached,
                     "conversions": int(conversions[r]),
                     "conversion_cost": conversions[r] * iv.cost.per_conversion,
+                    "referrals": int(referrals[r]),
+                    "referral_cost": referrals[r] * iv.cost.per_referral,
                 }
             )
     frame = pd.DataFrame(
@@ -47,9 +53,13 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
             "reach_cost",
             "conversions",
             "conversion_cost",
+            "referrals",
+            "referral_cost",
         ],
     )
-    frame["total"] = frame["fixed"] + frame["reach_cost"] + frame["conversion_cost"]
+    frame["total"] = (
+        frame["fixed"] + frame["reach_cost"] + frame["conversion_cost"] + frame["referral_cost"]
+    )
     return frame
 
 

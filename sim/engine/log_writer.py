@@ -50,6 +50,8 @@ class MarketCustomers(NamedTuple):
     arrival: np.ndarray
     persona: np.ndarray
     channel: np.ndarray
+    referred: np.ndarray  # customers brought in by a referral (run numbers)
+    referred_by: np.ndarray  # their referrers (run numbers)
 
 
 def build_event_log(
@@ -83,6 +85,7 @@ def build_event_log(
     order = np.argsort(time, kind="stable")
     customer = customer[order].astype(np.int32)
     persona, channel, total = cust.persona, cust.channel, n
+    referrer = None
     if market is not None:
         arrival = np.concatenate([cust.arrival, market.arrival])
         total = len(arrival)
@@ -91,8 +94,12 @@ def build_event_log(
         persona = np.concatenate([persona.astype(np.int16), market.persona])
         channel = np.concatenate([channel.astype(np.int16), market.channel])
         persona[number], channel[number] = persona.copy(), channel.copy()
+        referrer_of = np.full(total, -1, dtype=np.int32)
+        referrer_of[number[market.referred]] = number[market.referred_by]
         customer = number[customer]
         reach_customer = number[reach_customer]
+        # every row of a referred customer names their referrer
+        referrer = referrer_of[customer]
 
     def merged(first: np.ndarray, logged: array, dtype: type) -> np.ndarray:
         return np.concatenate([first.astype(dtype), np.frombuffer(logged, dtype=dtype)])[order]
@@ -114,6 +121,7 @@ def build_event_log(
         treatment=merged(np.zeros(n), log_treated, np.int64),
         wait=wait,
         abandoned=abandoned,
+        referrer=referrer,
         customers=np.array([total], dtype=np.int64),
         **stage_info(c.scenario),
         personas=c.scenario.persona_names,

@@ -9,6 +9,13 @@ counting process; exponential clocks are memoryless, so the pending time is re-d
 remaining :math:`E_j` whenever :math:`\Lambda` changes). It came by word of mouth when its
 uniform :math:`U_j < (q A / N) / (p + q A / N)`.
 
+Referrals add :math:`c\, r\, W / N` to the per-person rate, where :math:`W` sums the referral
+weights (persona factor times intervention factors) of the customers in referring stages,
+:math:`r` is the referral rate and :math:`c` the conversion: each referral reaches one of the
+market's *N* people at random and converts them, if not yet customers, with probability *c*.
+A referral adoption's referrer is drawn with probability proportional to weight (a second
+uniform of adoption *j*).
+
 Random numbers of the market's customers are keyed by their adoption number *j* (block
 ``j // MARKET_BLOCK``, row ``j % MARKET_BLOCK``), never by the order of other events: two
 scenarios that differ only in *q* give the *j*-th adopter the same persona and journey draws,
@@ -25,7 +32,7 @@ import numpy as np
 import simpy
 
 from sim.engine.compiled import CompiledScenario
-from sim.engine.streams import CLOCK, SOURCE, draw_journeys, name_key, stream
+from sim.engine.streams import CLOCK, REFERRER, SOURCE, draw_journeys, name_key, stream
 from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL
 
 #: Adopters whose numbers are drawn together (a fixed size, so the keys do not depend on it).
@@ -44,6 +51,7 @@ class MarketBlock:
     clock: list[float]  # unit exponentials E_j
     patience: np.ndarray | None
     source: list[float]  # uniforms U_j
+    referrer: list[float]  # uniforms picking the referrer
 
 
 def market_key() -> int:
@@ -67,16 +75,67 @@ def draw_block(c: CompiledScenario, seed: int, replication: int, block: int) -> 
         value=value,
         clock=stream(seed, *head, CLOCK).standard_exponential(n).tolist(),
         source=stream(seed, *head, SOURCE).random(n).tolist(),
+        referrer=stream(seed, *head, REFERRER).random(n).tolist(),
         patience=patience,
     )
+
+
+class Referrers:
+    """Customers who are making referrals now, grouped by (weight, acting interventions) so
+    that one is picked in proportion to weight in time proportional to the number of groups."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[float, int], list[int]] = {}
+        self.where: dict[int, tuple[tuple[float, int], int]] = {}
+
+    def add(self, k: int, weight: float, active: int) -> None:
+        """Customer ``k`` starts referring with ``weight``; ``active`` interventions act."""
+        group = self.groups.setdefault((weight, active), [])
+        self.where[k] = ((weight, active), len(group))
+        group.append(k)
+
+    def remove(self, k: int) -> None:
+        """Customer ``k`` stops referring (if they were)."""
+        found = self.where.pop(k, None)
+        if found is None:
+            return
+        key, i = found
+        group = self.groups[key]
+        last = group.pop()
+        if last != k:
+            group[i] = last
+            self.where[last] = (key, i)
+
+    @property
+    def weight(self) -> float:
+        """Sum of the weights of all referring customers."""
+        return sum(w * len(g) for (w, _), g in self.groups.items())
+
+    def pick(self, u: float) -> tuple[int, int]:
+        """A referrer (and the interventions acting on them) with probability proportional
+        to weight, from a uniform ``u``."""
+        target = u * self.weight
+        chosen = None
+        for (w, active), group in self.groups.items():
+            if not group:
+                continue
+            chosen = (w, active, group)
+            if target < w * len(group):
+                break
+            target -= w * len(group)
+        w, active, group = chosen
+        return group[min(int(target / w), len(group) - 1)], active
 
 
 class MarketProcess:
     """Adoptions from a finite market during one SimPy run.
 
-    ``adopt(j, by_word_of_mouth)`` is called at each adoption and must start the new
-    customer; the engine calls :meth:`influence` whenever a customer enters (+1) or leaves
-    (-1) a stage that influences others.
+    ``adopt(j, source, referrer, active)`` is called at each adoption (source 0: external
+    influence, 1: word of mouth, 2: referral by customer ``referrer`` on whom interventions
+    ``active`` act; else -1 and 0) and must start the new customer; the engine calls
+    :meth:`influence` whenever a customer enters (+1) or leaves (-1) a stage that influences
+    others, and :meth:`refer` / :meth:`stop_referring` as customers enter and leave
+    referring stages.
     """
 
     def __init__(
@@ -85,7 +144,7 @@ class MarketProcess:
         c: CompiledScenario,
         seed: int,
         replication: int,
-        adopt: Callable[[int, bool], None],
+        adopt: Callable[[int, int, int, int], None],
     ) -> None:
         s = c.scenario
         self.env = env
@@ -97,6 +156,13 @@ class MarketProcess:
         stages = wom.stages if wom is not None else ()
         #: per stage: customers there influence others
         self.influencing = tuple(name in stages for name in c.names)
+        ref = s.referrals
+        #: per stage: customers there make referrals
+        self.referring = tuple(ref is not None and name in ref.stages for name in c.names)
+        # successful referrals per unit weight per non-customer reached, before / N
+        self.refer_rate = ref.rate * ref.conversion if ref is not None else 0.0
+        self.referrers = Referrers()
+        self.referral_weight = 0.0
         self.adopt = adopt
         self.blocks: list[MarketBlock] = []
         self.adopted = 0
@@ -130,10 +196,33 @@ class MarketProcess:
         self.influencers += change
         self._schedule()
 
+    def refer(self, k: int, weight: float, active: int) -> None:
+        """Customer ``k`` entered a referring stage, now, with referral ``weight``."""
+        self._advance()
+        self.referrers.add(k, weight, active)
+        self.referral_weight = self.referrers.weight
+        self._schedule()
+
+    def stop_referring(self, k: int) -> None:
+        """Customer ``k`` left a referring stage, now."""
+        self._advance()
+        self.referrers.remove(k)
+        self.referral_weight = self.referrers.weight
+        self._schedule()
+
+    def _advance(self) -> None:
+        now = self.env.now
+        self.used += self.hazard * (now - self.since)
+        self.since = now
+
+    def _per_person(self) -> tuple[float, float, float]:
+        n = self.size
+        return self.p, self.q * self.influencers / n, self.refer_rate * self.referral_weight / n
+
     def _schedule(self) -> None:
         self.version += 1
         left = self.size - self.adopted
-        self.hazard = left * (self.p + self.q * self.influencers / self.size)
+        self.hazard = left * sum(self._per_person())
         if self.hazard <= 0:
             return
         block, row = self.block(self.adopted)
@@ -146,9 +235,17 @@ class MarketProcess:
             return
         j = self.adopted
         block, row = self.block(j)
-        word = self.q * self.influencers / self.size
-        by_word_of_mouth = block.source[row] * (self.p + word) < word
+        p, word, referral = self._per_person()
+        x = block.source[row] * (p + word + referral)
+        referrer, active = -1, 0
+        if x < word:
+            source = 1
+        elif x < word + referral and self.referral_weight > 0:
+            source = 2
+            referrer, active = self.referrers.pick(block.referrer[row])
+        else:
+            source = 0
         self.adopted += 1
         self.used, self.since = 0.0, self.env.now
-        self.adopt(j, by_word_of_mouth)
+        self.adopt(j, source, referrer, active)
         self._schedule()

@@ -23,6 +23,8 @@ from sim.engine.market import MARKET_BLOCK, MarketProcess, market_key
 from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, stream
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
+from sim.model.intervention import ReferralRateFactor
+from sim.model.market import MARKET_CHANNEL
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -122,11 +124,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
 
     market = influence = None
     influencing: tuple[bool, ...] = ()
+    referring: tuple[bool, ...] = ()
     if s.market is not None:
         market_persona, market_channel, market_arrival = array("h"), array("h"), array("d")
+        referred, referred_by = array("l"), array("l")
         table_of, row_of = list(table_of), list(row_of)
         persona_of, channel_of, eligible_of = list(persona_of), list(channel_of), eligible_of
-        first_market_channel = len(s.channel_names) - 2
+        first_market_channel = s.channel_names.index(MARKET_CHANNEL)
         # bit i cleared where intervention i excludes the market's channel
         channel_ok = [
             sum(
@@ -134,10 +138,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 for i, iv in enumerate(ivs)
                 if not iv.channels or s.channel_names[ch] in iv.channels
             )
-            for ch in (first_market_channel, first_market_channel + 1)
+            for ch in range(first_market_channel, len(s.channel_names))
         ]
 
-        def adopt(j: int, by_word_of_mouth: bool) -> None:
+        def adopt(j: int, source: int, referrer: int, referrer_active: int) -> None:
             block, row = market.block(j)
             b = j // MARKET_BLOCK
             table = len(cust.choice) + b
@@ -150,10 +154,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                         None if block.patience is None else block.patience.ravel().item
                     )
             k = n_customers + j
-            ch = first_market_channel + by_word_of_mouth
+            ch = first_market_channel + source
             persona_of.append(block.persona[row])
             channel_of.append(ch)
-            eligible_of.append(block.eligible[row] & channel_ok[by_word_of_mouth])
+            eligible_of.append(block.eligible[row] & channel_ok[source])
             table_of.append(table)
             row_of.append(row)
             market_persona.append(block.persona[row])
@@ -164,7 +168,11 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_from(ENTRY)
             add_to(entry)
             add_value(value_item[table](row * VALUE_BLOCK) if purchase[entry] else 0.0)
-            add_treated(0)
+            # the interventions acting on the referrer brought this customer in
+            add_treated(referrer_active)
+            if referrer >= 0:
+                referred.append(k)
+                referred_by.append(referrer)
             if queues_on:
                 add_wait(0.0)
                 add_abandoned(0)
@@ -173,6 +181,27 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         market = MarketProcess(env, c, seed, replication, adopt)
         if any(market.influencing):
             influencing, influence = market.influencing, market.influence
+        if any(market.referring):
+            referring, refer, stop_referring = (
+                market.referring,
+                market.refer,
+                market.stop_referring,
+            )
+            ref = s.referrals
+            persona_weight = [ref.factor(name) for name in s.persona_names]
+            weights: dict[tuple[int, int], float] = {}
+
+            def referral_weight(p: int, active: int) -> float:
+                """Persona factor times the referral-rate factors acting (cached)."""
+                w = weights.get((p, active))
+                if w is None:
+                    w = persona_weight[p]
+                    for i, iv in enumerate(ivs):
+                        if active >> i & 1:
+                            for e in iv.of_kind(ReferralRateFactor):
+                                w *= e.factor
+                    weights[(p, active)] = w
+                return w
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean
@@ -193,6 +222,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             active, reached, held = settle(k, stage, eligible, reached, held)
         if influencing and influencing[stage]:
             influence(1)
+        if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
+            refer(k, w, active)
         while (slot := slots[stage]) >= 0:
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
@@ -259,9 +290,15 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 waited, gave_up = 0.0, 0
             if influencing and influencing[stage] != influencing[following]:
                 influence(1 if influencing[following] else -1)
+            left = stage
             stage = following
             if eligible:
                 active, reached, held = settle(k, stage, eligible, reached, held)
+            if referring:
+                if referring[left]:
+                    stop_referring(k)
+                if referring[stage] and (w := referral_weight(p, active)) > 0:
+                    refer(k, w, active)
         for i in range(len(ivs)):
             if held >> i & 1:
                 budgets.release(i)
@@ -291,6 +328,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             np.frombuffer(market_arrival, dtype=np.float64),
             np.frombuffer(market_persona, dtype=np.int16),
             np.frombuffer(market_channel, dtype=np.int16),
+            np.frombuffer(referred, dtype=np.int_),
+            np.frombuffer(referred_by, dtype=np.int_),
         )
     queues = (log_wait, log_abandoned) if queues_on else None
     return build_event_log(c, cust, replication, moves, reaches, adopters, queues)

@@ -34,6 +34,8 @@ ARRIVALS, PERSONA, CHOICE, DWELL, VALUE, OVERFLOW, REACH = range(7)
 CLOCK, SOURCE = 7, 8
 #: Purpose of the patience draws of stages whose customers may give up queueing.
 PATIENCE = 9
+#: Purpose of the uniform that picks the referrer of a market adoption made by referral.
+REFERRER = 10
 
 
 def name_key(name: str) -> int:

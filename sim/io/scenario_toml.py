@@ -16,7 +16,7 @@ from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
 from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
-from sim.model.market import Market, WordOfMouth
+from sim.model.market import Market, Referrals, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
 from sim.model.resource import Resource
@@ -43,10 +43,11 @@ _SECTIONS = {
         "budget",
         "preset",
     ),
-    "cost": ("fixed", "per_reached", "per_conversion"),
+    "cost": ("fixed", "per_reached", "per_conversion", "per_referral"),
     "market": ("size", "external_rate"),
     "word_of_mouth": ("stages", "rate"),
     "resource": ("name", "capacity"),
+    "referrals": ("stages", "rate", "conversion", "persona_factors"),
 }
 _TOP = (
     "scenario",
@@ -58,6 +59,7 @@ _TOP = (
     "market",
     "word_of_mouth",
     "resource",
+    "referrals",
 )
 
 _TYPE_NAMES = {
@@ -226,6 +228,19 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         market=market,
         word_of_mouth=_word_of_mouth(data.get("word_of_mouth")),
         resources=tuple(_resource(t) for t in _tables(data, "resource")),
+        referrals=_referrals(data.get("referrals")),
+    )
+
+
+def _referrals(t: Any) -> Referrals | None:
+    t = _section(t, "referrals")
+    if t is None:
+        return None
+    return Referrals(
+        stages=_names(t, "stages", "referrals"),
+        rate=_get(t, "rate", float, "referrals"),
+        conversion=_get(t, "conversion", float, "referrals", 1.0),
+        persona_factors=_get(t, "persona_factors", dict, "referrals", {}),
     )
 
 
@@ -502,6 +517,13 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             }
             for e in s.effects
         ]
+    if s.referrals is not None:
+        ref = s.referrals
+        data["referrals"] = {"stages": list(ref.stages), "rate": ref.rate}
+        if ref.conversion != 1.0:
+            data["referrals"]["conversion"] = ref.conversion
+        if ref.persona_factors:
+            data["referrals"]["persona_factors"] = dict(ref.persona_factors)
     if s.resources:
         data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
     if s.market is not None:

@@ -11,11 +11,19 @@ from sim.model.intervention import (
     NewTransition,
     OddsRatio,
     OrderValueFactor,
+    ReferralRateFactor,
     RepeatFactor,
 )
 from sim.model.journey import Journey, Stage
 from sim.model.logit import apply_log_odds, transition_matrices
-from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, Market, WordOfMouth
+from sim.model.market import (
+    MARKET_CHANNEL,
+    REFERRAL_CHANNEL,
+    WORD_OF_MOUTH_CHANNEL,
+    Market,
+    Referrals,
+    WordOfMouth,
+)
 from sim.model.persona import Effect, Persona
 from sim.model.resource import Resource
 from sim.model.scenario import Scenario
@@ -24,6 +32,7 @@ __all__ = [
     "BUILTIN_JOURNEYS",
     "COHORT_CHANNEL",
     "MARKET_CHANNEL",
+    "REFERRAL_CHANNEL",
     "WORD_OF_MOUTH_CHANNEL",
     "Acquisition",
     "ArrivalRateFactor",
@@ -41,6 +50,8 @@ __all__ = [
     "OddsRatio",
     "OrderValueFactor",
     "Persona",
+    "ReferralRateFactor",
+    "Referrals",
     "RepeatFactor",
     "Resource",
     "Scenario",

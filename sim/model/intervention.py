@@ -147,6 +147,23 @@ class NewTransition:
         object.__setattr__(self, "probability", float(p))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReferralRateFactor:
+    """Multiplies the referral rate of the customers it acts on (a referral reward)."""
+
+    factor: float
+    kind = "referral_rate_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            positive_number(
+                self.factor, "factor", "referral_rate_factor", "1.5: 50% more referrals"
+            ),
+        )
+
+
 InterventionEffect = (
     OddsRatio
     | DwellFactor
@@ -155,6 +172,7 @@ InterventionEffect = (
     | OrderValueFactor
     | ArrivalRateFactor
     | NewTransition
+    | ReferralRateFactor
 )
 EFFECT_KINDS: dict[str, type] = {
     cls.kind: cls
@@ -166,6 +184,7 @@ EFFECT_KINDS: dict[str, type] = {
         OrderValueFactor,
         ArrivalRateFactor,
         NewTransition,
+        ReferralRateFactor,
     )
 }
 
@@ -174,15 +193,17 @@ EFFECT_KINDS: dict[str, type] = {
 class Cost:
     """What an intervention costs: ``fixed`` once per replication, ``per_reached`` for each
     customer reached, ``per_conversion`` for each purchase a reached customer makes while the
-    intervention acts on them (a coupon's handling, a referral bonus). A discount's lower
+    intervention acts on them (a coupon's handling), ``per_referral`` for each customer
+    brought in by a referral of a customer it acts on (a referral reward). A discount's lower
     prices show as lower revenue, not as a cost."""
 
     fixed: float = 0.0
     per_reached: float = 0.0
     per_conversion: float = 0.0
+    per_referral: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("fixed", "per_reached", "per_conversion"):
+        for name in ("fixed", "per_reached", "per_conversion", "per_referral"):
             v = getattr(self, name)
             if (
                 isinstance(v, bool)

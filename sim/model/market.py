@@ -26,6 +26,8 @@ from sim.errors import ScenarioError
 MARKET_CHANNEL = "market"
 #: Channel of customers who came from the market through word of mouth (rate q A / N).
 WORD_OF_MOUTH_CHANNEL = "word_of_mouth"
+#: Channel of customers a referral brought in (their referrer is recorded).
+REFERRAL_CHANNEL = "referral"
 
 
 def _rate(value: object, where: str, fix: str) -> float:
@@ -86,6 +88,61 @@ class WordOfMouth:
             "give q per day, e.g. rate = 0.05",
         )
         object.__setattr__(self, "rate", rate)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Referrals:
+    """Customers in ``stages`` make referrals at ``rate`` per day each (times their persona's
+    factor in ``persona_factors`` and any ``referral_rate_factor`` of interventions acting on
+    them). A referral reaches one of the market's people at random; if they are not yet a
+    customer they become one with probability ``conversion``, with the referrer recorded.
+    A reward per successful referral is an intervention's cost (``Cost.per_referral``)."""
+
+    stages: tuple[str, ...]
+    rate: float
+    conversion: float = 1.0
+    persona_factors: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        stages = (self.stages,) if isinstance(self.stages, str) else tuple(self.stages)
+        if not stages or not all(isinstance(s, str) for s in stages):
+            raise ScenarioError(
+                f"stages must be a non-empty list of stage names, got {self.stages!r}",
+                field="referrals, field 'stages'",
+                fix='e.g. stages = ["advocacy"]',
+            )
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(
+            self,
+            "rate",
+            _rate(self.rate, "referrals, field 'rate'", "give referrals per customer per day"),
+        )
+        c = self.conversion
+        if isinstance(c, bool) or not isinstance(c, int | float) or not 0 <= c <= 1:
+            raise ScenarioError(
+                f"conversion must be a probability in [0, 1], got {c!r}",
+                field="referrals, field 'conversion'",
+                fix="e.g. conversion = 0.2",
+            )
+        object.__setattr__(self, "conversion", float(c))
+        items = (
+            self.persona_factors.items()
+            if isinstance(self.persona_factors, dict)
+            else self.persona_factors
+        )
+        factors = []
+        for name, f in items:
+            factors.append(
+                (
+                    str(name),
+                    _rate(f, "referrals, field 'persona_factors'", "give factors >= 0, e.g. 2"),
+                )
+            )
+        object.__setattr__(self, "persona_factors", tuple(factors))
+
+    def factor(self, persona: str) -> float:
+        """Referral-rate factor of a persona (1 when not given)."""
+        return dict(self.persona_factors).get(persona, 1.0)
 
 
 def bass_share(days: np.ndarray, p: float, q: float) -> np.ndarray:

@@ -8,10 +8,17 @@ from typing import Any
 
 from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
-from sim.model.intervention import Intervention
+from sim.model.intervention import Intervention, ReferralRateFactor
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
-from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, Market, WordOfMouth
+from sim.model.market import (
+    MARKET_CHANNEL,
+    REFERRAL_CHANNEL,
+    WORD_OF_MOUTH_CHANNEL,
+    Market,
+    Referrals,
+    WordOfMouth,
+)
 from sim.model.persona import Effect, Persona
 from sim.model.resource import Resource
 
@@ -38,6 +45,8 @@ class Scenario:
     market: Market | None = None
     #: customers in some stages bring in the market's people (needs a ``market``)
     word_of_mouth: WordOfMouth | None = None
+    #: customers in some stages refer people of the market (needs a ``market``)
+    referrals: Referrals | None = None
     #: shared capacity that stages may use (``Stage.uses``)
     resources: tuple[Resource, ...] = ()
 
@@ -126,14 +135,48 @@ class Scenario:
                         field="word_of_mouth, field 'stages'",
                         fix=suggest(stage, self.journey.names),
                     )
+        self._check_referrals()
         if market is not None and isinstance(self.acquisition, Arrivals):
-            for name in (MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL):
+            for name in (MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, REFERRAL_CHANNEL):
                 if name in (c.name for c in self.acquisition.channels):
                     raise ScenarioError(
                         f"the channel name '{name}' is reserved for customers from the market",
                         field="acquisition, field 'channel'",
                         fix="rename the channel",
                     )
+
+    def _check_referrals(self) -> None:
+        ref = self.referrals
+        if ref is not None:
+            if not isinstance(ref, Referrals):
+                raise ScenarioError("referrals must be Referrals", field="referrals")
+            if self.market is None:
+                raise ScenarioError(
+                    "referrals need a market of people who are not yet customers",
+                    field="referrals",
+                    fix="add a [market] section with size = ...",
+                )
+            for stage in ref.stages:
+                if stage not in self.journey.names:
+                    raise ScenarioError(
+                        f"unknown stage '{stage}'",
+                        field="referrals, field 'stages'",
+                        fix=suggest(stage, self.journey.names),
+                    )
+            for persona, _ in ref.persona_factors:
+                if persona not in self.persona_names:
+                    raise ScenarioError(
+                        f"unknown persona '{persona}'",
+                        field="referrals, field 'persona_factors'",
+                        fix=suggest(persona, self.persona_names),
+                    )
+        for iv in self.interventions:
+            if ref is None and (iv.of_kind(ReferralRateFactor) or iv.cost.per_referral):
+                raise ScenarioError(
+                    "a referral rate factor or reward needs customers who make referrals",
+                    field=f"intervention '{iv.name}'",
+                    fix="add a [referrals] section (and a [market])",
+                )
 
     def _check_resources(self) -> None:
         resources = tuple(self.resources)
@@ -157,6 +200,8 @@ class Scenario:
         customers independently must refuse a scenario with a reason."""
         if self.word_of_mouth is not None and self.word_of_mouth.rate > 0:
             return "word of mouth (customers bring in customers)"
+        if self.referrals is not None and self.referrals.rate > 0:
+            return "referrals (customers refer customers)"
         if self.market is not None:
             return "a finite market (customers created during the run)"
         used = [st.uses for st in self.journey.stages if st.uses]
@@ -198,6 +243,8 @@ class Scenario:
             names = tuple(c.name for c in self.acquisition.channels)
         if self.market is not None:
             names = (*names, MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL)
+            if self.referrals is not None:
+                names = (*names, REFERRAL_CHANNEL)
         return names
 
     def persona_mix(self, channel: str | None = None) -> tuple[float, ...]:
