@@ -226,3 +226,44 @@ def test_support_staffing_scenario_runs_and_queues():
     summary = queue_summary(log).set_index("resource")
     assert summary.loc["support", "p_wait"] > 0 and summary.loc["support", "abandonment"] > 0
     assert 0 < summary.loc["onboarding", "utilisation"] < 1
+
+
+def erlang_a(arrivals: float, service_rate: float, c: int, abandon_rate: float):
+    """Erlang A (M/M/c+M), exact from its birth-death chain (truncated where the tail is
+    below 1e-15): probability an arrival waits, probability they abandon, mean wait (of all
+    arrivals, until service or abandonment)."""
+    n = np.arange(1, 2000)
+    deaths = np.minimum(n, c) * service_rate + np.maximum(n - c, 0) * abandon_rate
+    log_p = np.concatenate([[0.0], np.cumsum(np.log(arrivals / deaths))])
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    queue = np.maximum(np.arange(len(p)) - c, 0) @ p
+    return p[c:].sum(), abandon_rate * queue / arrivals, queue / arrivals
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rho", [0.9, 1.1])
+def test_queue_with_patience_matches_erlang_a(rho):
+    """Exponential patience of mean 0.5 days: after the warm-up, the probabilities of waiting
+    and of abandoning and the mean wait lie within K batch-means standard errors of Erlang A
+    (also beyond capacity, rho = 1.1, where abandonment keeps the queue stable); the twin
+    with patience of mean 0.65 days must fail."""
+    scenario = mmc(rho * AGENTS, patience="exponential(mean=0.5)")
+    log = sim.run(scenario, replications=REPLICATIONS, seed=6).log
+    visits = queue_visits(log, since=WARM_UP, until=HORIZON - MARGIN)
+    groups = visits["replication"]
+    measured = [
+        pd_mean(visits["wait"] > 0, groups),
+        pd_mean(visits["abandoned"], groups),
+        pd_mean(visits["wait"], groups),
+    ]
+    exact = erlang_a(rho * AGENTS, 1.0, AGENTS, 2.0)
+    twin = erlang_a(rho * AGENTS, 1.0, AGENTS, 1 / 0.65)
+    def gaps(expected):
+        return [
+            abs(m.mean() - e) / (m.std(ddof=1) / np.sqrt(len(m)))
+            for m, e in zip(measured, expected, strict=True)
+        ]
+
+    assert max(gaps(exact)) <= K, gaps(exact)
+    assert max(gaps(twin)) > K, gaps(twin)
