@@ -18,6 +18,7 @@ from matplotlib.patches import FancyArrowPatch, PathPatch, Rectangle
 from matplotlib.path import Path
 
 from sim.analysis.adoption import adoption_curve
+from sim.analysis.queues import queue_over_time
 from sim.events import ENTRY
 from sim.results import RunResult
 
@@ -560,4 +561,34 @@ def adoption(
     ax.set_xlabel("day")
     ax.set_title(f"Adoption: {s.name} (Bass p={bass['p']:.3g}, q={bass['q']:.3g})")
     ax.legend(loc="best", frameon=False, fontsize=8)
+    return fig
+
+
+# -- queues ------------------------------------------------------------------------------------
+
+
+def queues(result: RunResult, ax: Axes | None = None) -> Figure:
+    """Per resource, day by day: customers waiting (solid) and utilisation of its capacity
+    (dashed, right axis), means over replications."""
+    table = queue_over_time(result.log)
+    fig, ax = _axes(ax, (8, 4))
+    right = ax.twinx()
+    for i, (name, rows) in enumerate(table.groupby("resource", sort=False)):
+        ax.plot(rows["day"], rows["queue"], color=_colour(i), label=f"{name}: waiting")
+        right.plot(
+            rows["day"],
+            rows["utilisation"],
+            color=_colour(i),
+            ls="--",
+            label=f"{name}: utilisation",
+        )
+    right.set_ylim(0, 1.05)
+    right.set_ylabel("utilisation")
+    ax.set_xlabel("day")
+    ax.set_ylabel("customers waiting")
+    ax.set_title(f"Queues: {result.scenario.name}")
+    lines = ax.get_lines() + right.get_lines()
+    ax.legend(
+        lines, [line.get_label() for line in lines], loc="upper left", frameon=False, fontsize=8
+    )
     return fig

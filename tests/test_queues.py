@@ -267,3 +267,17 @@ def test_queue_with_patience_matches_erlang_a(rho):
 
     assert max(gaps(exact)) <= K, gaps(exact)
     assert max(gaps(twin)) > K, gaps(twin)
+
+
+def test_queues_over_time_and_plot():
+    """Queue length and utilisation over time stay within [0, capacity]; the plot draws a
+    waiting line and a utilisation line per resource."""
+    from sim import plot
+    from sim.analysis.queues import queue_over_time
+
+    result = sim.run(mmc(2.7), replications=2, seed=1)
+    table = queue_over_time(result.log)
+    assert (table["busy"] <= AGENTS).all() and (table["queue"] >= 0).all()
+    assert table.loc[table["day"].between(WARM_UP, 300), "utilisation"].mean() > 0.8
+    fig = plot.queues(result)
+    assert len(fig.axes[0].get_lines()) == 1 and len(fig.axes[1].get_lines()) == 1

@@ -14,7 +14,12 @@ from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summ
 from sim.analysis.customers import customer_arrays, customer_table, reach_matrix
 from sim.analysis.funnel import funnel
 from sim.analysis.metrics import intervention_costs, replication_metrics
-from sim.analysis.queues import queue_summary, queue_visits, waiting_time_distribution
+from sim.analysis.queues import (
+    queue_over_time,
+    queue_summary,
+    queue_visits,
+    waiting_time_distribution,
+)
 from sim.analysis.stats import holm, mean_ci, proportion_ci
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.analysis.tables import retention, retention_summary, time_to_purchase
@@ -37,6 +42,7 @@ __all__ = [
     "mean_ci",
     "median_lifetime",
     "proportion_ci",
+    "queue_over_time",
     "queue_summary",
     "queue_visits",
     "reach_matrix",

@@ -110,3 +110,40 @@ def waiting_time_distribution(
             row[f"wait_q{round(q * 100)}"] = float(np.quantile(wait, q)) if len(wait) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def queue_over_time(log: EventLog, days: np.ndarray | None = None) -> pd.DataFrame:
+    """Per resource and day: customers waiting (``queue``) and units busy (``busy``, and as a
+    share of capacity, ``utilisation``) at that instant, means over replications. Visits
+    still under way at the horizon are not in the log, so the last days undercount."""
+    visits = queue_visits(log)
+    if days is None:
+        days = np.arange(0.0, np.floor(log.horizon_days) + 1)
+    days = np.asarray(days, dtype=float)
+    joined = visits["joined"].to_numpy()
+    begin = joined + visits["wait"].to_numpy()
+    end = begin + visits["service"].to_numpy()
+
+    def inside(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.sort(start), days, side="right") - np.searchsorted(
+            np.sort(stop), days, side="right"
+        )
+
+    frames = []
+    reps = max(log.replications, 1)
+    for code, name in enumerate(log.resources):
+        mine = (visits["resource"] == name).to_numpy()
+        served = mine & ~visits["abandoned"].to_numpy()
+        busy = inside(begin[served], end[served]) / reps
+        frames.append(
+            pd.DataFrame(
+                {
+                    "resource": name,
+                    "day": days,
+                    "queue": inside(joined[mine], begin[mine]) / reps,
+                    "busy": busy,
+                    "utilisation": busy / log.capacities[code],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
