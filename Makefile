@@ -41,6 +41,9 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_RUN)
 	$(BIN)/python benchmarks/engine.py
 
+bench-interacting: $(STAMP_RUN)
+	$(BIN)/python benchmarks/interacting.py
+
 docs: $(STAMP_RUN)
 	$(BIN)/python docs/figures.py
 

@@ -24,9 +24,9 @@ and a seed gives one answer at any worker count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import simpy
@@ -170,7 +170,9 @@ class MarketProcess:
         self.hazard = 0.0
         self.used = 0.0  # hazard integrated since the last adoption
         self.since = 0.0
-        self.version = 0
+        self.due = math.inf  # when the next adoption happens, as things stand
+        self.pending: simpy.Event | None = None  # the timeout that will wake the process
+        self.pending_time = math.inf
 
     def block(self, j: int) -> tuple[MarketBlock, int]:
         """The block holding adopter ``j``'s numbers, and their row in it."""
@@ -219,22 +221,45 @@ class MarketProcess:
         n = self.size
         return self.p, self.q * self.influencers / n, self.refer_rate * self.referral_weight / n
 
-    def _schedule(self) -> None:
-        self.version += 1
-        left = self.size - self.adopted
-        self.hazard = left * sum(self._per_person())
-        if self.hazard <= 0:
-            return
-        block, row = self.block(self.adopted)
-        delay = max(block.clock[row] - self.used, 0.0) / self.hazard
-        # a timeout cannot be withdrawn: a superseded one finds its version stale and does nothing
-        self.env.timeout(delay).callbacks.append(partial(self._fire, self.version))
+    def _block_of(self, j: int) -> tuple[MarketBlock, int]:
+        b, row = divmod(j, MARKET_BLOCK)
+        blocks = self.blocks
+        return (blocks[b] if b < len(blocks) else self.block(j)[0]), row
 
-    def _fire(self, version: int, _event: simpy.Event) -> None:
-        if version != self.version:
+    def _schedule(self) -> None:
+        n = self.size
+        per_person = self.p + self.q * self.influencers / n
+        per_person += self.refer_rate * self.referral_weight / n
+        self.hazard = hazard = (n - self.adopted) * per_person
+        if hazard <= 0:
+            self.due = math.inf
+            return
+        block, row = self._block_of(self.adopted)
+        now = self.env.now
+        delay = max(block.clock[row] - self.used, 0.0) / hazard
+        self.due = now + delay
+        # a timeout cannot be withdrawn: one due no later than the adoption stays and, on
+        # firing early, schedules the rest; one due later is superseded and ignored
+        if self.pending is not None and self.pending_time <= self.due:
+            return
+        self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
+        event = self.env.timeout(delay)
+        event.callbacks.append(self._fire)
+        self.pending, self.pending_time = event, self.env.now + delay
+
+    def _fire(self, event: simpy.Event) -> None:
+        if event is not self.pending:
+            return
+        self.pending = None
+        now = self.env.now
+        if now < self.due:
+            if self.due < math.inf:
+                self._wait(self.due - now)
             return
         j = self.adopted
-        block, row = self.block(j)
+        block, row = self._block_of(j)
         p, word, referral = self._per_person()
         x = block.source[row] * (p + word + referral)
         referrer, active = -1, 0
@@ -246,6 +271,6 @@ class MarketProcess:
         else:
             source = 0
         self.adopted += 1
-        self.used, self.since = 0.0, self.env.now
+        self.used, self.since = 0.0, now
         self.adopt(j, source, referrer, active)
         self._schedule()
