@@ -259,6 +259,7 @@ def test_queue_with_patience_matches_erlang_a(rho):
     ]
     exact = erlang_a(rho * AGENTS, 1.0, AGENTS, 2.0)
     twin = erlang_a(rho * AGENTS, 1.0, AGENTS, 1 / 0.65)
+
     def gaps(expected):
         return [
             abs(m.mean() - e) / (m.std(ddof=1) / np.sqrt(len(m)))
@@ -281,3 +282,31 @@ def test_queues_over_time_and_plot():
     assert table.loc[table["day"].between(WARM_UP, 300), "utilisation"].mean() > 0.8
     fig = plot.queues(result)
     assert len(fig.axes[0].get_lines()) == 1 and len(fig.axes[1].get_lines()) == 1
+
+
+@pytest.mark.slow
+def test_persona_patience_factor_scales_patience():
+    """A persona with patience_factor 0.5 in a queue whose patience has mean 1 day behaves
+    as Erlang A with patience of mean 0.5 (abandonment within K standard errors), and not as
+    Erlang A with the stage's own patience (the twin must fail)."""
+    base = mmc(0.9 * AGENTS, patience="exponential(mean=1)")
+    impatient = sim.Persona(name="impatient", share=1.0, patience_factor=0.5)
+    log = sim.run(base.replace(personas=(impatient,)), replications=REPLICATIONS, seed=4).log
+    visits = queue_visits(log, since=WARM_UP, until=HORIZON - MARGIN)
+    quit_share = pd_mean(visits["abandoned"], visits["replication"])
+    se = quit_share.std(ddof=1) / np.sqrt(len(quit_share))
+    assert abs(quit_share.mean() - erlang_a(0.9 * AGENTS, 1.0, AGENTS, 2.0)[1]) <= K * se
+    assert abs(quit_share.mean() - erlang_a(0.9 * AGENTS, 1.0, AGENTS, 1.0)[1]) > K * se
+
+
+def test_patience_factor_round_trips(write_toml):
+    """A persona's patience_factor loads, saves back, and must be positive."""
+    text = (SCENARIOS / "support_staffing.toml").read_text()
+    text = text.replace(
+        'order_value = "fixed(29)"', 'order_value = "fixed(29)"\npatience_factor = 0.5'
+    )
+    scenario = sim.load_scenario(write_toml(text))
+    assert scenario.personas[0].patience_factor == 0.5
+    assert sim.load_scenario(write_toml(sim.save_scenario(scenario), "b.toml")) == scenario
+    with pytest.raises(sim.ScenarioError, match="patience_factor"):
+        sim.load_scenario(write_toml(text.replace("patience_factor = 0.5", "patience_factor = -1"), "c.toml"))

@@ -67,6 +67,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         resource_at = tuple(units[st.uses] if st.uses else None for st in s.journey.stages)
         patient = tuple(st.patience is not None for st in s.journey.stages)
         patience_laws = tuple(st.patience for st in s.journey.stages)
+        patience_factor = [p.patience_factor for p in s.personas]
         abandon_at = tuple(
             s.journey.index(st.abandon_to) if st.abandon_to else -1 for st in s.journey.stages
         )
@@ -237,6 +238,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 days = float(dwell_laws[stage].quantile(extra.random())) * dwell_factor[p][stage]
                 if queues_on and patient[stage]:
                     limit = float(patience_laws[stage].quantile(extra.random()))
+                    limit *= patience_factor[p]
             if active:
                 tr = treatment(p, active)
                 following = bisect_right(tr.cumulative[stage], u)

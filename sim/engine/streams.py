@@ -161,6 +161,7 @@ def draw_journeys(
     patience = None
     if any(st.patience is not None for st in s.journey.stages):
         patience = np.zeros((n, c.slots))
+        factor = np.array([p.patience_factor for p in s.personas])[persona]
         for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
             law = s.journey.stages[stage].patience
             if law is None:
@@ -168,7 +169,7 @@ def draw_journeys(
             stage_key = name_key(c.names[stage])
             for visit in range(b):
                 u = stream(seed, *head, PATIENCE, stage_key, visit).random(n)
-                patience[:, first + visit] = law.quantile(u)
+                patience[:, first + visit] = law.quantile(u) * factor
     return persona, eligible, choice, dwell, value, patience
 
 

@@ -26,7 +26,7 @@ _SECTIONS = {
     "scenario": ("name", "description", "horizon_days", "seed", "journey", "entry", "extends"),
     "acquisition": ("cohort", "channel"),
     "stage": ("name", "dwell", "next", "purchase", "absorbing", "uses", "patience", "abandon_to"),
-    "persona": ("name", "share", "attributes", "order_value", "dwell_factors"),
+    "persona": ("name", "share", "attributes", "order_value", "dwell_factors", "patience_factor"),
     "effect": ("stage", "to", "attribute", "coefficient", "reference"),
     "channel": ("name", "rate_per_day", "persona_mix"),
     "intervention": (
@@ -326,6 +326,7 @@ def _persona(t: dict[str, Any]) -> Persona:
         attributes=_get(t, "attributes", dict, label, {}),
         order_value=_get(t, "order_value", (str, float), label, 0.0),
         dwell_factors=_get(t, "dwell_factors", dict, label, {}),
+        patience_factor=_get(t, "patience_factor", float, label, 1.0),
     )
 
 
@@ -501,6 +502,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 "attributes": dict(p.attributes),
                 "order_value": p.order_value.spec(),
                 **({"dwell_factors": dict(p.dwell_factors)} if p.dwell_factors else {}),
+                **({"patience_factor": p.patience_factor} if p.patience_factor != 1 else {}),
             }
             for p in s.personas
         ]
