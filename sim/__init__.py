@@ -18,6 +18,7 @@ from sim.io.scenario_toml import load_scenario, save_scenario
 from sim.model import (
     ArrivalRateFactor,
     Arrivals,
+    CapacityChange,
     Channel,
     ChurnFactor,
     Cohort,
@@ -50,6 +51,7 @@ __version__ = package_version()
 __all__ = [
     "ArrivalRateFactor",
     "Arrivals",
+    "CapacityChange",
     "Channel",
     "ChurnFactor",
     "Cohort",

@@ -34,9 +34,10 @@ Invariants, all checked by :meth:`EventLog.validate`:
 - ``wait`` is finite, >= 0, and non-zero only on rows leaving a stage that uses a resource
   (``stage_resources``); ``abandoned`` rows leave such a stage too.
 
-Resources (shared capacity) travel with the log too: ``resources`` (names), ``capacities``
-and, per stage, ``stage_resources`` (the code of the resource its customers queue for, -1:
-none), so waiting, abandonment and utilisation are read from the log alone.
+Resources (shared capacity) travel with the log too: ``resources`` (names), ``capacities``,
+``capacity_changes`` (units added for a time) and, per stage, ``stage_resources`` (the code
+of the resource its customers queue for, -1: none), so waiting, abandonment and utilisation
+are read from the log alone.
 
 Stage metadata travels with the log (``stages``, ``purchase_stages``, ``end_stages`` and the
 ``edges`` a customer may take), so every analysis runs on a simulated or a real log alone.
@@ -141,6 +142,8 @@ class EventLog:
     resources: tuple[str, ...] = ()
     capacities: tuple[int, ...] = ()
     stage_resources: tuple[int, ...] = ()
+    #: capacity added for a time: (resource code, from day, to day, units)
+    capacity_changes: tuple[tuple[int, float, float, int], ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.time)

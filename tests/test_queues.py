@@ -309,4 +309,65 @@ def test_patience_factor_round_trips(write_toml):
     assert scenario.personas[0].patience_factor == 0.5
     assert sim.load_scenario(write_toml(sim.save_scenario(scenario), "b.toml")) == scenario
     with pytest.raises(sim.ScenarioError, match="patience_factor"):
-        sim.load_scenario(write_toml(text.replace("patience_factor = 0.5", "patience_factor = -1"), "c.toml"))
+        sim.load_scenario(
+            write_toml(text.replace("patience_factor = 0.5", "patience_factor = -1"), "c.toml")
+        )
+
+
+def _hire(units: int, window: tuple[float, float], per_unit_day: float = 0.0) -> sim.Intervention:
+    return sim.Intervention(
+        name="hire",
+        window_days=window,
+        effects=(sim.CapacityChange(resource="agents", units=units),),
+        cost=sim.Cost(per_unit_day=per_unit_day),
+    )
+
+
+def test_capacity_change_holds_capacity_in_force():
+    """Two more agents from day 100 to 200: whenever a customer starts service, the customers
+    in service (them included) are at most the capacity in force; after day 200 the queue
+    gets long again; the hiring reaches no customer and costs units x days x price."""
+    from sim.analysis.queues import capacity_at
+
+    scenario = mmc(2.7).replace(horizon_days=300.0).with_interventions(_hire(2, (100, 200), 50))
+    log = sim.run(scenario, replications=2, seed=7).log.validate()
+    visits = queue_visits(log)
+    for r in range(2):
+        served = visits[(visits["replication"] == r) & ~visits["abandoned"]]
+        begin = (served["joined"] + served["wait"]).to_numpy()
+        end = begin + served["service"].to_numpy()
+        for t in begin:
+            in_service = np.sum((begin <= t + 1e-9) & (end > t + 1e-9))
+            assert in_service <= capacity_at(log, 0, np.array([t]))[0]
+    during = visits[visits["joined"].between(120, 200)]["wait"].mean()
+    after = visits[visits["joined"].between(220, 280)]["wait"].mean()
+    assert during < after
+    assert len(log.reach_customer) == 0 and (log.treatment == 0).all()
+    costs = sim.analysis.intervention_costs(log, scenario.interventions)
+    assert np.allclose(costs["capacity_cost"], 2 * 100 * 50)
+
+
+@pytest.mark.slow
+def test_capacity_added_from_day_zero_is_erlang_c():
+    """Two agents plus one added from day 0 by an intervention is an M/M/3 queue: the
+    probability of waiting and the mean wait match Erlang C within K standard errors."""
+    scenario = mmc(0.9 * AGENTS, c=AGENTS - 1).with_interventions(_hire(1, (0, math.inf)))
+    log = sim.run(scenario, replications=REPLICATIONS, seed=8).log
+    visits = queue_visits(log, since=WARM_UP, until=HORIZON - MARGIN)
+    exact = erlang_c(0.9 * AGENTS, 1.0, AGENTS)
+    for values, e in zip((visits["wait"] > 0, visits["wait"]), exact, strict=True):
+        per_rep = pd_mean(values, visits["replication"])
+        assert abs(per_rep.mean() - e) <= K * per_rep.std(ddof=1) / np.sqrt(len(per_rep))
+
+
+def test_capacity_change_needs_a_known_resource(write_toml):
+    """A capacity change names an existing resource; a per-unit-day cost needs one."""
+    text = (SCENARIOS / "support_staffing.toml").read_text() + (
+        "[[intervention]]\nname = 'hire'\n"
+        "effects = [{ kind = 'capacity_change', resource = 'suport', units = 2 }]\n"
+    )
+    with pytest.raises(sim.ScenarioError, match="unknown resource 'suport'"):
+        sim.load_scenario(write_toml(text))
+    good = sim.load_scenario(write_toml(text.replace("'suport'", "'support'"), "b.toml"))
+    again = sim.load_scenario(write_toml(sim.save_scenario(good), "c.toml"))
+    assert again == good

@@ -10,14 +10,15 @@ import pandas as pd
 from sim.analysis.customers import customer_arrays, customer_groups, reach_matrix
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.events import ALL, EventLog
-from sim.model.intervention import Intervention
+from sim.model.intervention import CapacityChange, Intervention
 
 
 def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> pd.DataFrame:
     """Cost of each intervention in each replication, from the event log: ``fixed`` once,
     ``reached`` customers x per-reached price, ``conversions`` (purchases the intervention
     acted on) x per-conversion price, ``referrals`` (customers brought in by referrers it acted
-    on) x per-referral reward."""
+    on) x per-referral reward, and ``unit_days`` (capacity it adds, times the days of its
+    window within the horizon) x per-unit-day price."""
     is_purchase = log.purchase_mask[log.to_stage] & (log.from_stage >= 0)
     rep_ids = np.unique(log.replication)
     size = int(rep_ids.max()) + 1 if len(rep_ids) else 0
@@ -29,6 +30,9 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
         # a referred customer's entry row carries the interventions acting on their referrer
         referral = (log.from_stage < 0) & (log.referrer >= 0) & (log.treatment >> i & 1 > 0)
         referrals = np.bincount(log.replication[referral], minlength=size)
+        horizon = log.horizon_days
+        start, end = (min(w, horizon) for w in iv.window_days)
+        unit_days = sum(e.units for e in iv.of_kind(CapacityChange)) * (end - start)
         for r in rep_ids:
             rows.append(
                 {
@@ -41,6 +45,8 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
                     "conversion_cost": conversions[r] * iv.cost.per_conversion,
                     "referrals": int(referrals[r]),
                     "referral_cost": referrals[r] * iv.cost.per_referral,
+                    "unit_days": unit_days,
+                    "capacity_cost": unit_days * iv.cost.per_unit_day,
                 }
             )
     frame = pd.DataFrame(
@@ -55,10 +61,16 @@ def intervention_costs(log: EventLog, interventions: Sequence[Intervention]) -> 
             "conversion_cost",
             "referrals",
             "referral_cost",
+            "unit_days",
+            "capacity_cost",
         ],
     )
     frame["total"] = (
-        frame["fixed"] + frame["reach_cost"] + frame["conversion_cost"] + frame["referral_cost"]
+        frame["fixed"]
+        + frame["reach_cost"]
+        + frame["conversion_cost"]
+        + frame["referral_cost"]
+        + frame["capacity_cost"]
     )
     return frame
 

@@ -54,6 +54,25 @@ def queue_visits(log: EventLog, since: float = 0.0, until: float | None = None) 
     )
 
 
+def capacity_at(log: EventLog, resource: int, days: np.ndarray) -> np.ndarray:
+    """Units of a resource (by code) in force on each of ``days``, capacity changes included."""
+    days = np.asarray(days, dtype=float)
+    units = np.full(days.shape, float(log.capacities[resource]))
+    for code, start, end, added in log.capacity_changes:
+        if code == resource:
+            units += added * ((days >= start) & (days < end))
+    return units
+
+
+def capacity_days(log: EventLog, resource: int, since: float, until: float) -> float:
+    """Unit-days of a resource in force over [``since``, ``until``)."""
+    total = log.capacities[resource] * (until - since)
+    for code, start, end, added in log.capacity_changes:
+        if code == resource:
+            total += added * max(min(end, until) - max(start, since), 0.0)
+    return float(total)
+
+
 def _busy_days(visits: pd.DataFrame, start: float, end: float) -> np.ndarray:
     begin = (visits["joined"] + visits["wait"]).to_numpy()
     finish = begin + visits["service"].to_numpy()
@@ -63,7 +82,7 @@ def _busy_days(visits: pd.DataFrame, start: float, end: float) -> np.ndarray:
 def queue_summary(log: EventLog, since: float = 0.0, until: float | None = None) -> pd.DataFrame:
     """Per resource, over customers who joined a queue in [``since``, ``until``): mean queue
     visits per replication, probability of waiting, mean wait (days), abandonment rate and
-    utilisation (busy unit-days over capacity x days in the window), each a mean over
+    utilisation (busy unit-days over the unit-days in force in the window), each a mean over
     replications with a 95% CI (batch means: one batch per replication)."""
     until = log.horizon_days if until is None else until
     visits = queue_visits(log, since, until)
@@ -80,7 +99,7 @@ def queue_summary(log: EventLog, since: float = 0.0, until: float | None = None)
             sel = (mine["replication"] == r).to_numpy()
             n = sel.sum()
             stats["visits"][r] = n
-            stats["utilisation"][r] = busy[sel].sum() / (log.capacities[code] * (until - since))
+            stats["utilisation"][r] = busy[sel].sum() / capacity_days(log, code, since, until)
             if n:
                 wait = mine["wait"].to_numpy()[sel]
                 stats["p_wait"][r] = np.mean(wait > 0)
@@ -142,7 +161,7 @@ def queue_over_time(log: EventLog, days: np.ndarray | None = None) -> pd.DataFra
                     "day": days,
                     "queue": inside(joined[mine], begin[mine]) / reps,
                     "busy": busy,
-                    "utilisation": busy / log.capacities[code],
+                    "utilisation": busy / capacity_at(log, code, days),
                 }
             )
         )

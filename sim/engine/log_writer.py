@@ -10,7 +10,7 @@ import numpy as np
 from sim.engine.compiled import CompiledScenario
 from sim.engine.streams import Customers
 from sim.events import ENTRY, EventLog
-from sim.model.intervention import NewTransition
+from sim.model.intervention import CapacityChange, NewTransition
 from sim.model.scenario import Scenario
 
 
@@ -39,6 +39,11 @@ def resource_info(scenario: Scenario) -> dict:
         "capacities": tuple(r.capacity for r in scenario.resources),
         "stage_resources": tuple(
             names.index(st.uses) if st.uses else -1 for st in scenario.journey.stages
+        ),
+        "capacity_changes": tuple(
+            (names.index(e.resource), *iv.window_days, e.units)
+            for iv in scenario.interventions
+            for e in iv.of_kind(CapacityChange)
         ),
     }
 

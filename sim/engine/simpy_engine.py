@@ -10,6 +10,7 @@ until they convert or their journey ends.
 
 from __future__ import annotations
 
+import math
 from array import array
 from bisect import bisect_right
 
@@ -23,7 +24,7 @@ from sim.engine.market import MARKET_BLOCK, MarketProcess, market_key
 from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, stream
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
-from sim.model.intervention import ReferralRateFactor
+from sim.model.intervention import CapacityChange, ReferralRateFactor
 from sim.model.market import MARKET_CHANNEL
 
 
@@ -63,7 +64,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     # shared capacity: per stage the SimPy resource its customers queue for (None: no queue)
     queues_on = any(st.uses for st in s.journey.stages)
     if queues_on:
-        units = {r.name: simpy.Resource(env, capacity=r.capacity) for r in s.resources}
+        units = _resources(env, s)
         resource_at = tuple(units[st.uses] if st.uses else None for st in s.journey.stages)
         patient = tuple(st.patience is not None for st in s.journey.stages)
         patience_laws = tuple(st.patience for st in s.journey.stages)
@@ -79,6 +80,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     treatment = c.treatment
 
     ivs = s.interventions
+    # capacity changes act on resources: they reach no customer
+    capacity_only = sum(1 << i for i, iv in enumerate(ivs) if iv.capacity_only)
+    if capacity_only:
+        eligible_of = [e & ~capacity_only for e in eligible_of]
     budgets = Budgets(s)
     windows = [iv.window_days for iv in ivs]
     lasting = [iv.lasting for iv in ivs]
@@ -335,3 +340,38 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         )
     queues = (log_wait, log_abandoned) if queues_on else None
     return build_event_log(c, cust, replication, moves, reaches, adopters, queues)
+
+
+def _resources(env: simpy.Environment, s) -> dict[str, simpy.Resource]:
+    """The scenario's resources. One whose capacity an intervention changes holds its largest
+    capacity, and high-priority blockers hold the units not in force: released when the
+    window opens, taken back (ahead of any waiting customer, as units come free) when it
+    closes."""
+    changes: dict[str, list[tuple[float, float, int]]] = {}
+    for iv in s.interventions:
+        for e in iv.of_kind(CapacityChange):
+            changes.setdefault(e.resource, []).append((*iv.window_days, e.units))
+    out: dict[str, simpy.Resource] = {}
+    for r in s.resources:
+        if r.name not in changes:
+            out[r.name] = simpy.Resource(env, capacity=r.capacity)
+            continue
+        extra = changes[r.name]
+        resource = simpy.PriorityResource(env, capacity=r.capacity + sum(u for *_, u in extra))
+        out[r.name] = resource
+        for start, end, units in extra:
+            env.process(_blocker(env, resource, start, end, units))
+    return out
+
+
+def _blocker(env: simpy.Environment, resource: simpy.PriorityResource, start, end, units):
+    """Keeps ``units`` out of use before ``start`` and from ``end`` on."""
+    held = [resource.request(priority=-1) for _ in range(units)]
+    if start > 0:
+        yield env.all_of(held)
+        yield env.timeout(start)
+    for request in held:
+        resource.release(request)
+    if end < math.inf:
+        yield env.timeout(end - env.now)
+        yield env.all_of([resource.request(priority=-1) for _ in range(units)])

@@ -43,7 +43,7 @@ _SECTIONS = {
         "budget",
         "preset",
     ),
-    "cost": ("fixed", "per_reached", "per_conversion", "per_referral"),
+    "cost": ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"),
     "market": ("size", "external_rate"),
     "word_of_mouth": ("stages", "rate"),
     "resource": ("name", "capacity"),

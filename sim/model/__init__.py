@@ -4,6 +4,7 @@ from sim.model.acquisition import COHORT_CHANNEL, Acquisition, Arrivals, Channel
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey, five_stage, six_stage
 from sim.model.intervention import (
     ArrivalRateFactor,
+    CapacityChange,
     ChurnFactor,
     Cost,
     DwellFactor,
@@ -37,6 +38,7 @@ __all__ = [
     "Acquisition",
     "ArrivalRateFactor",
     "Arrivals",
+    "CapacityChange",
     "Channel",
     "ChurnFactor",
     "Cohort",

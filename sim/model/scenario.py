@@ -8,7 +8,7 @@ from typing import Any
 
 from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
-from sim.model.intervention import Intervention, ReferralRateFactor
+from sim.model.intervention import CapacityChange, Intervention, ReferralRateFactor
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
 from sim.model.market import (
@@ -185,6 +185,20 @@ class Scenario:
             raise ScenarioError("resources must be Resource objects", field="resource")
         names = [r.name for r in resources]
         check_unique(names, "resource", "resource")
+        for iv in self.interventions:
+            for e in iv.of_kind(CapacityChange):
+                if e.resource not in names:
+                    raise ScenarioError(
+                        f"unknown resource '{e.resource}'",
+                        field=f"intervention '{iv.name}', effect capacity_change",
+                        fix=suggest(e.resource, names) if names else "add a [[resource]] table",
+                    )
+            if iv.cost.per_unit_day and not iv.of_kind(CapacityChange):
+                raise ScenarioError(
+                    "a cost per unit-day needs a capacity change",
+                    field=f"intervention '{iv.name}', field 'cost'",
+                    fix='add { kind = "capacity_change", resource = "...", units = 2 }',
+                )
         for st in self.journey.stages:
             if st.uses and st.uses not in names:
                 raise ScenarioError(
