@@ -18,6 +18,8 @@ referrer           int32     customer who referred this one (same replication), 
 wait               float64   days the customer queued for a resource in the stage they leave
                              (``from_stage``) before service or abandonment; 0 without queue
 abandoned          bool      the customer gave up waiting: the move is an abandonment
+satisfaction       float64   the customer's satisfaction score after the row, in [-1, 1]
+                             (0 where the scenario has none)
 =================  ========  ==============================================================
 
 Invariants, all checked by :meth:`EventLog.validate`:
@@ -74,10 +76,11 @@ SCHEMA: dict[str, type] = {
     "referrer": np.int32,
     "wait": np.float64,
     "abandoned": np.bool_,
+    "satisfaction": np.float64,
 }
 
-#: The columns every log carries (``treatment``, ``referrer``, ``wait`` and ``abandoned``
-#: default to none).
+#: The columns every log carries (``treatment``, ``referrer``, ``wait``, ``abandoned`` and
+#: ``satisfaction`` default to none).
 COLUMNS = tuple(SCHEMA)
 
 #: Columns of the per-intervention reach records.
@@ -128,6 +131,8 @@ class EventLog:
     wait: np.ndarray | None = None
     #: the move is an abandonment of a queue
     abandoned: np.ndarray | None = None
+    #: the customer's satisfaction score after the row
+    satisfaction: np.ndarray | None = None
     interventions: tuple[str, ...] = ()
     #: one record per customer reached by an intervention: replication, customer, index, day
     reach_replication: np.ndarray | None = None
@@ -152,6 +157,7 @@ class EventLog:
             "referrer": np.full(n, -1, dtype=np.int32),
             "wait": np.zeros(n),
             "abandoned": np.zeros(n, dtype=np.bool_),
+            "satisfaction": np.zeros(n),
             "reach_replication": np.zeros(0, dtype=np.int32),
             "reach_customer": np.zeros(0, dtype=np.int32),
             "reach_intervention": np.zeros(0, dtype=np.int16),
@@ -283,6 +289,8 @@ class EventLog:
         if self.resources:
             frame["wait"] = self.wait
             frame["abandoned"] = self.abandoned
+        if (self.satisfaction != 0).any():
+            frame["satisfaction"] = self.satisfaction
         return frame
 
     @classmethod
@@ -303,8 +311,8 @@ class EventLog:
 
         Columns ``customer``, ``time``, ``from_stage`` (NaN or empty on entry rows),
         ``to_stage`` are required; ``replication`` (default 0), ``persona``, ``channel``
-        (default 'all'), ``value`` (default 0), ``referrer`` (default -1), ``wait`` (default 0)
-        and ``abandoned`` (default false) are optional. Stage,
+        (default 'all'), ``value`` (default 0), ``referrer`` (default -1), ``wait`` (default 0),
+        ``abandoned`` (default false) and ``satisfaction`` (default 0) are optional. Stage,
         persona and channel columns hold names. ``horizon_days`` defaults to the last time.
         Rows are put in time order (stable, so ties keep their order); customers are numbered
         0.. within each replication in order of entry, and ``referrer`` is renumbered alike.
@@ -378,7 +386,12 @@ class EventLog:
         )
         # time order within replications; entry rows first among equal times of a customer
         order = np.lexsort((from_stage != ENTRY, time, rep))
-        wait, abandoned = wait[order], abandoned[order]
+        satisfaction = (
+            frame["satisfaction"].to_numpy(dtype=np.float64)
+            if "satisfaction" in frame
+            else np.zeros(n)
+        )
+        wait, abandoned, satisfaction = wait[order], abandoned[order], satisfaction[order]
         rep, time, from_stage, to_stage = (
             rep[order],
             time[order],
@@ -421,6 +434,7 @@ class EventLog:
             referrer=referrer.astype(np.int32),
             wait=wait,
             abandoned=abandoned,
+            satisfaction=satisfaction,
             customers=counts,
             stages=stages,
             personas=persona_names,
@@ -580,6 +594,11 @@ def _validate_queues(log: EventLog, entry: np.ndarray) -> None:
         _fail("waits must be finite, >= 0 and zero on entry rows", "wait", bad)
     uses = np.array(log.stage_resources, dtype=np.int64)
     leaves_queue = ~entry & (uses[np.maximum(log.from_stage, 0)] >= 0)
+    bad = np.flatnonzero(
+        ~np.isfinite(log.satisfaction) | (log.satisfaction < -1) | (log.satisfaction > 1)
+    )
+    if len(bad):
+        _fail("satisfaction scores must lie in [-1, 1]", "satisfaction", bad)
     bad = np.flatnonzero(log.abandoned & ~leaves_queue)
     if len(bad):
         _fail("an abandonment of a stage that uses no resource", "abandoned", bad)

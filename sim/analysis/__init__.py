@@ -20,6 +20,7 @@ from sim.analysis.queues import (
     queue_visits,
     waiting_time_distribution,
 )
+from sim.analysis.satisfaction import nps, pain_points, survey
 from sim.analysis.stats import holm, mean_ci, proportion_ci
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.analysis.tables import retention, retention_summary, time_to_purchase
@@ -41,6 +42,8 @@ __all__ = [
     "lifetimes",
     "mean_ci",
     "median_lifetime",
+    "nps",
+    "pain_points",
     "proportion_ci",
     "queue_over_time",
     "queue_summary",
@@ -51,6 +54,7 @@ __all__ = [
     "replication_metrics",
     "retention",
     "retention_summary",
+    "survey",
     "survival_at",
     "time_to_purchase",
     "waiting_time_distribution",

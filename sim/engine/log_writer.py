@@ -67,11 +67,13 @@ def build_event_log(
     reaches: tuple[array, array, array],
     market: MarketCustomers | None = None,
     queues: tuple[array, array] | None = None,
+    satisfaction: array | None = None,
 ) -> EventLog:
     """The run's moves plus the entry rows, merged in time order, and the reach records.
 
     ``queues`` holds per move the days waited and whether the customer abandoned (none: no
-    stage uses a resource). The market's customers (numbered after the pre-drawn ones during
+    stage uses a resource); ``satisfaction`` the score after each move (none: no score). The
+    market's customers (numbered after the pre-drawn ones during
     the run) are renumbered so that all customers are numbered in order of arrival, pre-drawn
     ones first among equal times.
     """
@@ -109,6 +111,11 @@ def build_event_log(
     def merged(first: np.ndarray, logged: array, dtype: type) -> np.ndarray:
         return np.concatenate([first.astype(dtype), np.frombuffer(logged, dtype=dtype)])[order]
 
+    score = None
+    if satisfaction is not None:
+        sat = c.scenario.satisfaction
+        start = np.array([sat.start_of(name) for name in c.scenario.persona_names])
+        score = merged(start[cust.persona], satisfaction, np.float64)
     wait = abandoned = None
     if queues is not None:
         wait = merged(np.zeros(n), queues[0], np.float64)
@@ -127,6 +134,7 @@ def build_event_log(
         wait=wait,
         abandoned=abandoned,
         referrer=referrer,
+        satisfaction=score,
         customers=np.array([total], dtype=np.int64),
         **stage_info(c.scenario),
         personas=c.scenario.persona_names,

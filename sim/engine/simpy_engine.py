@@ -25,6 +25,7 @@ from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, 
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
 from sim.model.intervention import CapacityChange, ReferralRateFactor
+from sim.model.logit import apply_log_odds, transition_matrices, treated_matrix
 from sim.model.market import MARKET_CHANNEL
 
 
@@ -78,6 +79,39 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
     value_laws = c.order_value
     treatment = c.treatment
+
+    # satisfaction: a score per customer that waiting moves and that shifts some decisions
+    sat = s.satisfaction
+    sat_on = sat is not None
+    start_score = [sat.start_of(n) for n in s.persona_names] if sat_on else []
+    if sat_on:
+        log_score = array("d")
+        add_score = log_score.append
+        per_day_waited, abandon_delta = sat.per_day_waited, sat.abandoned
+        shifts: list[list[tuple[int, float]]] = [[] for _ in c.names]
+        for e in sat.effects:
+            shifts[s.journey.index(e.stage)].append((s.journey.index(e.to), e.coefficient))
+        base_rows = transition_matrices(s.journey, s.personas, s.effects)
+        treated_rows: dict[tuple[int, int], np.ndarray] = {}
+
+        def shifted_choice(p: int, active: int, stage: int, u: float, score: float) -> int:
+            """The next stage with the satisfaction effects added to the log-odds."""
+            if active:
+                key = (p, active)
+                if key not in treated_rows:
+                    acting = [iv for i, iv in enumerate(ivs) if active >> i & 1]
+                    treated_rows[key] = treated_matrix(s.journey, s.personas[p], s.effects, acting)
+                row = treated_rows[key][stage]
+            else:
+                row = base_rows[p, stage]
+            shift = np.zeros(len(row))
+            for target, coefficient in shifts[stage]:
+                shift[target] += coefficient * score
+            probs = apply_log_odds(row, shift)
+            cumulative = np.cumsum(probs)
+            # the last reachable stage catches u up to 1 despite rounding
+            cumulative[np.flatnonzero(probs)[-1] :] = np.inf
+            return bisect_right(cumulative.tolist(), u)
 
     ivs = s.interventions
     # capacity changes act on resources: they reach no customer
@@ -182,6 +216,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             if queues_on:
                 add_wait(0.0)
                 add_abandoned(0)
+            if sat_on:
+                add_score(start_score[block.persona[row]])
             process(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
@@ -217,6 +253,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         patience = patience_item[tab] if queues_on else None
         limit = waited = 0.0
         gave_up = 0
+        score = start_score[p] if sat_on else 0.0
         cumulative = untreated[p]
         slots = list(first_slot)
         purchases = int(purchase[entry])
@@ -270,6 +307,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     resource.release(request)
             elif days > 0:
                 yield timeout(days)
+            if sat_on:
+                if gave_up:
+                    score += abandon_delta
+                elif waited:
+                    score += per_day_waited * waited
+                score = min(max(score, -1.0), 1.0)
+                if not gave_up and score and shifts[stage]:
+                    following = shifted_choice(p, active, stage, u, score)
             if purchase[following]:
                 if purchases < VALUE_BLOCK:
                     value = value_item[tab](row_of[k] * VALUE_BLOCK + purchases)
@@ -291,6 +336,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_to(following)
             add_value(value)
             add_treated(active)
+            if sat_on:
+                add_score(score)
             if queues_on:
                 add_wait(waited)
                 add_abandoned(gave_up)
@@ -339,7 +386,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             np.frombuffer(referred_by, dtype=np.int_),
         )
     queues = (log_wait, log_abandoned) if queues_on else None
-    return build_event_log(c, cust, replication, moves, reaches, adopters, queues)
+    scores = log_score if sat_on else None
+    return build_event_log(c, cust, replication, moves, reaches, adopters, queues, scores)
 
 
 def _resources(env: simpy.Environment, s) -> dict[str, simpy.Resource]:

@@ -20,6 +20,7 @@ from sim.model.market import Market, Referrals, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
 from sim.model.resource import Resource
+from sim.model.satisfaction import Satisfaction
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
 _SECTIONS = {
@@ -48,6 +49,7 @@ _SECTIONS = {
     "word_of_mouth": ("stages", "rate"),
     "resource": ("name", "capacity"),
     "referrals": ("stages", "rate", "conversion", "persona_factors"),
+    "satisfaction": ("start", "persona_start", "per_day_waited", "abandoned", "effects"),
 }
 _TOP = (
     "scenario",
@@ -60,6 +62,7 @@ _TOP = (
     "word_of_mouth",
     "resource",
     "referrals",
+    "satisfaction",
 )
 
 _TYPE_NAMES = {
@@ -229,6 +232,21 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         word_of_mouth=_word_of_mouth(data.get("word_of_mouth")),
         resources=tuple(_resource(t) for t in _tables(data, "resource")),
         referrals=_referrals(data.get("referrals")),
+        satisfaction=_satisfaction(data.get("satisfaction")),
+    )
+
+
+def _satisfaction(t: Any) -> Satisfaction | None:
+    t = _section(t, "satisfaction")
+    if t is None:
+        return None
+    where = "satisfaction"
+    return Satisfaction(
+        start=_get(t, "start", float, where, 0.0),
+        persona_start=_get(t, "persona_start", dict, where, {}),
+        per_day_waited=_get(t, "per_day_waited", float, where, 0.0),
+        abandoned=_get(t, "abandoned", float, where, 0.0),
+        effects=tuple(_get(t, "effects", list, where, [])),
     )
 
 
@@ -526,6 +544,16 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             data["referrals"]["conversion"] = ref.conversion
         if ref.persona_factors:
             data["referrals"]["persona_factors"] = dict(ref.persona_factors)
+    if s.satisfaction is not None:
+        sat = s.satisfaction
+        data["satisfaction"] = {
+            "start": sat.start,
+            "per_day_waited": sat.per_day_waited,
+            "abandoned": sat.abandoned,
+            "effects": [dataclasses.asdict(e) for e in sat.effects],
+        }
+        if sat.persona_start:
+            data["satisfaction"]["persona_start"] = dict(sat.persona_start)
     if s.resources:
         data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
     if s.market is not None:

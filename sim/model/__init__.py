@@ -27,6 +27,7 @@ from sim.model.market import (
 )
 from sim.model.persona import Effect, Persona
 from sim.model.resource import Resource
+from sim.model.satisfaction import Satisfaction, SatisfactionEffect
 from sim.model.scenario import Scenario
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "Referrals",
     "RepeatFactor",
     "Resource",
+    "Satisfaction",
+    "SatisfactionEffect",
     "Scenario",
     "Stage",
     "WordOfMouth",

@@ -21,6 +21,7 @@ from sim.model.market import (
 )
 from sim.model.persona import Effect, Persona
 from sim.model.resource import Resource
+from sim.model.satisfaction import Satisfaction
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
 
@@ -49,6 +50,8 @@ class Scenario:
     referrals: Referrals | None = None
     #: shared capacity that stages may use (``Stage.uses``)
     resources: tuple[Resource, ...] = ()
+    #: a score per customer that waiting moves and that moves decisions
+    satisfaction: Satisfaction | None = None
 
     def __post_init__(self) -> None:
         personas = tuple(self.personas)
@@ -83,6 +86,7 @@ class Scenario:
             raise ScenarioError("acquisition must be a Cohort or Arrivals", field="acquisition")
         self._check_market()
         self._check_resources()
+        self._check_satisfaction()
         for persona in personas:
             for stage, _ in persona.dwell_factors:
                 if stage not in self.journey.names:
@@ -178,6 +182,35 @@ class Scenario:
                     fix="add a [referrals] section (and a [market])",
                 )
 
+    def _check_satisfaction(self) -> None:
+        sat = self.satisfaction
+        if sat is None:
+            return
+        if not isinstance(sat, Satisfaction):
+            raise ScenarioError("satisfaction must be Satisfaction", field="satisfaction")
+        for persona, _ in sat.persona_start:
+            if persona not in self.persona_names:
+                raise ScenarioError(
+                    f"unknown persona '{persona}'",
+                    field="satisfaction, field 'persona_start'",
+                    fix=suggest(persona, self.persona_names),
+                )
+        for e in sat.effects:
+            where = f"satisfaction effect on '{e.stage}' -> '{e.to}'"
+            if e.stage not in self.journey.names:
+                raise ScenarioError(
+                    f"unknown stage '{e.stage}'",
+                    field=where,
+                    fix=suggest(e.stage, self.journey.names),
+                )
+            targets = [t for t, p in self.journey.stage(e.stage).next if p > 0]
+            if e.to not in targets:
+                raise ScenarioError(
+                    f"unknown transition '{e.stage}' -> '{e.to}'",
+                    field=where,
+                    fix=f"'{e.stage}' leads to {', '.join(targets) or 'nothing'}",
+                )
+
     def _check_resources(self) -> None:
         resources = tuple(self.resources)
         object.__setattr__(self, "resources", resources)
@@ -218,6 +251,8 @@ class Scenario:
             return "referrals (customers refer customers)"
         if self.market is not None:
             return "a finite market (customers created during the run)"
+        if self.satisfaction is not None and self.satisfaction.effects:
+            return "satisfaction (a score per customer that moves decisions)"
         used = [st.uses for st in self.journey.stages if st.uses]
         if used:
             return f"resource '{used[0]}' (customers queue for shared capacity)"
