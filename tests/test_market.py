@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -30,9 +32,11 @@ SIZE, REPLICATIONS = 500, 60
 DAYS = np.array([3.0, 6.0, 9.0, 12.0, 16.0])
 
 
-def _adopted(scenario: sim.Scenario, seed: int = 5) -> np.ndarray:
-    """Per replication and day in DAYS: how many of the market adopted by then."""
-    result = sim.run(scenario, replications=REPLICATIONS, seed=seed)
+@functools.cache
+def _bass_adopted(p: float, q: float) -> np.ndarray:
+    """Per replication and day in DAYS: how many of a Bass market adopted by then (run once
+    per (p, q) and shared by the check and its twin)."""
+    result = sim.run(bass_scenario(SIZE, p, q, DAYS.max()), replications=REPLICATIONS, seed=5)
     return sim.analysis.adoption.adoption_counts(result.log, DAYS)
 
 
@@ -171,7 +175,7 @@ def test_adoption_matches_the_exact_finite_market_expectation(p, q):
     lies within K standard errors (sd from the exact distribution of the pure-birth chain) of
     its exact expectation at every checked day; and that expectation is Bass's F(t) up to the
     finite market's own O(1/N) lag."""
-    adopted = _adopted(bass_scenario(SIZE, p, q, DAYS.max()))
+    adopted = _bass_adopted(p, q)
     assert (_bass_gaps(adopted, p, q) <= K).all()
     mean, sd = pure_birth_moments(SIZE, p, q, DAYS)
     lag = np.abs(mean / SIZE - bass_share(DAYS, p, q))
@@ -185,7 +189,7 @@ def test_adoption_matches_the_exact_finite_market_expectation(p, q):
 @pytest.mark.parametrize(("p", "q"), PAIRS)
 def test_adoption_check_fails_when_word_of_mouth_is_moved(p, q):
     """Twin: the same check against a market whose q is 20% higher must fail."""
-    adopted = _adopted(bass_scenario(SIZE, p, q, DAYS.max()))
+    adopted = _bass_adopted(p, q)
     assert (_bass_gaps(adopted, p, q * 1.2) > K).any()
 
 

@@ -251,8 +251,8 @@ class Scenario:
             return "referrals (customers refer customers)"
         if self.market is not None:
             return "a finite market (customers created during the run)"
-        if self.satisfaction is not None and self.satisfaction.effects:
-            return "satisfaction (a score per customer that moves decisions)"
+        if self.satisfaction is not None:
+            return "satisfaction (a score per customer that waiting moves)"
         used = [st.uses for st in self.journey.stages if st.uses]
         if used:
             return f"resource '{used[0]}' (customers queue for shared capacity)"
