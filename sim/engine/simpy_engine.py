@@ -25,7 +25,7 @@ from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, 
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
 from sim.model.intervention import CapacityChange, ReferralRateFactor
-from sim.model.logit import apply_log_odds, transition_matrices, treated_matrix
+from sim.model.logit import transition_matrices, treated_matrix
 from sim.model.market import MARKET_CHANNEL
 
 
@@ -88,30 +88,39 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         log_score = array("d")
         add_score = log_score.append
         per_day_waited, abandon_delta = sat.per_day_waited, sat.abandoned
-        shifts: list[list[tuple[int, float]]] = [[] for _ in c.names]
+        shifts: list[dict[int, float]] = [{} for _ in c.names]
         for e in sat.effects:
-            shifts[s.journey.index(e.stage)].append((s.journey.index(e.to), e.coefficient))
+            row = shifts[s.journey.index(e.stage)]
+            to = s.journey.index(e.to)
+            row[to] = row.get(to, 0.0) + e.coefficient
         base_rows = transition_matrices(s.journey, s.personas, s.effects)
-        treated_rows: dict[tuple[int, int], np.ndarray] = {}
+        # per (persona, interventions acting, stage): (target, log-probability) of each way out
+        log_rows: dict[tuple[int, int, int], list[tuple[int, float]]] = {}
 
         def shifted_choice(p: int, active: int, stage: int, u: float, score: float) -> int:
-            """The next stage with the satisfaction effects added to the log-odds."""
-            if active:
-                key = (p, active)
-                if key not in treated_rows:
+            """The next stage with coefficient x score added to the log-odds of the
+            satisfaction effects' transitions (the rule of sim.model.logit, in plain Python:
+            this runs once per decision)."""
+            key = (p, active, stage)
+            ways = log_rows.get(key)
+            if ways is None:
+                if active:
                     acting = [iv for i, iv in enumerate(ivs) if active >> i & 1]
-                    treated_rows[key] = treated_matrix(s.journey, s.personas[p], s.effects, acting)
-                row = treated_rows[key][stage]
-            else:
-                row = base_rows[p, stage]
-            shift = np.zeros(len(row))
-            for target, coefficient in shifts[stage]:
-                shift[target] += coefficient * score
-            probs = apply_log_odds(row, shift)
-            cumulative = np.cumsum(probs)
-            # the last reachable stage catches u up to 1 despite rounding
-            cumulative[np.flatnonzero(probs)[-1] :] = np.inf
-            return bisect_right(cumulative.tolist(), u)
+                    row = treated_matrix(s.journey, s.personas[p], s.effects, acting)[stage]
+                else:
+                    row = base_rows[p, stage]
+                ways = [(j, math.log(q)) for j, q in enumerate(row.tolist()) if q > 0]
+                log_rows[key] = ways
+            shift = shifts[stage]
+            logits = [lp + shift.get(j, 0.0) * score for j, lp in ways]
+            top = max(logits)  # shift by the maximum so that exp cannot overflow
+            weights = [math.exp(x - top) for x in logits]
+            target = u * sum(weights)
+            for (j, _), w in zip(ways, weights, strict=True):
+                if target < w:
+                    return j
+                target -= w
+            return ways[-1][0]  # rounding: u reached the end
 
     ivs = s.interventions
     # capacity changes act on resources: they reach no customer
