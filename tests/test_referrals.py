@@ -160,3 +160,16 @@ def test_a_referral_reward_costs_per_referral_and_raises_referrals():
         return (log.referrer[log.from_stage == ENTRY] >= 0).sum()
 
     assert referred(with_reward.log) > referred(without.log)
+
+
+def test_mean_field_of_referrals_is_bass():
+    """The mean-field curve of the referral Bass market is Bass's with q = rate x conversion,
+    labelled exact; `sim.expected` refuses the scenario."""
+    from sim.model.market import bass_share
+
+    scenario = referral_bass(0.76, 0.5)
+    curve = sim.expected_adoption(scenario)
+    assert np.allclose(curve["adopted_share"], bass_share(curve["day"], 0.03, 0.38), atol=1e-5)
+    assert "exact" in curve.attrs["method"]
+    with pytest.raises(sim.ScenarioError, match="referrals"):
+        sim.expected(scenario)

@@ -12,7 +12,8 @@ of customers in each stage, :math:`x`, follow the ordinary differential equation
 with :math:`m_i` the mean dwell of stage *i* (per persona) and :math:`L` the persona's
 transition matrix with stages of zero dwell passed through at once. Inflow is the market's
 adoptions :math:`S(p + qA/N)` into the entry stage, plus channel arrivals; a cohort is the
-starting occupancy. Interventions are left out.
+starting occupancy. Referrals add :math:`c\,r\,W/N` to the rate, with :math:`W` the
+persona-weighted number of customers in referring stages. Interventions are left out.
 
 Where every stage influences others the equations reduce to Bass's
 :math:`\dot F = (1 - F)(p + qF)`: the curve is then exact in expectation for an infinite
@@ -38,13 +39,18 @@ APPROXIMATION = "mean-field approximation (exponential dwell, expected influence
 
 
 def is_bass(scenario: Scenario) -> bool:
-    """True where the mean-field curve is Bass's: every stage influences others and customers
-    come only from the market (and a cohort at day 0)."""
-    wom = scenario.word_of_mouth
-    return (
-        wom is not None
-        and set(scenario.journey.names) <= set(wom.stages)
-        and isinstance(scenario.acquisition, Cohort)
+    """True where the mean-field curve is Bass's: every stage influences others (by word of
+    mouth, or by referrals at the same rate for every persona), and customers come only from
+    the market (and a cohort at day 0). Then q = word-of-mouth rate + referral rate x
+    conversion."""
+    names = set(scenario.journey.names)
+    wom, ref = scenario.word_of_mouth, scenario.referrals
+    if (wom is None and ref is None) or not isinstance(scenario.acquisition, Cohort):
+        return False
+    if wom is not None and not names <= set(wom.stages):
+        return False
+    return ref is None or (
+        names <= set(ref.stages) and all(ref.factor(p.name) == 1 for p in scenario.personas)
     )
 
 
@@ -90,6 +96,11 @@ def expected_adoption(scenario: Scenario, days: np.ndarray | None = None) -> pd.
     wom = scenario.word_of_mouth
     q = wom.rate if wom is not None else 0.0
     influencing = np.array([wom is not None and n in wom.stages for n in scenario.journey.names])
+    ref = scenario.referrals
+    referring = np.array([ref is not None and n in ref.stages for n in scenario.journey.names])
+    refer_rate = ref.rate * ref.conversion if ref is not None else 0.0
+    # referral weight per persona (intervention factors are left out, as interventions are)
+    weight = np.array([ref.factor(p.name) if ref is not None else 0.0 for p in scenario.personas])
     personas = len(scenario.personas)
     shares = np.array(scenario.persona_mix())
     matrices = transition_matrices(scenario.journey, scenario.personas, scenario.effects)
@@ -109,7 +120,8 @@ def expected_adoption(scenario: Scenario, days: np.ndarray | None = None) -> pd.
 
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
         S, x = y[0], y[1:].reshape(entry.shape)
-        rate = S * (p + q * x[:, influencing].sum() / N)
+        referrers = (weight @ x[:, referring]).sum()
+        rate = S * (p + (q * x[:, influencing].sum() + refer_rate * referrers) / N)
         out = x * leaving
         dx = rate * shares[:, None] * entry + arrivals + np.einsum("ks,kst->kt", out, P) - out
         return np.concatenate([[-rate], dx.ravel()])
@@ -127,12 +139,13 @@ def expected_adoption(scenario: Scenario, days: np.ndarray | None = None) -> pd.
     x = solution.y[1:].reshape((*entry.shape, -1))
     adopted = N - S
     influencers = x[:, influencing].sum(axis=(0, 1))
+    referrers = np.einsum("k,kst->t", weight, x[:, referring])
     frame = pd.DataFrame(
         {
             "day": solution.t,
             "adopted": adopted,
             "adopted_share": adopted / N,
-            "adopted_per_day": S * (p + q * influencers / N),
+            "adopted_per_day": S * (p + (q * influencers + refer_rate * referrers) / N),
             "influencers": influencers,
         }
     )
