@@ -36,7 +36,7 @@ from sim.engine.streams import CLOCK, REFERRER, SOURCE, draw_journeys, name_key,
 from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL
 
 #: Adopters whose numbers are drawn together (a fixed size, so the keys do not depend on it).
-MARKET_BLOCK = 1024
+MARKET_BLOCK = 4096
 
 
 @dataclass(frozen=True, eq=False)
