@@ -42,6 +42,9 @@ bench: $(STAMP_RUN)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/read_events.py
 
+bench-interacting: $(STAMP_RUN)
+	$(BIN)/python benchmarks/interacting.py
+
 docs: $(STAMP_RUN)
 	$(BIN)/python docs/figures.py
 

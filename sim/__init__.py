@@ -11,6 +11,7 @@ Typical use::
 
 from sim import analysis, interventions
 from sim.engine.analytic import Expectation, expected
+from sim.engine.mean_field import expected_adoption
 from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
 from sim.io.event_files import read_events
@@ -18,6 +19,7 @@ from sim.io.scenario_toml import load_scenario, save_scenario
 from sim.model import (
     ArrivalRateFactor,
     Arrivals,
+    CapacityChange,
     Channel,
     ChurnFactor,
     Cohort,
@@ -26,13 +28,20 @@ from sim.model import (
     Effect,
     Intervention,
     Journey,
+    Market,
     NewTransition,
     OddsRatio,
     OrderValueFactor,
     Persona,
+    ReferralRateFactor,
+    Referrals,
     RepeatFactor,
+    Resource,
+    Satisfaction,
+    SatisfactionEffect,
     Scenario,
     Stage,
+    WordOfMouth,
     five_stage,
     six_stage,
 )
@@ -62,6 +71,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ArrivalRateFactor",
     "Arrivals",
+    "CapacityChange",
     "Channel",
     "ChurnFactor",
     "Cohort",
@@ -79,20 +89,28 @@ __all__ = [
     "Intervention",
     "Journey",
     "Lognormal",
+    "Market",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",
     "Persona",
+    "ReferralRateFactor",
+    "Referrals",
     "RepeatFactor",
+    "Resource",
     "RunResult",
+    "Satisfaction",
+    "SatisfactionEffect",
     "Scenario",
     "ScenarioError",
     "Stage",
     "Weibull",
+    "WordOfMouth",
     "__version__",
     "analysis",
     "compare",
     "expected",
+    "expected_adoption",
     "five_stage",
     "interventions",
     "load_scenario",

@@ -480,12 +480,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_expected(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
+    if scenario.market is not None:
+        return _expected_adoption(scenario)
     exp = expected(scenario)
     print(f"{scenario.name}: exact expectations over whole journeys (no horizon)\n")
     print(exp.summary.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
     print("\nReach (probability of ever entering) by persona")
     pivot = exp.stages.pivot(index="persona", columns="stage", values="reach")
     print(pivot[list(scenario.journey.names)].to_string(float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+def _expected_adoption(scenario: Scenario) -> int:
+    """A scenario with a market has no exact chain: print the mean-field adoption curve."""
+    from sim.engine.mean_field import expected_adoption
+
+    curve = expected_adoption(scenario)
+    print(
+        f"{scenario.name}: customers interact ({scenario.interacting}), so there is no exact "
+        f"Markov answer; the adoption curve from the mean-field equations instead.\n"
+        f"Method: {curve.attrs['method']}\n"
+    )
+    step = max(1, len(curve) // 12)
+    shown = curve.iloc[::step]
+    print(shown.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
     return 0
 
 

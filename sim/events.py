@@ -15,6 +15,11 @@ to_stage           int16     code into ``stages``: the stage entered
 value              float64   order value, >= 0; non-zero only where ``to_stage`` is a purchase
 treatment          int64     bit i set: intervention i acted on the decision behind the row
 referrer           int32     customer who referred this one (same replication), -1 if none
+wait               float64   days the customer queued for a resource in the stage they leave
+                             (``from_stage``) before service or abandonment; 0 without queue
+abandoned          bool      the customer gave up waiting: the move is an abandonment
+satisfaction       float64   the customer's satisfaction score after the row, in [-1, 1]
+                             (0 where the scenario has none)
 =================  ========  ==============================================================
 
 Invariants, all checked by :meth:`EventLog.validate`:
@@ -27,7 +32,14 @@ Invariants, all checked by :meth:`EventLog.validate`:
 - ``value`` is finite, >= 0 and non-zero only on rows entering a purchase stage
   (``purchase_stages``);
 - times are finite and lie in [0, ``horizon_days``]; a customer who has not reached an end
-  stage is censored at the horizon (still active, never counted as lost).
+  stage is censored at the horizon (still active, never counted as lost);
+- ``wait`` is finite, >= 0, and non-zero only on rows leaving a stage that uses a resource
+  (``stage_resources``); ``abandoned`` rows leave such a stage too.
+
+Resources (shared capacity) travel with the log too: ``resources`` (names), ``capacities``,
+``capacity_changes`` (units added for a time) and, per stage, ``stage_resources`` (the code
+of the resource its customers queue for, -1: none), so waiting, abandonment and utilisation
+are read from the log alone.
 
 Stage metadata travels with the log (``stages``, ``purchase_stages``, ``end_stages`` and the
 ``edges`` a customer may take), so every analysis runs on a simulated or a real log alone.
@@ -62,9 +74,13 @@ SCHEMA: dict[str, type] = {
     "value": np.float64,
     "treatment": np.int64,
     "referrer": np.int32,
+    "wait": np.float64,
+    "abandoned": np.bool_,
+    "satisfaction": np.float64,
 }
 
-#: The columns every log carries (``treatment`` and ``referrer`` default to none).
+#: The columns every log carries (``treatment``, ``referrer``, ``wait``, ``abandoned`` and
+#: ``satisfaction`` default to none).
 COLUMNS = tuple(SCHEMA)
 
 #: Columns of the per-intervention reach records.
@@ -111,6 +127,12 @@ class EventLog:
     treatment: np.ndarray | None = None
     #: the customer who referred this row's customer (-1: none)
     referrer: np.ndarray | None = None
+    #: days queued for a resource in the stage the row leaves (0: no queue)
+    wait: np.ndarray | None = None
+    #: the move is an abandonment of a queue
+    abandoned: np.ndarray | None = None
+    #: the customer's satisfaction score after the row
+    satisfaction: np.ndarray | None = None
     interventions: tuple[str, ...] = ()
     #: one record per customer reached by an intervention: replication, customer, index, day
     reach_replication: np.ndarray | None = None
@@ -121,12 +143,21 @@ class EventLog:
     start_date: str | None = None
     #: rows left out when reading, by reason (``read_events(..., errors="skip")``)
     skipped: Mapping[str, int] = field(default_factory=dict)
+    #: shared resources: names, capacities, and per stage the resource used (-1: none)
+    resources: tuple[str, ...] = ()
+    capacities: tuple[int, ...] = ()
+    stage_resources: tuple[int, ...] = ()
+    #: capacity added for a time: (resource code, from day, to day, units)
+    capacity_changes: tuple[tuple[int, float, float, int], ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.time)
         defaults = {
             "treatment": np.zeros(n, dtype=np.int64),
             "referrer": np.full(n, -1, dtype=np.int32),
+            "wait": np.zeros(n),
+            "abandoned": np.zeros(n, dtype=np.bool_),
+            "satisfaction": np.zeros(n),
             "reach_replication": np.zeros(0, dtype=np.int32),
             "reach_customer": np.zeros(0, dtype=np.int32),
             "reach_intervention": np.zeros(0, dtype=np.int16),
@@ -140,6 +171,8 @@ class EventLog:
             object.__setattr__(self, "purchase_stages", (False,) * s)
         if not self.end_stages:
             object.__setattr__(self, "end_stages", (False,) * s)
+        if not self.stage_resources:
+            object.__setattr__(self, "stage_resources", (-1,) * s)
         if self.edges is None:
             moves = self.from_stage >= 0
             pairs = np.unique(self.from_stage[moves].astype(np.int64) * s + self.to_stage[moves])
@@ -306,6 +339,11 @@ class EventLog:
             frame["interventions"] = self.treatment_labels()
         if (self.referrer >= 0).any():
             frame["referrer"] = self.referrer
+        if self.resources:
+            frame["wait"] = self.wait
+            frame["abandoned"] = self.abandoned
+        if (self.satisfaction != 0).any():
+            frame["satisfaction"] = self.satisfaction
         return frame
 
     @classmethod
@@ -326,7 +364,8 @@ class EventLog:
 
         Columns ``customer``, ``time``, ``from_stage`` (NaN or empty on entry rows),
         ``to_stage`` are required; ``replication`` (default 0), ``persona``, ``channel``
-        (default 'all'), ``value`` (default 0), ``referrer`` (default -1) are optional. Stage,
+        (default 'all'), ``value`` (default 0), ``referrer`` (default -1), ``wait`` (default 0),
+        ``abandoned`` (default false) and ``satisfaction`` (default 0) are optional. Stage,
         persona and channel columns hold names. ``horizon_days`` defaults to the last time.
         Rows are put in time order (stable, so ties keep their order); customers are numbered
         0.. within each replication in order of entry, and ``referrer`` is renumbered alike.
@@ -396,8 +435,20 @@ class EventLog:
             if "referrer" in frame
             else np.full(n, -1, dtype=np.int64)
         )
+        wait = frame["wait"].to_numpy(dtype=np.float64) if "wait" in frame else np.zeros(n)
+        abandoned = (
+            frame["abandoned"].to_numpy(dtype=np.bool_)
+            if "abandoned" in frame
+            else np.zeros(n, dtype=np.bool_)
+        )
         # time order within replications; entry rows first among equal times of a customer
         order = np.lexsort((from_stage != ENTRY, time, rep))
+        satisfaction = (
+            frame["satisfaction"].to_numpy(dtype=np.float64)
+            if "satisfaction" in frame
+            else np.zeros(n)
+        )
+        wait, abandoned, satisfaction = wait[order], abandoned[order], satisfaction[order]
         rep, time, from_stage, to_stage = (
             rep[order],
             time[order],
@@ -438,6 +489,9 @@ class EventLog:
             to_stage=to_stage.astype(np.int16),
             value=value,
             referrer=referrer.astype(np.int32),
+            wait=wait,
+            abandoned=abandoned,
+            satisfaction=satisfaction,
             customers=counts,
             stages=stages,
             personas=persona_names,
@@ -573,6 +627,7 @@ def _validate(log: EventLog) -> None:
     )
     if len(bad):
         _fail("referrer must be -1 or another customer of the same replication", "referrer", bad)
+    _validate_queues(log, entry)
     allowed = np.zeros((s, s), dtype=bool)
     for a, b in log.edges or ():
         if not (0 <= a < s and 0 <= b < s):
@@ -582,3 +637,28 @@ def _validate(log: EventLog) -> None:
     bad = moves[~allowed[log.from_stage[moves], log.to_stage[moves]]]
     if len(bad):
         _fail("moves along no edge of the journey", "to_stage", bad)
+
+
+def _validate_queues(log: EventLog, entry: np.ndarray) -> None:
+    s = len(log.stages)
+    n_res = len(log.resources)
+    if len(log.capacities) != n_res or len(log.stage_resources) != s:
+        _fail("capacities need one entry per resource, stage_resources one per stage", "resources")
+    if any(not -1 <= r < n_res for r in log.stage_resources):
+        _fail("stage_resources name a resource code outside the log", "stage_resources")
+    bad = np.flatnonzero(~np.isfinite(log.wait) | (log.wait < 0) | (entry & (log.wait != 0)))
+    if len(bad):
+        _fail("waits must be finite, >= 0 and zero on entry rows", "wait", bad)
+    uses = np.array(log.stage_resources, dtype=np.int64)
+    leaves_queue = ~entry & (uses[np.maximum(log.from_stage, 0)] >= 0)
+    bad = np.flatnonzero(
+        ~np.isfinite(log.satisfaction) | (log.satisfaction < -1) | (log.satisfaction > 1)
+    )
+    if len(bad):
+        _fail("satisfaction scores must lie in [-1, 1]", "satisfaction", bad)
+    bad = np.flatnonzero(log.abandoned & ~leaves_queue)
+    if len(bad):
+        _fail("an abandonment of a stage that uses no resource", "abandoned", bad)
+    bad = np.flatnonzero((log.wait > 0) & ~leaves_queue)
+    if len(bad):
+        _fail("a wait on a row that leaves no queue", "wait", bad)

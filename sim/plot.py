@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, PathPatch, Rectangle
 from matplotlib.path import Path
 
+from sim.analysis.adoption import adoption_curve
+from sim.analysis.queues import queue_over_time
 from sim.engine.sizing import GRID_POINTS
 from sim.events import ENTRY
 from sim.results import RunResult
@@ -540,4 +542,75 @@ def cost_profit(comparison, ax: Axes | None = None) -> Figure:
     ax.set_ylabel("incremental profit (per replication)")
     ax.set_title("Cost and incremental profit")
     ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+# -- adoption ----------------------------------------------------------------------------------
+
+
+def adoption(
+    result: RunResult,
+    ax: Axes | None = None,
+    per_day: bool = False,
+    p: float | None = None,
+    q: float | None = None,
+) -> Figure:
+    """Customers from the market, day by day: cumulative (mean with a 95% CI band) or new per
+    day (``per_day``), beside the Bass curve for the given ``p``, ``q`` (default: the
+    scenario's external and word-of-mouth rates) on the scenario's market size."""
+    s = result.scenario
+    size = s.market.size if s.market is not None else None
+    if p is None and s.market is not None:
+        p = s.market.external_rate
+    if q is None and s.market is not None:
+        q = s.word_of_mouth.rate if s.word_of_mouth is not None else 0.0
+    table = adoption_curve(result.log, size, p, q)
+    fig, ax = _axes(ax, (8, 4))
+    days = table["day"].to_numpy()
+    if per_day:
+        ax.bar(days, table["adopted_per_day"], width=0.9, color=_colour(0), label="simulated")
+        ax.plot(days, table["bass_per_day"], color=_colour(5), ls="--", label="Bass")
+        ax.set_ylabel("new customers from the market per day")
+    else:
+        ax.fill_between(
+            days, table["adopted_ci_low"], table["adopted_ci_high"], color=_colour(0), alpha=0.3
+        )
+        ax.plot(days, table["adopted"], color=_colour(0), label="simulated (95% CI)")
+        ax.plot(days, table["by_word_of_mouth"], color=_colour(2), label="of them by word of mouth")
+        ax.plot(days, table["bass"], color=_colour(5), ls="--", label="Bass")
+        ax.set_ylabel("customers from the market")
+    bass = table.attrs["bass"]
+    ax.set_xlabel("day")
+    ax.set_title(f"Adoption: {s.name} (Bass p={bass['p']:.3g}, q={bass['q']:.3g})")
+    ax.legend(loc="best", frameon=False, fontsize=8)
+    return fig
+
+
+# -- queues ------------------------------------------------------------------------------------
+
+
+def queues(result: RunResult, ax: Axes | None = None) -> Figure:
+    """Per resource, day by day: customers waiting (solid) and utilisation of its capacity
+    (dashed, right axis), means over replications."""
+    table = queue_over_time(result.log)
+    fig, ax = _axes(ax, (8, 4))
+    right = ax.twinx()
+    for i, (name, rows) in enumerate(table.groupby("resource", sort=False)):
+        ax.plot(rows["day"], rows["queue"], color=_colour(i), label=f"{name}: waiting")
+        right.plot(
+            rows["day"],
+            rows["utilisation"],
+            color=_colour(i),
+            ls="--",
+            label=f"{name}: utilisation",
+        )
+    right.set_ylim(0, 1.05)
+    right.set_ylabel("utilisation")
+    ax.set_xlabel("day")
+    ax.set_ylabel("customers waiting")
+    ax.set_title(f"Queues: {result.scenario.name}")
+    lines = ax.get_lines() + right.get_lines()
+    ax.legend(
+        lines, [line.get_label() for line in lines], loc="upper left", frameon=False, fontsize=8
+    )
     return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -223,3 +225,75 @@ def independent_scenarios(draw, max_customers: int = 30) -> sim.Scenario:
             )
         scenario = scenario.replace(acquisition=sim.Arrivals(channels=channels), interventions=())
     return scenario.replace(interventions=tuple(ivs))
+
+
+@st.composite
+def scenarios_with_market(draw, max_customers: int = 10) -> sim.Scenario:
+    """A random valid scenario with a small market and word of mouth from some stages."""
+    scenario = draw(scenarios(max_customers))
+    names = scenario.journey.names
+    stages = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    return scenario.replace(
+        acquisition=sim.Cohort(size=draw(st.integers(0, max_customers))),
+        market=sim.Market(size=draw(st.integers(1, 40)), external_rate=draw(st.floats(0, 0.2))),
+        word_of_mouth=sim.WordOfMouth(stages=tuple(stages), rate=draw(st.floats(0, 2))),
+    )
+
+
+@st.composite
+def scenarios_with_resources(
+    draw, max_customers: int = 30, patience: bool = True, capacity: int | None = None
+) -> sim.Scenario:
+    """A random valid scenario whose transient stages may queue for one or two resources of
+    small capacity (or ``capacity``), some with patience and abandonment to an end stage."""
+    scenario = draw(scenarios(max_customers))
+    journey = scenario.journey
+    n_res = draw(st.integers(1, 2))
+    resources = tuple(
+        sim.Resource(name=f"r{i}", capacity=capacity or draw(st.integers(1, 3)))
+        for i in range(n_res)
+    )
+    ends = list(journey.absorbing)
+    stages = []
+    for s in journey.stages:
+        if not s.absorbing and draw(st.booleans()):
+            fields = {"uses": f"r{draw(st.integers(0, n_res - 1))}"}
+            if patience and draw(st.booleans()):
+                fields["patience"] = draw(distributions(allow_zero=False))
+                fields["abandon_to"] = draw(st.sampled_from(ends))
+            s = dataclasses.replace(s, **fields)
+        stages.append(s)
+    if not any(s.uses for s in stages):
+        first = journey.index(journey.entry)
+        stages[first] = dataclasses.replace(stages[first], uses="r0")
+    journey = sim.Journey(stages=tuple(stages), entry=journey.entry)
+    return scenario.replace(journey=journey, resources=resources)
+
+
+@st.composite
+def scenarios_with_referrals(draw, max_customers: int = 10) -> sim.Scenario:
+    """A random valid scenario with a small market, word of mouth and referrals from some
+    stages, with persona factors and a referral-reward intervention on some."""
+    scenario = draw(scenarios_with_market(max_customers))
+    names = scenario.journey.names
+    stages = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    factors = {p: draw(st.floats(0, 3)) for p in scenario.persona_names if draw(st.booleans())}
+    referrals = sim.Referrals(
+        stages=tuple(stages),
+        rate=draw(st.floats(0, 3)),
+        conversion=draw(st.floats(0, 1)),
+        persona_factors=factors,
+    )
+    interventions = ()
+    if draw(st.booleans()):
+        interventions = (
+            sim.Intervention(
+                name="reward",
+                stages=(draw(st.sampled_from(scenario.journey.transient)),),
+                lasting=draw(st.booleans()),
+                reach=draw(st.floats(0, 1)),
+                effects=(sim.ReferralRateFactor(factor=draw(st.floats(0.1, 4))),),
+                cost=sim.Cost(per_referral=draw(st.floats(0, 50))),
+            ),
+        )
+    return scenario.replace(referrals=referrals, interventions=interventions)

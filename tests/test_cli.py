@@ -162,3 +162,13 @@ def test_run_reports_intervention_costs(capsys):
     assert main(["run", str(SCENARIOS / "discount.toml"), "--customers", "600"]) == 0
     text = capsys.readouterr().out
     assert "Interventions (mean per replication)" in text and "launch_discount" in text
+
+
+def test_expected_on_a_market_prints_the_mean_field_curve(capsys):
+    """`sim expected` on a scenario with a market prints the labelled adoption curve; on a
+    scenario with queues (no market) it exits 2 naming why."""
+    assert main(["expected", str(SCENARIOS / "referral_programme.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "mean-field" in out and "adopted" in out
+    assert main(["expected", str(SCENARIOS / "support_staffing.toml")]) == 2
+    assert "do not affect each other" in capsys.readouterr().err

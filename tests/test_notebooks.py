@@ -12,7 +12,9 @@ NOTEBOOKS = SCENARIOS.parent / "notebooks"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["what_if.ipynb", "personas.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["what_if.ipynb", "personas.ipynb", "capacity_and_word_of_mouth.ipynb"]
+)
 def test_notebook_runs_and_shows_its_figures(name, monkeypatch):
     """Every cell runs without error or warning, and each plotting cell shows an image."""
     monkeypatch.setenv("JOURNEY_SIM_CUSTOMERS", "1500")

@@ -72,25 +72,54 @@ def test_the_complete_example_uses_every_field_and_runs(tmp_path):
     }
     alternatives = {"cohort", "journey", "extends"}
     for section, fields in _SECTIONS.items():
-        assert set(fields) - alternatives <= used[section], section
+        if section in INTERACTING:
+            continue
+        assert set(fields) - alternatives - INTERACTING_FIELDS <= used[section], section
     path = tmp_path / "shop.toml"
     path.write_text(block)
     scenario = sim.load_scenario(path)
     kinds = {e.kind for iv in scenario.interventions for e in iv.effects}
-    assert kinds == set(EFFECT_KINDS)  # one of them through a preset
+    assert kinds == set(EFFECT_KINDS) - INTERACTING_KINDS  # one of them through a preset
+
+
+#: sections, fields and effect kinds of customers who interact, shown in their own example
+INTERACTING = {"market", "word_of_mouth", "referrals", "resource", "satisfaction"}
+INTERACTING_FIELDS = {"uses", "patience", "abandon_to", "patience_factor"}
+INTERACTING_FIELDS |= {"per_referral", "per_unit_day"}
+INTERACTING_KINDS = {"referral_rate_factor", "capacity_change"}
+
+
+def test_the_interacting_example_uses_every_field_of_its_sections_and_runs(tmp_path):
+    """The example of customers who affect each other holds every field of the market, word
+    of mouth, referrals, resource and satisfaction sections and of queues; it loads and runs
+    on the SimPy engine."""
+    block = next(b for b in _toml_blocks() if "[market]" in b)
+    data = tomllib.loads(block)
+    for section in INTERACTING:
+        tables = data[section] if isinstance(data[section], list) else [data[section]]
+        assert set(_SECTIONS[section]) <= {k for t in tables for k in t}, section
+    used = {k for t in data["stage"] + data["persona"] for k in t}
+    used |= {k for t in data["intervention"] for k in t.get("cost", {})}
+    assert INTERACTING_FIELDS <= used
+    path = tmp_path / "together.toml"
+    path.write_text(block)
+    scenario = sim.load_scenario(path)
+    assert {e.kind for iv in scenario.interventions for e in iv.effects} == INTERACTING_KINDS
+    result = sim.run(scenario, seed=1)
+    assert result.provenance["engine"] == "simpy" and result.log.customers.sum() > 0
     result = sim.run(scenario.replace(horizon_days=60))
     assert result.log.customers.sum() > 0
 
 
 def test_every_example_in_the_reference_loads(tmp_path):
-    """The other examples (a changed built-in stage, a variant by extends) load as shown."""
+    """The other examples (customers who interact, a changed built-in stage, a variant by extends) load as shown."""
     shutil.copy(SCENARIOS / "baseline.toml", tmp_path / "baseline.toml")
     names = []
     for i, block in enumerate(_toml_blocks()):
         path = tmp_path / f"example{i}.toml"
         path.write_text(block)
         names.append(sim.load_scenario(path).name)
-    assert names == ["shop", "better_checkout", "discount"]
+    assert names == ["shop", "referrals_and_support", "better_checkout", "discount"]
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_JOURNEYS))

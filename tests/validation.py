@@ -71,3 +71,45 @@ def disagreements(result: sim.RunResult, exact: sim.Expectation) -> list[str]:
         if abs(t_hat - chain.time_mean) > K * sd / np.sqrt(n):
             problems.append(f"{chain.persona}: time to end {t_hat:.3f} vs {chain.time_mean:.3f}")
     return problems
+
+
+def pure_birth_moments(
+    size: int, p: float, q: float, days: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mean and standard deviation of the number adopted by ``days`` in a finite Bass
+    market of ``size`` people: the pure-birth chain k -> k + 1 at rate (N - k)(p + q k / N),
+    solved through its Kolmogorov forward equations dP/dt = M P (sparse matrix exponential)."""
+    from scipy.sparse import diags
+    from scipy.sparse.linalg import expm_multiply
+
+    k = np.arange(size + 1)
+    rate = (size - k) * (p + q * k / size)
+    generator = diags([-rate, rate[:-1]], [0, -1], format="csc")
+    start = np.zeros(size + 1)
+    start[0] = 1.0
+    means, sds = [], []
+    for day in np.atleast_1d(days):
+        prob = expm_multiply(generator * float(day), start)
+        mean = prob @ k
+        means.append(mean)
+        sds.append(np.sqrt(max(prob @ k**2 - mean**2, 0.0)))
+    return np.array(means), np.array(sds)
+
+
+def bass_scenario(size: int, p: float, q: float, horizon_days: float) -> sim.Scenario:
+    """Awareness leads straight to adoption: the market's people enter a stage they never
+    leave within the horizon, and every stage influences others (Bass's model)."""
+    journey = sim.Journey(
+        stages=(
+            sim.Stage(name="customer", dwell=f"fixed({horizon_days * 10})", next={"gone": 1}),
+            sim.Stage(name="gone", absorbing=True),
+        )
+    )
+    return sim.Scenario(
+        name=f"bass p={p} q={q}",
+        journey=journey,
+        acquisition=sim.Cohort(size=0),
+        market=sim.Market(size=size, external_rate=p),
+        word_of_mouth=sim.WordOfMouth(stages=("customer", "gone"), rate=q),
+        horizon_days=horizon_days,
+    )

@@ -10,7 +10,7 @@ import pandas as pd
 from sim.analysis.customers import customer_arrays, customer_groups, reach_matrix
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.events import ALL, EventLog
-from sim.model.intervention import Intervention
+from sim.model.intervention import CapacityChange, Intervention
 from sim.model.journey import Journey
 from sim.model.logit import credited_moves
 
@@ -52,6 +52,12 @@ def intervention_costs(
     for i, iv in enumerate(interventions):
         reached = np.bincount(log.reach_replication[log.reach_intervention == i], minlength=size)
         purchases = np.bincount(log.replication[credited[:, i]], minlength=size)
+        # a referred customer's entry row carries the interventions acting on their referrer
+        referral = (log.from_stage < 0) & (log.referrer >= 0) & (log.treatment >> i & 1 > 0)
+        referrals = np.bincount(log.replication[referral], minlength=size)
+        horizon = log.horizon_days
+        start, end = (min(w, horizon) for w in iv.window_days)
+        unit_days = sum(e.units for e in iv.of_kind(CapacityChange)) * (end - start)
         for r in rep_ids:
             rows.append(
                 {
@@ -62,6 +68,10 @@ def intervention_costs(
                     "reach_cost": reached[r] * iv.cost.per_reached,
                     "purchases": int(purchases[r]),
                     "purchase_cost": purchases[r] * iv.cost.per_conversion,
+                    "referrals": int(referrals[r]),
+                    "referral_cost": referrals[r] * iv.cost.per_referral,
+                    "unit_days": unit_days,
+                    "capacity_cost": unit_days * iv.cost.per_unit_day,
                 }
             )
     frame = pd.DataFrame(
@@ -74,9 +84,19 @@ def intervention_costs(
             "reach_cost",
             "purchases",
             "purchase_cost",
+            "referrals",
+            "referral_cost",
+            "unit_days",
+            "capacity_cost",
         ],
     )
-    frame["total"] = frame["fixed"] + frame["reach_cost"] + frame["purchase_cost"]
+    frame["total"] = (
+        frame["fixed"]
+        + frame["reach_cost"]
+        + frame["purchase_cost"]
+        + frame["referral_cost"]
+        + frame["capacity_cost"]
+    )
     return frame
 
 

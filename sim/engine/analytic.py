@@ -322,8 +322,18 @@ def expected(scenario: Scenario) -> Expectation:
     """Exact expectations of a scenario from its absorbing Markov chain (no simulation).
 
     Interventions must be open-ended (no time window, no budget): those are the ones with an
-    exact Markov answer; compare others by simulation.
+    exact Markov answer; compare others by simulation. Scenarios whose customers affect each
+    other (a market, word of mouth) have no such answer: see :func:`sim.expected_adoption`.
     """
+    reason = scenario.interacting
+    if reason is not None:
+        raise ScenarioError(
+            f"exact answers need customers who do not affect each other; this scenario has "
+            f"{reason}",
+            field="market" if scenario.market is not None else "scenario",
+            fix="simulate it (sim.run), or see the mean-field adoption curve with "
+            "sim.expected_adoption(scenario)",
+        )
     for iv in scenario.interventions:
         if not iv.open_ended:
             raise ScenarioError(

@@ -15,7 +15,7 @@ on a stream of their own (purpose ``OVERFLOW``).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,13 @@ VALUE_BLOCK = 4
 
 #: Purposes of the random streams of one channel in one replication.
 ARRIVALS, PERSONA, CHOICE, DWELL, VALUE, OVERFLOW, REACH = range(7)
+#: Purposes of a market's streams beside those: the unit-rate clock of adoptions, and the
+#: uniform that says whether an adoption came by word of mouth.
+CLOCK, SOURCE = 7, 8
+#: Purpose of the patience draws of stages whose customers may give up queueing.
+PATIENCE = 9
+#: Purpose of the uniform that picks the referrer of a market adoption made by referral.
+REFERRER = 10
 
 
 def name_key(name: str) -> int:
@@ -58,6 +65,8 @@ class Customers:
     choice: list[np.ndarray]  # per channel (n, slots): uniform choosing the next stage
     dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
     value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
+    #: per channel (n, slots): days of patience per (stage, visit); None: no stage has patience
+    patience: list[np.ndarray | None] = field(default_factory=list)
 
 
 def arrival_segments(scenario: Scenario, channel: str, rate: float) -> tuple[np.ndarray, ...]:
@@ -108,9 +117,27 @@ def _draw_channel(
             stream(seed, replication, key, ARRIVALS), *arrival_segments(s, name, rate)
         )
     n = len(arrival)
-    mix = np.cumsum(s.persona_mix(name))
-    u = stream(seed, replication, key, PERSONA).random(n)
-    persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
+    persona, eligible, choice, dwell, value, patience = draw_journeys(
+        c, seed, (replication, key), n, s.persona_mix(name)
+    )
+    for i, iv in enumerate(s.interventions):
+        if iv.channels and name not in iv.channels:
+            eligible &= ~(1 << i)
+    local = np.arange(n)
+    return arrival, persona, np.full(n, index), local, eligible, choice, dwell, value, patience
+
+
+def draw_journeys(
+    c: CompiledScenario, seed: int, head: tuple[int, ...], n: int, mix: tuple[float, ...]
+) -> tuple[np.ndarray, ...]:
+    """Persona, intervention eligibility (before any channel condition), choice and dwell
+    tables, order values and patience (None when no stage has any) of ``n`` customers whose
+    streams are keyed by ``head`` (replication and channel, and for a market the block of
+    adopters)."""
+    s = c.scenario
+    cum_mix = np.cumsum(mix)
+    u = stream(seed, *head, PERSONA).random(n)
+    persona = np.minimum(np.searchsorted(cum_mix, u, side="right"), len(cum_mix) - 1)
     groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
     choice = np.empty((n, c.slots))
     dwell = np.empty((n, c.slots))
@@ -118,24 +145,32 @@ def _draw_channel(
         stage_key = name_key(c.names[stage])
         factor = c.dwell_factor[persona, stage]
         for visit in range(b):
-            choice[:, first + visit] = stream(
-                seed, replication, key, CHOICE, stage_key, visit
-            ).random(n)
-            u_dwell = stream(seed, replication, key, DWELL, stage_key, visit).random(n)
+            choice[:, first + visit] = stream(seed, *head, CHOICE, stage_key, visit).random(n)
+            u_dwell = stream(seed, *head, DWELL, stage_key, visit).random(n)
             dwell[:, first + visit] = c.dwell[stage].quantile(u_dwell) * factor
     value = np.empty((n, VALUE_BLOCK))
     for purchase in range(VALUE_BLOCK):
-        u_value = stream(seed, replication, key, VALUE, purchase).random(n)
+        u_value = stream(seed, *head, VALUE, purchase).random(n)
         value[:, purchase] = c.order_values(groups, u_value)
     eligible = np.zeros(n, dtype=np.int64)
     for i, iv in enumerate(s.interventions):
-        ok = stream(seed, replication, key, REACH, name_key(iv.name)).random(n) < iv.reach
+        ok = stream(seed, *head, REACH, name_key(iv.name)).random(n) < iv.reach
         if iv.personas:
             ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
-        if iv.channels and name not in iv.channels:
-            ok[:] = False
         eligible[ok] |= 1 << i
-    return arrival, persona, np.full(n, index), np.arange(n), eligible, choice, dwell, value
+    patience = None
+    if any(st.patience is not None for st in s.journey.stages):
+        patience = np.zeros((n, c.slots))
+        factor = np.array([p.patience_factor for p in s.personas])[persona]
+        for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+            law = s.journey.stages[stage].patience
+            if law is None:
+                continue
+            stage_key = name_key(c.names[stage])
+            for visit in range(b):
+                u = stream(seed, *head, PATIENCE, stage_key, visit).random(n)
+                patience[:, first + visit] = law.quantile(u) * factor
+    return persona, eligible, choice, dwell, value, patience
 
 
 def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customers:
@@ -163,4 +198,5 @@ def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customer
         choice=[p[5] for p in parts],
         dwell=[p[6] for p in parts],
         value=[p[7] for p in parts],
+        patience=[p[8] for p in parts],
     )

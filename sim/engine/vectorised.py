@@ -56,6 +56,9 @@ CACHED_STREAM, CACHE_NUMBERS = 1 << 17, 1 << 24
 
 def cannot_run(scenario: Scenario) -> str | None:
     """The feature of ``scenario`` this engine cannot run (None: it runs it)."""
+    reason = scenario.interacting
+    if reason is not None:
+        return f"its customers interact: {reason}"
     for iv in scenario.interventions:
         if iv.budget is not None:
             return (

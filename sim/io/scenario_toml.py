@@ -17,8 +17,11 @@ from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
 from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
+from sim.model.market import Market, Referrals, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
+from sim.model.resource import Resource
+from sim.model.satisfaction import Satisfaction
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
 _SECTIONS = {
@@ -33,8 +36,8 @@ _SECTIONS = {
         "start_date",
     ),
     "acquisition": ("cohort", "channel"),
-    "stage": ("name", "dwell", "next", "purchase", "absorbing"),
-    "persona": ("name", "share", "attributes", "order_value", "dwell_factors"),
+    "stage": ("name", "dwell", "next", "purchase", "absorbing", "uses", "patience", "abandon_to"),
+    "persona": ("name", "share", "attributes", "order_value", "dwell_factors", "patience_factor"),
     "effect": ("stage", "to", "attribute", "coefficient", "reference"),
     "channel": ("name", "rate_per_day", "persona_mix"),
     "intervention": (
@@ -51,9 +54,26 @@ _SECTIONS = {
         "budget",
         "preset",
     ),
-    "cost": ("fixed", "per_reached", "per_conversion"),
+    "cost": ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"),
+    "market": ("size", "external_rate"),
+    "word_of_mouth": ("stages", "rate"),
+    "resource": ("name", "capacity"),
+    "referrals": ("stages", "rate", "conversion", "persona_factors"),
+    "satisfaction": ("start", "persona_start", "per_day_waited", "abandoned", "effects"),
 }
-_TOP = ("scenario", "acquisition", "stage", "persona", "effect", "intervention")
+_TOP = (
+    "scenario",
+    "acquisition",
+    "stage",
+    "persona",
+    "effect",
+    "intervention",
+    "market",
+    "word_of_mouth",
+    "resource",
+    "referrals",
+    "satisfaction",
+)
 
 _TYPE_NAMES = {
     str: "text",
@@ -218,6 +238,11 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     personas = tuple(_persona(t) for t in _tables(data, "persona")) or (DEFAULT_PERSONA,)
     effects = tuple(_effect(t) for t in _tables(data, "effect"))
     interventions = tuple(_intervention(t) for t in _tables(data, "intervention"))
+    market = _market(data.get("market"))
+    acquisition = data.get("acquisition")
+    if acquisition is None and market is not None:
+        # customers may come from the market alone
+        acquisition = {"cohort": 0}
     return Scenario(
         name=name,
         description=_get(head, "description", str, where, ""),
@@ -227,8 +252,13 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
         personas=personas,
         effects=effects,
         interventions=interventions,
-        acquisition=_acquisition(data.get("acquisition")),
+        acquisition=_acquisition(acquisition),
         start_date=_start_date(head),
+        market=market,
+        word_of_mouth=_word_of_mouth(data.get("word_of_mouth")),
+        resources=tuple(_resource(t) for t in _tables(data, "resource")),
+        referrals=_referrals(data.get("referrals")),
+        satisfaction=_satisfaction(data.get("satisfaction")),
     )
 
 
@@ -241,6 +271,69 @@ def _start_date(head: dict[str, Any]) -> str | None:
         f"field 'start_date' must be a date, got {value!r}",
         field="scenario",
         fix="write start_date = 2025-01-01",
+    )
+
+
+def _satisfaction(t: Any) -> Satisfaction | None:
+    t = _section(t, "satisfaction")
+    if t is None:
+        return None
+    where = "satisfaction"
+    return Satisfaction(
+        start=_get(t, "start", float, where, 0.0),
+        persona_start=_get(t, "persona_start", dict, where, {}),
+        per_day_waited=_get(t, "per_day_waited", float, where, 0.0),
+        abandoned=_get(t, "abandoned", float, where, 0.0),
+        effects=tuple(_get(t, "effects", list, where, [])),
+    )
+
+
+def _referrals(t: Any) -> Referrals | None:
+    t = _section(t, "referrals")
+    if t is None:
+        return None
+    return Referrals(
+        stages=_names(t, "stages", "referrals"),
+        rate=_get(t, "rate", float, "referrals"),
+        conversion=_get(t, "conversion", float, "referrals", 1.0),
+        persona_factors=_get(t, "persona_factors", dict, "referrals", {}),
+    )
+
+
+def _resource(t: dict[str, Any]) -> Resource:
+    label = _label("resource", t)
+    _check_keys(t, "resource", label)
+    return Resource(name=_get(t, "name", str, label), capacity=_get(t, "capacity", int, label))
+
+
+def _section(t: Any, key: str) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    if not isinstance(t, dict):
+        raise ScenarioError(
+            f"'{key}' must be a table", field=key, fix=f"write it as [{key}] with its fields"
+        )
+    _check_keys(t, key, key)
+    return t
+
+
+def _market(t: Any) -> Market | None:
+    t = _section(t, "market")
+    if t is None:
+        return None
+    return Market(
+        size=_get(t, "size", int, "market"),
+        external_rate=_get(t, "external_rate", float, "market", 0.0),
+    )
+
+
+def _word_of_mouth(t: Any) -> WordOfMouth | None:
+    t = _section(t, "word_of_mouth")
+    if t is None:
+        return None
+    return WordOfMouth(
+        stages=_names(t, "stages", "word_of_mouth"),
+        rate=_get(t, "rate", float, "word_of_mouth"),
     )
 
 
@@ -299,6 +392,9 @@ def _stage(i: int, t: dict[str, Any]) -> Stage:
         next=_get(t, "next", dict, label, {}),
         purchase=_get(t, "purchase", bool, label, False),
         absorbing=_get(t, "absorbing", bool, label, False),
+        uses=_get(t, "uses", str, label, ""),
+        patience=_get(t, "patience", (str, float), label, None),
+        abandon_to=_get(t, "abandon_to", str, label, ""),
     )
 
 
@@ -311,6 +407,7 @@ def _persona(t: dict[str, Any]) -> Persona:
         attributes=_get(t, "attributes", dict, label, {}),
         order_value=_get(t, "order_value", (str, float), label, 0.0),
         dwell_factors=_get(t, "dwell_factors", dict, label, {}),
+        patience_factor=_get(t, "patience_factor", float, label, 1.0),
     )
 
 
@@ -477,6 +574,11 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 if st.purchase or (is_builtin and builtin.stage(st.name).purchase):
                     row["purchase"] = st.purchase
                 row["next"] = dict(st.next)
+            if st.uses:
+                row["uses"] = st.uses
+            if st.patience is not None:
+                row["patience"] = st.patience.spec()
+                row["abandon_to"] = st.abandon_to
             stages.append(row)
         data["stage"] = stages
     if s.personas != (DEFAULT_PERSONA,):
@@ -487,6 +589,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 "attributes": dict(p.attributes),
                 "order_value": p.order_value.spec(),
                 **({"dwell_factors": dict(p.dwell_factors)} if p.dwell_factors else {}),
+                **({"patience_factor": p.patience_factor} if p.patience_factor != 1 else {}),
             }
             for p in s.personas
         ]
@@ -503,6 +606,32 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             }
             for e in s.effects
         ]
+    if s.referrals is not None:
+        ref = s.referrals
+        data["referrals"] = {"stages": list(ref.stages), "rate": ref.rate}
+        if ref.conversion != 1.0:
+            data["referrals"]["conversion"] = ref.conversion
+        if ref.persona_factors:
+            data["referrals"]["persona_factors"] = dict(ref.persona_factors)
+    if s.satisfaction is not None:
+        sat = s.satisfaction
+        data["satisfaction"] = {
+            "start": sat.start,
+            "per_day_waited": sat.per_day_waited,
+            "abandoned": sat.abandoned,
+            "effects": [dataclasses.asdict(e) for e in sat.effects],
+        }
+        if sat.persona_start:
+            data["satisfaction"]["persona_start"] = dict(sat.persona_start)
+    if s.resources:
+        data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
+    if s.market is not None:
+        data["market"] = {"size": s.market.size, "external_rate": s.market.external_rate}
+    if s.word_of_mouth is not None:
+        data["word_of_mouth"] = {
+            "stages": list(s.word_of_mouth.stages),
+            "rate": s.word_of_mouth.rate,
+        }
     return data
 
 

@@ -4,6 +4,7 @@ from sim.model.acquisition import COHORT_CHANNEL, Acquisition, Arrivals, Channel
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey, five_stage, six_stage
 from sim.model.intervention import (
     ArrivalRateFactor,
+    CapacityChange,
     ChurnFactor,
     Cost,
     DwellFactor,
@@ -11,19 +12,34 @@ from sim.model.intervention import (
     NewTransition,
     OddsRatio,
     OrderValueFactor,
+    ReferralRateFactor,
     RepeatFactor,
 )
 from sim.model.journey import Journey, Stage
 from sim.model.logit import apply_log_odds, transition_matrices
+from sim.model.market import (
+    MARKET_CHANNEL,
+    REFERRAL_CHANNEL,
+    WORD_OF_MOUTH_CHANNEL,
+    Market,
+    Referrals,
+    WordOfMouth,
+)
 from sim.model.persona import Effect, Persona
+from sim.model.resource import Resource
+from sim.model.satisfaction import Satisfaction, SatisfactionEffect
 from sim.model.scenario import Scenario
 
 __all__ = [
     "BUILTIN_JOURNEYS",
     "COHORT_CHANNEL",
+    "MARKET_CHANNEL",
+    "REFERRAL_CHANNEL",
+    "WORD_OF_MOUTH_CHANNEL",
     "Acquisition",
     "ArrivalRateFactor",
     "Arrivals",
+    "CapacityChange",
     "Channel",
     "ChurnFactor",
     "Cohort",
@@ -32,13 +48,20 @@ __all__ = [
     "Effect",
     "Intervention",
     "Journey",
+    "Market",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",
     "Persona",
+    "ReferralRateFactor",
+    "Referrals",
     "RepeatFactor",
+    "Resource",
+    "Satisfaction",
+    "SatisfactionEffect",
     "Scenario",
     "Stage",
+    "WordOfMouth",
     "apply_log_odds",
     "builtin_journey",
     "five_stage",

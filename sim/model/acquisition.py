@@ -21,12 +21,13 @@ MAX_RATE_PER_DAY = 1e7
 
 @dataclass(frozen=True, kw_only=True)
 class Cohort:
-    """``size`` customers enter at day 0, personas drawn by the personas' shares."""
+    """``size`` customers enter at day 0, personas drawn by the personas' shares (0 only in a
+    scenario whose customers come from a market)."""
 
     size: int
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
             raise ScenarioError(
                 f"cohort size must be a whole number of at least 1, got {self.size!r}",
                 field="acquisition, field 'cohort'",

@@ -147,6 +147,44 @@ class NewTransition:
         object.__setattr__(self, "probability", float(p))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReferralRateFactor:
+    """Multiplies the referral rate of the customers it acts on (a referral reward)."""
+
+    factor: float
+    kind = "referral_rate_factor"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "factor",
+            positive_number(
+                self.factor, "factor", "referral_rate_factor", "1.5: 50% more referrals"
+            ),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityChange:
+    """Adds ``units`` (agents, reps) to a resource while the intervention's window is open
+    (two more support agents from day 90). It acts on the resource, not on customers: an
+    intervention made only of capacity changes reaches nobody; its cost is ``per_unit_day``
+    for each unit and day it is in force (plus ``fixed``)."""
+
+    resource: str
+    units: int
+    kind = "capacity_change"
+
+    def __post_init__(self) -> None:
+        u = self.units
+        if isinstance(u, bool) or not isinstance(u, int) or u < 1:
+            raise ScenarioError(
+                f"units must be a whole number of at least 1, got {u!r}",
+                field=f"capacity_change on '{self.resource}'",
+                fix="give the agents added, e.g. units = 2",
+            )
+
+
 InterventionEffect = (
     OddsRatio
     | DwellFactor
@@ -155,6 +193,8 @@ InterventionEffect = (
     | OrderValueFactor
     | ArrivalRateFactor
     | NewTransition
+    | ReferralRateFactor
+    | CapacityChange
 )
 EFFECT_KINDS: dict[str, type] = {
     cls.kind: cls
@@ -166,6 +206,8 @@ EFFECT_KINDS: dict[str, type] = {
         OrderValueFactor,
         ArrivalRateFactor,
         NewTransition,
+        ReferralRateFactor,
+        CapacityChange,
     )
 }
 
@@ -174,19 +216,23 @@ EFFECT_KINDS: dict[str, type] = {
 class Cost:
     """What an intervention costs: ``fixed`` once per replication, ``per_reached`` for each
     customer reached, ``per_conversion`` for each purchase credited to the intervention (a
-    coupon's handling, a referral bonus): a purchase whose decision it acted on and changed,
-    that is, made while it acts on the customer, out of a stage whose ways out or dwell time it
-    changes, or priced by its order-value factor (:func:`sim.model.logit.credited_moves`).
-    An offer that only changes trial -> activated is charged for activations, not for every
-    renewal that follows while its window is open. A discount's lower prices show as lower
+    coupon's handling): a purchase whose decision it acted on and changed, that is, made while
+    it acts on the customer, out of a stage whose ways out or dwell time it changes, or priced
+    by its order-value factor (:func:`sim.model.logit.credited_moves`). An offer that only
+    changes trial -> activated is charged for activations, not for every renewal that follows
+    while its window is open. ``per_referral`` for each customer brought in by a referral of a
+    customer it acts on (a referral reward), ``per_unit_day`` for each unit of capacity it adds
+    and day it is in force (an agent's daily cost). A discount's lower prices show as lower
     revenue, not as a cost."""
 
     fixed: float = 0.0
     per_reached: float = 0.0
     per_conversion: float = 0.0
+    per_referral: float = 0.0
+    per_unit_day: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("fixed", "per_reached", "per_conversion"):
+        for name in ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"):
             v = getattr(self, name)
             if (
                 isinstance(v, bool)
@@ -280,6 +326,11 @@ class Intervention:
     def open_ended(self) -> bool:
         """True when the window is [0, inf) and there is no budget: exact answers exist."""
         return self.window_days == (0.0, math.inf) and self.budget is None
+
+    @property
+    def capacity_only(self) -> bool:
+        """Only changes capacity: it acts on resources and reaches no customer."""
+        return bool(self.effects) and all(isinstance(e, CapacityChange) for e in self.effects)
 
     def of_kind(self, cls: type) -> list:
         """The effects of one kind."""

@@ -43,7 +43,9 @@ class Stage:
     """A journey stage: how long customers stay (``dwell``, days) and where they go next.
 
     ``next`` maps each following stage to its base probability (they sum to 1). A ``purchase``
-    stage draws an order value on every entry; an ``absorbing`` stage ends the journey.
+    stage draws an order value on every entry; an ``absorbing`` stage ends the journey. A stage
+    that ``uses`` a resource queues its customers for one unit, held for the dwell time; with
+    a ``patience`` distribution (days) a customer who waits longer moves to ``abandon_to``.
     """
 
     name: str
@@ -51,6 +53,9 @@ class Stage:
     dwell: Distribution = field(default_factory=lambda: Fixed(0.0))
     purchase: bool = False
     absorbing: bool = False
+    uses: str = ""
+    patience: Distribution | None = None
+    abandon_to: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -62,6 +67,7 @@ class Stage:
         object.__setattr__(
             self, "dwell", parse_distribution(self.dwell, field=f"{where}, field 'dwell'")
         )
+        self._check_queue(where)
         if self.absorbing:
             if self.next:
                 raise ScenarioError(
@@ -93,6 +99,42 @@ class Stage:
                 f"probabilities sum to {total:.6g}, not 1",
                 field=f"{where}, field 'next'",
                 fix=f"adjust them so they sum to 1 (off by {1.0 - total:+.6g})",
+            )
+
+    def _check_queue(self, where: str) -> None:
+        if not isinstance(self.uses, str):
+            raise ScenarioError(
+                f"uses must be a resource name, got {self.uses!r}", field=f"{where}, field 'uses'"
+            )
+        if self.patience is not None:
+            object.__setattr__(
+                self,
+                "patience",
+                parse_distribution(self.patience, field=f"{where}, field 'patience'"),
+            )
+            if not self.uses:
+                raise ScenarioError(
+                    "patience needs a queue: the stage uses no resource",
+                    field=f"{where}, field 'patience'",
+                    fix='add uses = "<resource>" or remove patience',
+                )
+            if not self.abandon_to:
+                raise ScenarioError(
+                    "customers who run out of patience need a stage to go to",
+                    field=f"{where}, field 'abandon_to'",
+                    fix='add abandon_to = "lost" (or another stage)',
+                )
+        elif self.abandon_to:
+            raise ScenarioError(
+                "abandon_to without patience: nobody would abandon",
+                field=f"{where}, field 'abandon_to'",
+                fix='add patience = "exponential(mean=0.5)" or remove abandon_to',
+            )
+        if self.absorbing and self.uses:
+            raise ScenarioError(
+                "an absorbing stage cannot use a resource",
+                field=f"{where}, field 'uses'",
+                fix="remove uses or set absorbing = false",
             )
 
     @property
@@ -130,6 +172,12 @@ class Journey:
                         field=f"stage '{stage.name}', field 'next'",
                         fix=suggest(target, names),
                     )
+            if stage.abandon_to and stage.abandon_to not in names:
+                raise ScenarioError(
+                    f"unknown stage '{stage.abandon_to}'",
+                    field=f"stage '{stage.name}', field 'abandon_to'",
+                    fix=suggest(stage.abandon_to, names),
+                )
         if self.stage(self.entry).absorbing:
             raise ScenarioError(
                 f"the entry stage '{self.entry}' is absorbing",
@@ -139,7 +187,10 @@ class Journey:
         self._check_graph()
 
     def _check_graph(self) -> None:
-        edges = {s.name: [t for t, p in s.next if p > 0] for s in self.stages}
+        edges = {
+            s.name: [t for t, p in s.next if p > 0] + ([s.abandon_to] if s.abandon_to else [])
+            for s in self.stages
+        }
         reached = _closure([self.entry], edges)
         for s in self.stages:
             if s.name not in reached:

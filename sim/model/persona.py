@@ -17,7 +17,8 @@ class Persona:
     ``share`` is its part of the population (shares of all personas sum to 1); ``attributes`` are
     numbers that effects read (price sensitivity, brand affinity, ...); ``order_value`` is the
     money of one purchase; ``dwell_factors`` scale a stage's dwell time for this persona
-    (``{"consideration": 1.5}``: they take 50% longer to consider).
+    (``{"consideration": 1.5}``: they take 50% longer to consider); ``patience_factor`` scales
+    their patience in every queue (0.5: they give up twice as soon).
     """
 
     name: str
@@ -25,6 +26,7 @@ class Persona:
     attributes: tuple[tuple[str, float], ...] = ()
     order_value: Distribution = field(default_factory=lambda: Fixed(0.0))
     dwell_factors: tuple[tuple[str, float], ...] = ()
+    patience_factor: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -59,6 +61,14 @@ class Persona:
                     fix="1 leaves the dwell time unchanged, 2 doubles it, 0.5 halves it",
                 )
         object.__setattr__(self, "dwell_factors", factors)
+        f = self.patience_factor
+        if isinstance(f, bool) or not isinstance(f, int | float) or not math.isfinite(f) or f <= 0:
+            raise ScenarioError(
+                f"patience_factor must be a positive number, got {f!r}",
+                field=f"{where}, field 'patience_factor'",
+                fix="1 leaves patience unchanged, 0.5 halves it",
+            )
+        object.__setattr__(self, "patience_factor", float(f))
 
     def attribute(self, name: str) -> float:
         """The value of one attribute."""

@@ -9,11 +9,21 @@ from typing import Any
 
 from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
-from sim.model.intervention import Intervention
+from sim.model.intervention import CapacityChange, Intervention, ReferralRateFactor
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
 from sim.model.loops import check_zero_time_loops
+from sim.model.market import (
+    MARKET_CHANNEL,
+    REFERRAL_CHANNEL,
+    WORD_OF_MOUTH_CHANNEL,
+    Market,
+    Referrals,
+    WordOfMouth,
+)
 from sim.model.persona import Effect, Persona
+from sim.model.resource import Resource
+from sim.model.satisfaction import Satisfaction
 
 DEFAULT_PERSONA = Persona(name="everyone", share=1.0)
 
@@ -40,6 +50,16 @@ class Scenario:
     description: str = ""
     #: calendar date of day 0 (ISO 8601, e.g. "2025-01-01"), so logs carry dates; None: none
     start_date: str | None = None
+    #: people who are not yet customers (None: customers come only from ``acquisition``)
+    market: Market | None = None
+    #: customers in some stages bring in the market's people (needs a ``market``)
+    word_of_mouth: WordOfMouth | None = None
+    #: customers in some stages refer people of the market (needs a ``market``)
+    referrals: Referrals | None = None
+    #: shared capacity that stages may use (``Stage.uses``)
+    resources: tuple[Resource, ...] = ()
+    #: a score per customer that waiting moves and that moves decisions
+    satisfaction: Satisfaction | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -95,6 +115,9 @@ class Scenario:
         object.__setattr__(self, "start_date", _iso_date(self.start_date))
         if not isinstance(self.acquisition, Cohort | Arrivals):
             raise ScenarioError("acquisition must be a Cohort or Arrivals", field="acquisition")
+        self._check_market()
+        self._check_resources()
+        self._check_satisfaction()
         for persona in personas:
             for stage, _ in persona.dwell_factors:
                 if stage not in self.journey.names:
@@ -121,6 +144,151 @@ class Scenario:
             self.interventions,
             isinstance(self.acquisition, Arrivals),
         )
+
+    def _check_market(self) -> None:
+        market, wom = self.market, self.word_of_mouth
+        if market is not None and not isinstance(market, Market):
+            raise ScenarioError("market must be a Market", field="market")
+        if wom is not None and not isinstance(wom, WordOfMouth):
+            raise ScenarioError("word_of_mouth must be a WordOfMouth", field="word_of_mouth")
+        if isinstance(self.acquisition, Cohort) and self.acquisition.size == 0 and market is None:
+            raise ScenarioError(
+                "cohort size must be a whole number of at least 1 (0 only beside a market)",
+                field="acquisition, field 'cohort'",
+                fix="e.g. cohort = 10000, or add a [market] section",
+            )
+        if wom is not None:
+            if market is None:
+                raise ScenarioError(
+                    "word of mouth needs a market of people who are not yet customers",
+                    field="word_of_mouth",
+                    fix="add a [market] section with size = ...",
+                )
+            for stage in wom.stages:
+                if stage not in self.journey.names:
+                    raise ScenarioError(
+                        f"unknown stage '{stage}'",
+                        field="word_of_mouth, field 'stages'",
+                        fix=suggest(stage, self.journey.names),
+                    )
+        self._check_referrals()
+        if market is not None and isinstance(self.acquisition, Arrivals):
+            for name in (MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, REFERRAL_CHANNEL):
+                if name in (c.name for c in self.acquisition.channels):
+                    raise ScenarioError(
+                        f"the channel name '{name}' is reserved for customers from the market",
+                        field="acquisition, field 'channel'",
+                        fix="rename the channel",
+                    )
+
+    def _check_referrals(self) -> None:
+        ref = self.referrals
+        if ref is not None:
+            if not isinstance(ref, Referrals):
+                raise ScenarioError("referrals must be Referrals", field="referrals")
+            if self.market is None:
+                raise ScenarioError(
+                    "referrals need a market of people who are not yet customers",
+                    field="referrals",
+                    fix="add a [market] section with size = ...",
+                )
+            for stage in ref.stages:
+                if stage not in self.journey.names:
+                    raise ScenarioError(
+                        f"unknown stage '{stage}'",
+                        field="referrals, field 'stages'",
+                        fix=suggest(stage, self.journey.names),
+                    )
+            for persona, _ in ref.persona_factors:
+                if persona not in self.persona_names:
+                    raise ScenarioError(
+                        f"unknown persona '{persona}'",
+                        field="referrals, field 'persona_factors'",
+                        fix=suggest(persona, self.persona_names),
+                    )
+        for iv in self.interventions:
+            if ref is None and (iv.of_kind(ReferralRateFactor) or iv.cost.per_referral):
+                raise ScenarioError(
+                    "a referral rate factor or reward needs customers who make referrals",
+                    field=f"intervention '{iv.name}'",
+                    fix="add a [referrals] section (and a [market])",
+                )
+
+    def _check_satisfaction(self) -> None:
+        sat = self.satisfaction
+        if sat is None:
+            return
+        if not isinstance(sat, Satisfaction):
+            raise ScenarioError("satisfaction must be Satisfaction", field="satisfaction")
+        for persona, _ in sat.persona_start:
+            if persona not in self.persona_names:
+                raise ScenarioError(
+                    f"unknown persona '{persona}'",
+                    field="satisfaction, field 'persona_start'",
+                    fix=suggest(persona, self.persona_names),
+                )
+        for e in sat.effects:
+            where = f"satisfaction effect on '{e.stage}' -> '{e.to}'"
+            if e.stage not in self.journey.names:
+                raise ScenarioError(
+                    f"unknown stage '{e.stage}'",
+                    field=where,
+                    fix=suggest(e.stage, self.journey.names),
+                )
+            targets = [t for t, p in self.journey.stage(e.stage).next if p > 0]
+            if e.to not in targets:
+                raise ScenarioError(
+                    f"unknown transition '{e.stage}' -> '{e.to}'",
+                    field=where,
+                    fix=f"'{e.stage}' leads to {', '.join(targets) or 'nothing'}",
+                )
+
+    def _check_resources(self) -> None:
+        resources = tuple(self.resources)
+        object.__setattr__(self, "resources", resources)
+        if not all(isinstance(r, Resource) for r in resources):
+            raise ScenarioError("resources must be Resource objects", field="resource")
+        names = [r.name for r in resources]
+        check_unique(names, "resource", "resource")
+        for iv in self.interventions:
+            for e in iv.of_kind(CapacityChange):
+                if e.resource not in names:
+                    raise ScenarioError(
+                        f"unknown resource '{e.resource}'",
+                        field=f"intervention '{iv.name}', effect capacity_change",
+                        fix=suggest(e.resource, names) if names else "add a [[resource]] table",
+                    )
+            if iv.cost.per_unit_day and not iv.of_kind(CapacityChange):
+                raise ScenarioError(
+                    "a cost per unit-day needs a capacity change",
+                    field=f"intervention '{iv.name}', field 'cost'",
+                    fix='add { kind = "capacity_change", resource = "...", units = 2 }',
+                )
+        for st in self.journey.stages:
+            if st.uses and st.uses not in names:
+                raise ScenarioError(
+                    f"unknown resource '{st.uses}'",
+                    field=f"stage '{st.name}', field 'uses'",
+                    fix=suggest(st.uses, names) if names else "add a [[resource]] table",
+                )
+
+    @property
+    def interacting(self) -> str | None:
+        """Why this scenario's customers cannot be simulated one by one (None: they can):
+        a finite market, word of mouth, a stage that uses a resource. Engines that simulate
+        customers independently must refuse a scenario with a reason."""
+        if self.word_of_mouth is not None and self.word_of_mouth.rate > 0:
+            return "word of mouth (customers bring in customers)"
+        if self.referrals is not None and self.referrals.rate > 0:
+            return "referrals (customers refer customers)"
+        if self.market is not None:
+            return "a finite market (customers created during the run)"
+        if self.satisfaction is not None:
+            return "satisfaction (a score per customer that waiting moves)"
+        used = [st.uses for st in self.journey.stages if st.uses]
+        if used:
+            return f"resource '{used[0]}' (customers queue for shared capacity)"
+        return None
 
     # -- variants ---------------------------------------------------------------------------
     def replace(self, **changes: Any) -> Scenario:
@@ -151,8 +319,14 @@ class Scenario:
     def channel_names(self) -> tuple[str, ...]:
         """Names of the channels customers come from."""
         if isinstance(self.acquisition, Cohort):
-            return self.acquisition.channels
-        return tuple(c.name for c in self.acquisition.channels)
+            names = self.acquisition.channels
+        else:
+            names = tuple(c.name for c in self.acquisition.channels)
+        if self.market is not None:
+            names = (*names, MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL)
+            if self.referrals is not None:
+                names = (*names, REFERRAL_CHANNEL)
+        return names
 
     def persona_mix(self, channel: str | None = None) -> tuple[float, ...]:
         """Persona probabilities for a channel's customers (population shares by default)."""

@@ -1,0 +1,175 @@
+"""Referrals: customers in chosen stages refer people of the market, who enter with their
+referrer recorded. The scenario file, reduction to Bass (exact finite-market expectation and a
+twin that must fail), properties of the referral records, reward costs, the analysis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import sim
+from sim.analysis.adoption import (
+    acquisition_sources,
+    adoption_counts,
+    k_factor_by_cohort,
+    referral_depth,
+    referral_summary,
+)
+from sim.events import ENTRY
+from tests.strategies import scenarios_with_referrals
+from tests.validation import SCENARIOS, K, bass_scenario, pure_birth_moments
+
+SIZE, REPLICATIONS = 500, 60
+DAYS = np.array([3.0, 6.0, 9.0, 12.0, 16.0])
+
+
+def referral_bass(rate: float, conversion: float) -> sim.Scenario:
+    """Bass's market with the imitation term made by referrals instead of word of mouth:
+    everyone who adopted refers at ``rate`` with ``conversion``, so q = rate x conversion."""
+    return bass_scenario(SIZE, 0.03, 0.0, DAYS.max()).replace(
+        word_of_mouth=None,
+        referrals=sim.Referrals(stages=("customer", "gone"), rate=rate, conversion=conversion),
+    )
+
+
+def test_referral_programme_file_round_trips(write_toml):
+    """The bundled referral programme loads (extending the subscription scenario) and saves
+    back to an equal scenario; it is an interacting scenario."""
+    scenario = sim.load_scenario(SCENARIOS / "referral_programme.toml")
+    assert scenario.referrals.stages == ("advocacy",)
+    assert scenario.interventions[0].cost.per_referral == 20
+    again = sim.load_scenario(write_toml(sim.save_scenario(scenario)))
+    assert again == scenario
+    assert scenario.interacting is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[referrals]\nstages = ['purchase']\nrate = 0.1\n", "referrals"),
+        (
+            "[market]\nsize = 9\n[referrals]\nstages = ['purchse']\nrate = 0.1\n",
+            "referrals, field 'stages'",
+        ),
+        (
+            "[market]\nsize = 9\n[referrals]\nstages = ['purchase']\nrate = 0.1\nconversion = 2\n",
+            "referrals, field 'conversion'",
+        ),
+        (
+            "[market]\nsize = 9\n[referrals]\nstages = ['purchase']\nrate = 0.1\n"
+            "persona_factors = { nobody = 2 }\n",
+            "referrals, field 'persona_factors'",
+        ),
+        (
+            "[[intervention]]\nname = 'reward'\neffects = [{ kind = 'referral_rate_factor', "
+            "factor = 2 }]\n",
+            "intervention 'reward'",
+        ),
+    ],
+)
+def test_bad_referral_sections_name_the_field(write_toml, text, field):
+    """Each mistake is a ScenarioError naming the file and the field."""
+    path = write_toml((SCENARIOS / "baseline.toml").read_text() + text)
+    with pytest.raises(sim.ScenarioError) as err:
+        sim.load_scenario(path)
+    assert str(path) in str(err.value) and field in str(err.value)
+
+
+@pytest.mark.slow
+def test_referrals_reduce_to_bass():
+    """When every adopter refers at rate r with conversion c, adoption is Bass's with
+    q = r c: the mean adopted lies within K standard errors of the exact finite-market
+    expectation at every checked day; the twin with c moved by 20% must fail."""
+    result = sim.run(referral_bass(0.76, 0.5), replications=REPLICATIONS, seed=5)
+    adopted = adoption_counts(result.log, DAYS)
+    mean, sd = pure_birth_moments(SIZE, 0.03, 0.38, DAYS)
+    se = sd / np.sqrt(REPLICATIONS)
+    assert (np.abs(adopted.mean(axis=0) - mean) <= K * se).all()
+    moved, sd_moved = pure_birth_moments(SIZE, 0.03, 0.38 * 1.2, DAYS)
+    assert (np.abs(adopted.mean(axis=0) - moved) > K * sd_moved / np.sqrt(REPLICATIONS)).any()
+    sources = acquisition_sources(result.log).set_index("source")
+    assert sources.loc["referral", "share"] > 0.5 and sources.loc["word_of_mouth", "share"] == 0
+
+
+@settings(max_examples=30)
+@given(scenarios_with_referrals())
+def test_referred_customers_follow_their_referrer(scenario):
+    """Every referred customer came through the referral channel and entered no earlier than
+    their referrer, who was then in a referring stage; every row of a customer names the same
+    referrer; reward costs are the reward times the rewarded referrals."""
+    log = sim.run(scenario, replications=2, seed=scenario.seed).log.validate()
+    key = log.customer_key()
+    entry = log.from_stage == ENTRY
+    offsets = np.concatenate([[0], np.cumsum(log.customers)[:-1]]).astype(np.int64)
+    referral = log.channels.index("referral")
+    assert ((log.referrer[entry] >= 0) == (log.channel[entry] == referral)).all()
+    referring = [log.stages.index(s) for s in scenario.referrals.stages]
+    for row in np.flatnonzero(entry & (log.referrer >= 0)):
+        who = offsets[log.replication[row]] + log.referrer[row]
+        theirs = np.flatnonzero(key == who)
+        before = theirs[log.time[theirs] <= log.time[row]]
+        assert len(before) and before[0] < row
+        assert log.to_stage[before[-1]] in referring
+        assert (log.referrer[key == key[row]] == log.referrer[row]).all()
+    if scenario.interventions:
+        costs = sim.analysis.intervention_costs(log, scenario.interventions, scenario.journey)
+        reward = scenario.interventions[0].cost.per_referral
+        paid = costs["referral_cost"].to_numpy(dtype=float)
+        assert np.allclose(paid, costs["referrals"].to_numpy(dtype=float) * reward)
+        assert costs["referrals"].sum() <= (log.referrer[entry] >= 0).sum()
+
+
+def test_referral_tables_describe_the_trees():
+    """Depth is 0 for customers nobody referred and one more than the referrer's otherwise;
+    the summary and the K-factor by cohort agree with the counts."""
+    result = sim.run(referral_bass(0.76, 0.5), replications=2, seed=1)
+    log = result.log
+    depth = referral_depth(log)
+    entry = log.from_stage == ENTRY
+    key = log.customer_key()
+    offsets = np.concatenate([[0], np.cumsum(log.customers)[:-1]]).astype(np.int64)
+    for row in np.flatnonzero(entry):
+        ref = log.referrer[row]
+        expected = 0 if ref < 0 else depth[offsets[log.replication[row]] + ref] + 1
+        assert depth[key[row]] == expected
+    summary = referral_summary(log).set_index("metric")
+    referred = (log.referrer[entry] >= 0).sum() / 2
+    assert summary.loc["referred", "mean"] == referred
+    assert summary.loc["max_depth", "mean"] >= 2
+    cohorts = k_factor_by_cohort(log, period_days=4)
+    made = (cohorts["customers"] * cohorts["k_factor"]).sum()
+    assert np.isclose(made, referred * 2)
+
+
+def test_a_referral_reward_costs_per_referral_and_raises_referrals():
+    """The bundled programme: the reward's cost is 20 per referral it paid for, and the
+    programme brings more referred customers than the same market without it (same seed,
+    common random numbers)."""
+    scenario = sim.load_scenario(SCENARIOS / "referral_programme.toml").replace(
+        horizon_days=150, market=sim.Market(size=5000, external_rate=0.0002)
+    )
+    plain = scenario.replace(interventions=())
+    with_reward = sim.run(scenario, replications=2, seed=2)
+    without = sim.run(plain, replications=2, seed=2)
+    costs = with_reward.costs()
+    assert np.allclose(costs["referral_cost"], 20 * costs["referrals"])
+    assert (costs["referrals"] > 0).all()
+
+    def referred(log):
+        return (log.referrer[log.from_stage == ENTRY] >= 0).sum()
+
+    assert referred(with_reward.log) > referred(without.log)
+
+
+def test_mean_field_of_referrals_is_bass():
+    """The mean-field curve of the referral Bass market is Bass's with q = rate x conversion,
+    labelled exact; `sim.expected` refuses the scenario."""
+    from sim.model.market import bass_share
+
+    scenario = referral_bass(0.76, 0.5)
+    curve = sim.expected_adoption(scenario)
+    assert np.allclose(curve["adopted_share"], bass_share(curve["day"], 0.03, 0.38), atol=1e-5)
+    assert "exact" in curve.attrs["method"]
+    with pytest.raises(sim.ScenarioError, match="referrals"):
+        sim.expected(scenario)
