@@ -10,6 +10,7 @@ Typical use::
 """
 
 from sim import analysis, interventions
+from sim.calibrate import Calibrator
 from sim.engine.analytic import Expectation, expected
 from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
@@ -44,6 +45,7 @@ __version__ = package_version()
 __all__ = [
     "ArrivalRateFactor",
     "Arrivals",
+    "Calibrator",
     "Channel",
     "ChurnFactor",
     "Cohort",
