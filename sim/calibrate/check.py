@@ -22,6 +22,8 @@ from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
 from sim.errors import ScenarioError
 from sim.events import ENTRY, EventLog
+from sim.model.acquisition import Cohort
+from sim.model.scenario import Scenario
 
 if TYPE_CHECKING:
     from sim.calibrate.fit import Calibrator
@@ -125,9 +127,17 @@ class CheckResult:
         )
 
 
-def _table(items: list, observed: np.ndarray, sims: np.ndarray, confidence: float) -> pd.DataFrame:
+def _table(
+    items: list, observed: np.ndarray, sims: np.ndarray, confidence: float, customers: int = 0
+) -> pd.DataFrame:
+    """Observed beside simulated. The observed value is one more draw of what a replication
+    gives, so the standard deviation of (observed - simulated mean) is the replications' sd
+    times sqrt(1 + 1/R). With few replications that sd is itself noisy: it is held at least
+    at the binomial sd of a share of ``customers`` (or the Poisson sd of a count)."""
     mean = sims.mean(axis=0)
     sd = sims.std(axis=0, ddof=1) if len(sims) > 1 else np.zeros_like(mean)
+    floor = np.sqrt(mean * (1 - mean) / customers) if customers else np.sqrt(mean)
+    sd = np.maximum(sd, floor) * np.sqrt(1 + 1 / len(sims))
     tail = (1 - confidence) / 2
     low, high = np.quantile(sims, [tail, 1 - tail], axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -147,7 +157,7 @@ def _table(items: list, observed: np.ndarray, sims: np.ndarray, confidence: floa
 
 
 def check(
-    fit: Calibrator,
+    fit: Calibrator | Scenario,
     log: EventLog,
     *,
     replications: int = 20,
@@ -155,13 +165,23 @@ def check(
     confidence: float = 0.95,
     holdout_from: float = 0.0,
 ) -> CheckResult:
-    """Simulate ``fit.scenario_`` over ``log``'s window and compare it with ``log``.
+    """Simulate a fitted scenario (``fit.scenario_``, or a scenario such as one loaded from
+    the file ``sim fit`` wrote) over ``log``'s window and compare it with ``log``.
 
     ``holdout_from`` (days): purchases are counted only from that day on (an out-of-sample
     check when the fit used the data before it).
     """
-    fit._fitted()
-    scenario = fit.scenario_
+    if isinstance(fit, Scenario):
+        scenario = fit
+    else:
+        fit._fitted()
+        scenario = fit.scenario_
+    if not isinstance(scenario.acquisition, Cohort):
+        raise ScenarioError(
+            "check simulates the data's own customers; this scenario has arrivals by channel",
+            field="acquisition",
+            fix="check a scenario fitted by sim fit (a cohort)",
+        )
     if replications < 2:
         raise ScenarioError(
             f"replications must be >= 2 for intervals, got {replications}", field="replications"
@@ -182,12 +202,14 @@ def check(
     shown = [n for i, n in enumerate(log.stages) if rows_into[i] > 0]
     sim_stages = [code[n] for n in shown]
     obs_stages = [log.stages.index(n) for n in shown]
-    weeks = max(math.ceil(horizon / 7), 1)
+    # whole weeks only: a last partial week compares counts over a sliver of days (and the
+    # data often end on their last event, which biases that sliver)
+    weeks = max(math.floor(horizon / 7), 1)
     first_week = int(holdout_from // 7)
     observed = _measures(observed_log, obs_stages, log.purchase_mask, weeks, holdout_from)
     purchase = np.array([s.purchase for s in scenario.journey.stages])
     run_scenario = scenario.replace(
-        acquisition=type(scenario.acquisition)(size=observed_log.customers),
+        acquisition=Cohort(size=observed_log.customers),
         horizon_days=max(horizon, 1e-9),
     )
     engine = choose_engine(run_scenario, "auto")
@@ -199,11 +221,12 @@ def check(
         for k, v in _measures(shifted, sim_stages, purchase, weeks, holdout_from).items():
             sims[k].append(v)
     stack = {k: np.stack(v) for k, v in sims.items()}
+    n = observed_log.customers
     labels = [str(i) for i in range(TOP_PURCHASES)] + [f"{TOP_PURCHASES}+"]
     week_items = list(range(first_week, weeks))
     return CheckResult(
-        funnel=_table(shown, observed["funnel"], stack["funnel"], confidence),
-        purchases=_table(labels, observed["purchases"], stack["purchases"], confidence),
+        funnel=_table(shown, observed["funnel"], stack["funnel"], confidence, n),
+        purchases=_table(labels, observed["purchases"], stack["purchases"], confidence, n),
         weekly=_table(
             week_items,
             observed["weekly"][first_week:],

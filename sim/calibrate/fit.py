@@ -289,16 +289,14 @@ class Calibrator:
             "silent_to": silent_to,
             "persona": {},
         }
-        groups = [(-1, "all", np.ones(len(v.stage), dtype=bool))] + [
-            (p, pname, v.persona == p) for p, pname, _ in personas
-        ]
+        groups = [(-1, "all", np.ones(len(v.stage), dtype=bool))]
+        if len(personas) > 1:
+            groups += [(p, pname, v.persona == p) for p, pname, _ in personas]
         for p, pname, mask in groups:
             n_ended = int((ended & mask).sum())
             n_open = int((open_ & mask).sum())
             counts = np.bincount(v.next[ended & mask], minlength=n_targets).astype(float)
             pooled = p >= 0 and n_ended < self.min_observations
-            if p >= 0 and len(personas) == 1:
-                pooled = False
             if pooled:
                 self._note(
                     f"stage '{name}', persona '{pname}': {n_ended} completed visits "
@@ -376,6 +374,8 @@ class Calibrator:
                 out["persona"][p] = {"next": probs, "dwell_factor": factor}
             else:
                 out["next"] = probs
+        if len(personas) == 1:
+            out["persona"][personas[0][0]] = {"next": out["next"], "dwell_factor": 1.0}
         return out
 
     def _fit_dwell(
@@ -482,7 +482,8 @@ class Calibrator:
                 "to the purchases with a value"
             )
         pooled = self._value_law(values[positive])
-        for p, pname, _ in [(-1, "all", 0), *personas]:
+        groups = [(-1, "all", 0), *personas] if len(personas) > 1 else [(-1, "all", 0)]
+        for p, pname, _ in groups:
             mine = values[positive] if p < 0 else values[positive & (owner == p)]
             use_pooled = p >= 0 and len(mine) < self.min_observations
             if use_pooled and len(personas) > 1:
@@ -491,8 +492,8 @@ class Calibrator:
                     f"(< {self.min_observations}); the pooled law is used"
                 )
             law, aic = pooled if (use_pooled or p < 0) else self._value_law(mine)
-            if p >= 0:
-                self._values[p] = law
+            if p >= 0 or len(personas) == 1:
+                self._values[max(p, personas[0][0])] = law
             rows.append(
                 {
                     "persona": pname,
