@@ -122,9 +122,15 @@ def _data_options_after_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--value", help="column of order values")
     p.add_argument("--segment", help="column of customer segments (fitted as personas)")
     p.add_argument("--map", type=Path, help="stage map (TOML): stages, purchase, ends, labels")
+    p.add_argument(
+        "--repeat-steps",
+        type=int,
+        help="transaction log: give the first N-1 orders stages of their own (1; check: as "
+        "in the scenario)",
+    )
 
 
-def _read_data(args: argparse.Namespace, until: str | None = None):
+def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps: int = 1):
     from sim.calibrate.table import read_table
 
     log = read_table(
@@ -136,6 +142,7 @@ def _read_data(args: argparse.Namespace, until: str | None = None):
         segment=args.segment,
         stage_map=args.map,
         until=until,
+        repeat_steps=repeat_steps,
     )
     skipped = "".join(f"; {n} {reason}" for reason, n in log.skipped.items())
     print(
@@ -149,7 +156,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from sim.calibrate import Calibrator
     from sim.io.scenario_toml import save_scenario
 
-    log = _read_data(args, args.until)
+    log = _read_data(args, args.until, args.repeat_steps or 1)
     fit = Calibrator(min_observations=args.min_observations, name=args.output.stem).fit(log)
     for note in fit.warnings_:
         print(f"note: {note}")
@@ -177,7 +184,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from sim.check_report import write_check_report
 
     scenario = load_scenario(args.scenario)
-    log = _read_data(args)
+    steps = args.repeat_steps or max(len(scenario.journey.purchase_stages), 1)
+    log = _read_data(args, repeat_steps=steps if args.stage is None else 1)
     start = day_of(log, args.start) if args.start is not None else 0.0
     result = check(
         scenario, log, replications=args.replications, seed=args.seed, holdout_from=start

@@ -18,9 +18,6 @@ import pandas as pd
 from sim.errors import EventLogError
 from sim.events import EventLog
 
-#: Stages of a transaction log (no stage column: every row is a purchase).
-TRANSACTION_STAGES = ("purchase", "post_purchase", "churned")
-
 
 def read_table(
     path: str | Path,
@@ -32,6 +29,7 @@ def read_table(
     segment: str | None = None,
     stage_map: str | Path | None = None,
     until: str | float | None = None,
+    repeat_steps: int = 1,
 ) -> EventLog:
     """Read an export with one row per event into a validated :class:`~sim.EventLog`.
 
@@ -51,7 +49,9 @@ def read_table(
     the journey is purchase -> post_purchase -> purchase again, or silently churned.
     Purchases of a customer at the same time are one order (values summed), and repeated
     rows of the same non-purchase stage are one visit; the log's ``skipped`` counts both.
-    Rows after ``until`` (a date, or days) are left out and the data end there.
+    Rows after ``until`` (a date, or days) are left out and the data end there. For a
+    transaction log, ``repeat_steps`` k > 1 gives the first k - 1 orders stages of their own
+    (see :func:`transaction_stages`).
     """
     path = Path(path)
     try:
@@ -64,7 +64,7 @@ def read_table(
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise EventLogError(f"cannot read the file: {err}", source=str(path)) from None
     try:
-        return _events(raw, customer, time, stage, value, segment, stage_map, until)
+        return _events(raw, customer, time, stage, value, segment, stage_map, until, repeat_steps)
     except EventLogError as err:
         raise err.located(str(path)) from None
 
@@ -78,6 +78,7 @@ def _events(
     segment: str | None,
     stage_map: str | Path | None,
     until: str | float | None,
+    repeat_steps: int,
 ) -> EventLog:
     wanted = {"--customer": customer, "--time": time, "--stage": stage, "--value": value}
     wanted["--segment"] = segment
@@ -110,9 +111,9 @@ def _events(
     if segment is not None:
         frame["persona"] = raw[segment].astype(str).to_numpy()
     if stage is None:
-        stages, purchase, ends = TRANSACTION_STAGES, ("purchase",), ("churned",)
-        between = "post_purchase"
-        edges = {("post_purchase", "purchase"), ("post_purchase", "churned")}
+        stages, purchase, ends = transaction_stages(repeat_steps)
+        between = None
+        edges = set()
         frame["stage"] = "purchase"
     else:
         labels = raw[stage].astype(str)
@@ -173,10 +174,21 @@ def _events(
             field=value or "value",
             fix="name the purchase stages in the stage map (purchase = [...])",
         )
-    if between:
+    if stage is None:
+        # the k-th order of a customer enters the k-th purchase stage (the last takes the rest)
+        k = np.minimum(
+            frame.groupby("customer", sort=False).cumcount().to_numpy(), repeat_steps - 1
+        )
+        frame["stage"] = np.asarray(purchase)[k]
+        wait = frame.assign(stage=np.asarray(stages[repeat_steps : 2 * repeat_steps])[k])
+        frame = _after_orders(frame, wait)
+        for i in range(repeat_steps):
+            nxt = purchase[min(i + 1, repeat_steps - 1)]
+            edges |= {(purchase[i], stages[repeat_steps + i]), (stages[repeat_steps + i], nxt)}
+            edges.add((stages[repeat_steps + i], "churned"))
+    elif between:
         # after every order the buyer waits in the between-purchases stage
-        wait = frame[is_buy].assign(stage=between, value=0.0, order=frame["order"][is_buy] + 0.5)
-        frame = pd.concat([frame, wait]).sort_values(["customer", "time", "order"], kind="stable")
+        frame = _after_orders(frame, frame[is_buy].assign(stage=between))
         edges |= {(p, between) for p in purchase} | {(between, p) for p in purchase}
     same_customer = frame["customer"].eq(frame["customer"].shift())
     frame["from_stage"] = frame["stage"].shift().where(same_customer)
@@ -194,6 +206,31 @@ def _events(
         start_date=start_date,
     )
     return replace(log, skipped=skipped) if skipped else log
+
+
+def transaction_stages(repeat_steps: int = 1) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
+    """Stages, purchase stages and ends of a transaction log's journey.
+
+    With ``repeat_steps`` k > 1 the first k - 1 orders have stages of their own (a first-time
+    buyer waits and churns differently from a regular one): purchase, purchase_2, ...,
+    purchase_k (the k-th and later orders), each followed by its waiting stage.
+    """
+    if isinstance(repeat_steps, bool) or not isinstance(repeat_steps, int) or repeat_steps < 1:
+        raise EventLogError(
+            f"repeat_steps must be a whole number >= 1, got {repeat_steps!r}",
+            field="--repeat-steps",
+        )
+    suffix = [""] + [f"_{i}" for i in range(2, repeat_steps + 1)]
+    buys = tuple(f"purchase{x}" for x in suffix)
+    waits = tuple(f"post_purchase{x}" for x in suffix)
+    return (*buys, *waits, "churned"), buys, ("churned",)
+
+
+def _after_orders(frame: pd.DataFrame, wait: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``wait`` (copies of order rows with the waiting stage) placed right after
+    their orders."""
+    wait = wait.assign(value=0.0, order=wait["order"] + 0.5)
+    return pd.concat([frame, wait]).sort_values(["customer", "time", "order"], kind="stable")
 
 
 def _days(
