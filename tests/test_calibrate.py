@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.calibrate.likelihood import FAMILIES, _log_pdf, _log_sf
 from sim.calibrate.visits import visits
 from sim.events import COLUMNS
 from sim.model import transition_matrices
@@ -383,3 +384,36 @@ def test_options_are_checked():
         sim.Calibrator().fit(pd.DataFrame())
     with pytest.raises(sim.ScenarioError, match="not been fitted"):
         sim.Calibrator().check()
+
+
+# -- the likelihood ----------------------------------------------------------------------
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hand_written_densities_equal_scipy(family):
+    """The log-density and log-survival written with special functions (for speed) equal
+    scipy.stats' on a range of durations."""
+    from scipy import stats
+
+    x = np.array([1e-3, 0.5, 2.0, 7.5, 40.0])
+    k, m = (1.0 if family == "exponential" else 1.7), 4.0
+    law = {
+        "exponential": stats.expon(scale=m),
+        "gamma": stats.gamma(k, scale=m / k),
+        "lognormal": stats.lognorm(k, scale=math.exp(math.log(m) - k * k / 2)),
+        "weibull": stats.weibull_min(k, scale=m / math.gamma(1 + 1 / k)),
+    }[family]
+    np.testing.assert_allclose(_log_pdf(family, k, m, x, np.log(x)), law.logpdf(x), atol=1e-10)
+    np.testing.assert_allclose(_log_sf(family, k, m, x, np.log(x)), law.logsf(x), atol=1e-10)
+
+
+def test_family_chosen_on_a_sample_is_refitted_on_every_visit(fitted, monkeypatch):
+    """Above SELECTION_SAMPLE visits the families are compared on a sample; the chosen one
+    is fitted to all visits, and the table says on how many visits each row was fitted."""
+    fit, log = fitted
+    monkeypatch.setattr("sim.calibrate.fit.SELECTION_SAMPLE", 600)
+    sampled = sim.Calibrator().fit(log).dwell_.set_index(["stage", "family"])
+    whole = fit.dwell_.set_index(["stage", "family"])
+    gamma = ("consideration", "gamma")
+    assert sampled.loc[gamma, "chosen"]
+    assert sampled.loc[gamma, "ended"] == whole.loc[gamma, "ended"]
+    assert sampled.loc[gamma, "mean"] == pytest.approx(whole.loc[gamma, "mean"])
+    assert sampled.loc[("consideration", "weibull"), "ended"] < whole.loc[gamma, "ended"] / 2

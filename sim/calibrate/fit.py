@@ -34,7 +34,7 @@ from scipy import stats
 
 from sim.analysis.stats import proportion_ci
 from sim.calibrate.check import CheckResult, check
-from sim.calibrate.likelihood import FAMILIES, DwellFit, fit_family
+from sim.calibrate.likelihood import FAMILIES, DwellFit, fit_family, kaplan_meier
 from sim.calibrate.visits import Visits, visits
 from sim.errors import EventLogError, ScenarioError
 from sim.events import ENTRY, EventLog
@@ -46,6 +46,11 @@ from sim.model.scenario import Scenario
 
 #: Name of the stage added when customers enter the data at several stages.
 START = "start"
+
+#: Above this many visits to a stage, dwell families are compared on a random sample of
+#: about this size (AIC differences there are already decisive); the chosen one is then
+#: fitted to every visit. ``dwell_`` says on how many visits each row was fitted.
+SELECTION_SAMPLE = 20_000
 
 #: Floor on a persona's probability when turned into a log-odds shift (finite effects).
 FLOOR = 1e-6
@@ -276,6 +281,13 @@ class Calibrator:
         pooled_fit: DwellFit | None = fit["fit"]
         for row in fit["table"]:
             rows_d.append({"stage": name, "persona": "all", **row})
+        # the persona refits see the durations as the pooled fit did (zeros floored)
+        durations = v.duration
+        if pooled_fit is not None:
+            positive = v.duration[ended & (v.duration > 0)]
+            floor = float(positive.min()) / 2 if len(positive) else 1e-3
+            durations = np.where(ended & (v.duration <= 0), floor, v.duration)
+            durations = np.where(open_, np.maximum(durations, 1e-9), durations)
         never_pool = pooled_fit.never if pooled_fit is not None else fit.get("never", 0.0)
         never_ci = (
             pooled_fit.never_interval(self.confidence) if pooled_fit is not None else fit["ci"]
@@ -307,8 +319,8 @@ class Calibrator:
             if p >= 0 and not pooled and pooled_fit is not None and len(personas) > 1:
                 own = fit_family(
                     pooled_fit.family,
-                    v.duration[ended & mask],
-                    v.duration[open_ & mask],
+                    durations[ended & mask],
+                    durations[open_ & mask],
                     cure=silent_to is not None,
                     shape=pooled_fit.shape,
                 )
@@ -433,7 +445,17 @@ class Calibrator:
                 f"stage '{stage}', persona 'all': only {len(ended)} completed visits "
                 f"(< {self.min_observations}); the dwell law is a rough estimate"
             )
-        fits = [fit_family(f, ended, open_, cure=cure) for f in families]
+        sampled = len(ended) + len(open_) > SELECTION_SAMPLE
+        if sampled:
+            # choosing among families needs no million visits: AIC differences on a fixed
+            # random sample decide, and the chosen family is then fitted to all of them
+            rng = np.random.default_rng(0)
+            share = SELECTION_SAMPLE / (len(ended) + len(open_))
+            pick_e = rng.random(len(ended)) < share
+            pick_o = rng.random(len(open_)) < share
+            fits = [fit_family(f, ended[pick_e], open_[pick_o], cure=cure) for f in families]
+        else:
+            fits = [fit_family(f, ended, open_, cure=cure) for f in families]
         good = [f for f in fits if f.converged and math.isfinite(f.aic)]
         if not good:
             raise EventLogError(
@@ -443,6 +465,12 @@ class Calibrator:
                 fix="check the time column (units, parsing) for this stage",
             )
         best = min(good, key=lambda f: f.aic)
+        lowest = best.aic
+        if sampled:
+            full = fit_family(best.family, ended, open_, cure=cure)
+            fits = [full if f is best else f for f in fits]
+            best = full
+        km = kaplan_meier(ended, open_)
         table = []
         for f in fits:
             table.append(
@@ -453,8 +481,8 @@ class Calibrator:
                     "shape": f.shape if f.family != "exponential" else math.nan,
                     "log_likelihood": f.log_likelihood,
                     "aic": f.aic,
-                    "delta_aic": f.aic - best.aic,
-                    "ks_distance": f.ks_distance(ended, open_),
+                    "delta_aic": 0.0 if f is best else f.aic - lowest,
+                    "ks_distance": f.ks_distance(ended, open_, km),
                     "ended": f.observed,
                     "open": f.censored,
                     "chosen": f is best,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -37,25 +38,38 @@ def _shape_scale(family: str, log_params: np.ndarray) -> tuple[float, float]:
     return math.exp(log_params[0]), math.exp(log_params[1])
 
 
-def _log_density(
-    family: str, shape: float, mean: float, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """log f(x) and log S(x) of the family given as (shape, mean)."""
+def _log_pdf(family: str, shape: float, mean: float, x: np.ndarray, logx: np.ndarray) -> Any:
+    """log f(x) of the family given as (shape, mean); ``logx`` is log(x), computed once."""
     if family == "exponential":
-        return -math.log(mean) - x / mean, -x / mean
+        return -math.log(mean) - x / mean
     if family == "gamma":
-        scale = mean / shape
-        return stats.gamma.logpdf(x, shape, scale=scale), stats.gamma.logsf(x, shape, scale=scale)
+        # special functions directly: scipy.stats' gamma is far slower on big arrays
+        rate = shape / mean
+        return (shape - 1) * logx - x * rate - special.gammaln(shape) + shape * math.log(rate)
     if family == "lognormal":
         mu = math.log(mean) - 0.5 * shape**2
-        z = (np.log(x) - mu) / shape
-        logpdf = -np.log(x) - math.log(shape) - 0.5 * math.log(2 * math.pi) - 0.5 * z**2
-        return logpdf, special.log_ndtr(-z)
+        z = (logx - mu) / shape
+        return -logx - math.log(shape) - 0.5 * math.log(2 * math.pi) - 0.5 * z**2
     if family == "weibull":
-        scale = mean / math.gamma(1.0 + 1.0 / shape)
-        z = (x / scale) ** shape
-        logpdf = math.log(shape / scale) + (shape - 1) * np.log(x / scale) - z
-        return logpdf, -z
+        log_scale = math.log(mean) - special.gammaln(1.0 + 1.0 / shape)
+        u = shape * (logx - log_scale)
+        return math.log(shape) + u - logx - np.exp(u)
+    raise ValueError(family)
+
+
+def _log_sf(family: str, shape: float, mean: float, x: np.ndarray, logx: np.ndarray) -> Any:
+    """log S(x) of the family given as (shape, mean); ``logx`` is log(x), computed once."""
+    if family == "exponential":
+        return -x / mean
+    if family == "gamma":
+        with np.errstate(divide="ignore"):
+            return np.log(special.gammaincc(shape, x * (shape / mean)))
+    if family == "lognormal":
+        mu = math.log(mean) - 0.5 * shape**2
+        return special.log_ndtr(-(logx - mu) / shape)
+    if family == "weibull":
+        log_scale = math.log(mean) - special.gammaln(1.0 + 1.0 / shape)
+        return -np.exp(shape * (logx - log_scale))
     raise ValueError(family)
 
 
@@ -72,8 +86,8 @@ def distribution(family: str, shape: float, mean: float) -> Distribution:
 
 def cdf(family: str, shape: float, mean: float, x: np.ndarray) -> np.ndarray:
     """Distribution function of the family at ``x``."""
-    _, logsf = _log_density(family, shape, mean, np.maximum(x, 1e-300))
-    return -np.expm1(logsf)
+    x = np.maximum(x, 1e-300)
+    return -np.expm1(_log_sf(family, shape, mean, x, np.log(x)))
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,7 @@ class DwellFit:
             special.expit(centre + z * logit_se)
         )
 
-    def ks_distance(self, observed: np.ndarray, censored: np.ndarray) -> float:
+    def ks_distance(self, observed: np.ndarray, censored: np.ndarray, km: Any = None) -> float:
         """Largest gap between the Kaplan-Meier curve of the data and the fitted curve.
 
         A distance, not a test: with estimated parameters and censoring its null
@@ -119,12 +133,17 @@ class DwellFit:
         """
         if len(observed) == 0:
             return math.nan
-        km = stats.ecdf(stats.CensoredData(uncensored=observed, right=censored)).sf
+        km = km if km is not None else kaplan_meier(observed, censored)
         days = km.quantiles
         fitted = (1 - self.never) * cdf(self.family, self.shape, self.mean, days)
         empirical = 1 - km.probabilities
         before = np.r_[0.0, empirical[:-1]]  # the step's left limit
         return float(np.max(np.maximum(np.abs(empirical - fitted), np.abs(before - fitted))))
+
+
+def kaplan_meier(observed: np.ndarray, censored: np.ndarray) -> Any:
+    """The Kaplan-Meier survival function of censored durations (scipy's ``ecdf``)."""
+    return stats.ecdf(stats.CensoredData(uncensored=observed, right=censored)).sf
 
 
 def _start(family: str, observed: np.ndarray, censored: np.ndarray) -> np.ndarray:
@@ -187,6 +206,8 @@ def fit_family(
         share = len(censored) / max(len(observed) + len(censored), 1)
         start = np.r_[start, special.logit(min(max(share / 2, 0.02), 0.98))]
 
+    log_observed, log_censored = np.log(observed), np.log(censored)
+
     def unpack(theta: np.ndarray) -> tuple[float, float, float]:
         if free_shape:
             k, m = math.exp(theta[0]), math.exp(theta[1])
@@ -200,8 +221,8 @@ def fit_family(
         if np.any(np.abs(theta) > 50):
             return 1e300
         k, m, c = unpack(theta)
-        lp, _ = _log_density(family, k, m, observed)
-        _, ls = _log_density(family, k, m, censored)
+        lp = _log_pdf(family, k, m, observed, log_observed)
+        ls = _log_sf(family, k, m, censored, log_censored)
         if cure:
             total = lp.sum() + len(observed) * math.log1p(-c) if c < 1 else -np.inf
             total += np.logaddexp(math.log(c) if c > 0 else -np.inf, math.log1p(-c) + ls).sum()
@@ -211,7 +232,7 @@ def fit_family(
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        result = optimize.minimize(negative, start, method="L-BFGS-B")
+        result = optimize.minimize(negative, start, method="BFGS")
         if not result.success:
             result = optimize.minimize(
                 negative, result.x, method="Nelder-Mead", options={"maxiter": 4000}
