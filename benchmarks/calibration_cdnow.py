@@ -17,7 +17,7 @@ Split: fit on weeks 1-39 (1997-01-01 to 1997-09-30), forecast the repeat purchas
   (each customer's expectation given their own calibration history, which the journey model
   cannot make until it can start from today's customers).
 
-Both run here, on the same split, in the same process. Needs ``pip install lifetimes``
+Both run here, on the same split, in the same process. Needs ``pip install -e ".[cdnow]"``
 (``lifetimes`` 0.11.3 imports and fits with numpy 2 / pandas 3; its data helpers do not, so the
 summary it needs is computed here).
 

@@ -93,6 +93,8 @@ def write_check_report(result: CheckResult, path: str | Path, title: str = "") -
         block("Customers reaching each stage", result.funnel),
         block("Purchases per customer (share of customers)", result.purchases),
         block("Purchases per week", result.weekly),
+        "<h2>Distributions (two-sample Kolmogorov-Smirnov, reported only)</h2>"
+        + result.distances.to_html(index=False, float_format="{:.4g}".format, border=0),
     ]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fit check</title>"

@@ -195,6 +195,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if len(bad):
         print("Outside the limits:")
         print(bad.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("Distributions (KS, reported only):")
+    print(result.distances.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     path = write_check_report(result, args.output, title=scenario.name)
     print(f"Report: {path}\nTables: {path.with_suffix('.csv')}")
     return 0

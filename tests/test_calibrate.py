@@ -240,6 +240,9 @@ def test_round_trip_check_passes_on_training_data_and_fails_on_other_data(fitted
     result = fit.check(replications=12)
     assert result.passed, result.table[~result.table["ok"]]
     assert result.coverage >= 0.8
+    d = result.distances.set_index("measure")
+    assert d.loc["order value", "p_value"] > 0.001
+    assert d.loc["days to first purchase", "observed_n"] > 500
     other = truth()
     other = other.replace(
         journey=replace(

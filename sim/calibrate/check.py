@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
@@ -45,6 +46,7 @@ class Arrays:
     time: np.ndarray
     stage: np.ndarray
     entry_time: np.ndarray  # per customer
+    value: np.ndarray  # per row
 
 
 def _arrays(log: EventLog) -> Arrays:
@@ -53,7 +55,7 @@ def _arrays(log: EventLog) -> Arrays:
     entry = log.from_stage == ENTRY
     entry_time = np.zeros(n)
     entry_time[key[entry]] = log.time[entry]
-    return Arrays(n, key, log.time, log.to_stage.astype(np.int64), entry_time)
+    return Arrays(n, key, log.time, log.to_stage.astype(np.int64), entry_time, log.value)
 
 
 def _measures(
@@ -74,6 +76,42 @@ def _measures(
     }
 
 
+def _samples(a: Arrays, purchase: np.ndarray, holdout: float) -> dict[str, np.ndarray]:
+    """Samples compared as distributions: days from entry to the first purchase, and order
+    values (of the purchases counted)."""
+    buy = purchase[a.stage]
+    first = np.full(a.customers, np.inf)
+    np.minimum.at(first, a.customer[buy], a.time[buy])
+    bought = np.isfinite(first)
+    return {
+        "days to first purchase": (first - a.entry_time)[bought],
+        "order value": a.value[buy & (a.time >= holdout)],
+    }
+
+
+def _distances(observed: dict, simulated: dict) -> pd.DataFrame:
+    rows = []
+    for name, x in observed.items():
+        y = np.concatenate(simulated[name])
+        if len(x) and len(y):
+            test = stats.ks_2samp(x, y)
+            ks, p = float(test.statistic), float(test.pvalue)
+        else:
+            ks = p = math.nan
+        rows.append(
+            {
+                "measure": name,
+                "observed_n": len(x),
+                "simulated_n": len(y),
+                "observed_mean": float(np.mean(x)) if len(x) else math.nan,
+                "simulated_mean": float(np.mean(y)) if len(y) else math.nan,
+                "ks_statistic": ks,
+                "p_value": p,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _shifted(log: EventLog, entry_days: np.ndarray, horizon: float) -> Arrays:
     """A simulated log moved so that customer k starts on day ``entry_days[k]``, cut at the
     end of the data."""
@@ -82,7 +120,8 @@ def _shifted(log: EventLog, entry_days: np.ndarray, horizon: float) -> Arrays:
     t = log.time + entry_days[customer]
     keep = t <= horizon
     stage = log.to_stage.astype(np.int64)
-    return Arrays(len(entry_days), customer[keep], t[keep], stage[keep], entry_days)
+    value = log.value[keep]
+    return Arrays(len(entry_days), customer[keep], t[keep], stage[keep], entry_days, value)
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,9 @@ class CheckResult:
     funnel: pd.DataFrame
     purchases: pd.DataFrame
     weekly: pd.DataFrame
+    #: two-sample KS distances of days to first purchase and order values (reported, not
+    #: part of ``passed``: with thousands of orders a KS test rejects any small misfit)
+    distances: pd.DataFrame
     replications: int
     confidence: float
 
@@ -207,6 +249,7 @@ def check(
     weeks = max(math.floor(horizon / 7), 1)
     first_week = int(holdout_from // 7)
     observed = _measures(observed_log, obs_stages, log.purchase_mask, weeks, holdout_from)
+    observed_samples = _samples(observed_log, log.purchase_mask, holdout_from)
     purchase = np.array([s.purchase for s in scenario.journey.stages])
     run_scenario = scenario.replace(
         acquisition=Cohort(size=observed_log.customers),
@@ -215,11 +258,14 @@ def check(
     engine = choose_engine(run_scenario, "auto")
     compiled = CompiledScenario.build(run_scenario)
     sims: dict[str, list[np.ndarray]] = {k: [] for k in observed}
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in observed_samples}
     for r in range(replications):
         sim_log = simulate_replication(engine.name, compiled, seed, r)
         shifted = _shifted(sim_log, observed_log.entry_time, horizon)
         for k, v in _measures(shifted, sim_stages, purchase, weeks, holdout_from).items():
             sims[k].append(v)
+        for k, v in _samples(shifted, purchase, holdout_from).items():
+            samples[k].append(v)
     stack = {k: np.stack(v) for k, v in sims.items()}
     n = observed_log.customers
     labels = [str(i) for i in range(TOP_PURCHASES)] + [f"{TOP_PURCHASES}+"]
@@ -233,6 +279,7 @@ def check(
             stack["weekly"][:, first_week:],
             confidence,
         ),
+        distances=_distances(observed_samples, samples),
         replications=replications,
         confidence=confidence,
     )

@@ -328,6 +328,12 @@ class Calibrator:
                 if silent_to is not None:
                     never = own.never
                     never_lo, never_hi = own.never_interval(self.confidence)
+            if silent_to is not None and not (math.isfinite(never_lo) and math.isfinite(never_hi)):
+                self._note(
+                    f"stage '{name}', persona '{pname}': the never-again share "
+                    f"{never:.3g} has no interval (its likelihood is flat there: too few "
+                    "customers were watched long enough); treat it as a guess"
+                )
             moves = counts.sum()
             q = counts / moves
             lo, hi = proportion_ci(counts, np.full(n_targets, moves), self.confidence)
