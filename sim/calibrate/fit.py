@@ -39,7 +39,7 @@ from sim.calibrate.visits import Visits, visits
 from sim.errors import EventLogError, ScenarioError
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
-from sim.model.distributions import Distribution, Fixed, Gamma, Lognormal
+from sim.model.distributions import Distribution, Empirical, Fixed, Gamma, Lognormal
 from sim.model.journey import Journey, Stage
 from sim.model.persona import Effect, Persona
 from sim.model.scenario import Scenario
@@ -232,9 +232,17 @@ class Calibrator:
             )
 
     def _personas(self, log: EventLog) -> list[tuple[int, str, int]]:
+        """(code, name, customers) of the personas with customers in the log."""
         first = log.from_stage == ENTRY
         counts = np.bincount(log.persona[first], minlength=len(log.personas))
-        return [(i, n, int(c)) for i, (n, c) in enumerate(zip(log.personas, counts, strict=True))]
+        for name, c in zip(log.personas, counts, strict=True):
+            if c == 0:
+                self._note(f"persona '{name}' has no customers in the data; it is left out")
+        return [
+            (i, n, int(c))
+            for i, (n, c) in enumerate(zip(log.personas, counts, strict=True))
+            if c > 0
+        ]
 
     def _note(self, text: str) -> None:
         self.warnings_.append(text)
@@ -543,19 +551,31 @@ class Calibrator:
 
     @staticmethod
     def _value_law(x: np.ndarray) -> tuple[Distribution, float]:
+        """Lognormal or gamma by AIC; a fixed value when all are equal; the values themselves
+        (empirical) when neither family can be fitted to them."""
         if len(x) < 2 or np.all(x == x[0]):
             return Fixed(float(x[0])), math.nan
+        candidates: list[tuple[float, Distribution]] = []
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            s, _, scale = stats.lognorm.fit(x, floc=0)
-            aic_ln = 4 - 2 * float(np.sum(stats.lognorm.logpdf(x, s, scale=scale)))
-            a, _, gscale = stats.gamma.fit(x, floc=0)
-            aic_g = 4 - 2 * float(np.sum(stats.gamma.logpdf(x, a, scale=gscale)))
-        log_normal = Lognormal(mean=float(scale * math.exp(s * s / 2)), sigma=float(s))
-        gamma = Gamma(shape=float(a), mean=float(a * gscale))
-        if not math.isfinite(aic_g) or (math.isfinite(aic_ln) and aic_ln <= aic_g):
-            return log_normal, aic_ln
-        return gamma, aic_g
+            try:
+                s, _, scale = stats.lognorm.fit(x, floc=0)
+                aic = 4 - 2 * float(np.sum(stats.lognorm.logpdf(x, s, scale=scale)))
+                mean = math.exp(math.log(scale) + s * s / 2)
+                candidates.append((aic, Lognormal(mean=mean, sigma=float(s))))
+            except (ArithmeticError, ValueError, RuntimeError, ScenarioError):
+                pass
+            try:
+                a, _, gscale = stats.gamma.fit(x, floc=0)
+                aic = 4 - 2 * float(np.sum(stats.gamma.logpdf(x, a, scale=gscale)))
+                candidates.append((aic, Gamma(shape=float(a), mean=float(a * gscale))))
+            except (ArithmeticError, ValueError, RuntimeError, ScenarioError):
+                pass
+        usable = [(aic, law) for aic, law in candidates if math.isfinite(aic)]
+        if not usable:
+            return Empirical(tuple(float(v) for v in x)), math.nan
+        aic, law = min(usable, key=lambda c: c[0])
+        return law, aic
 
     # -- the scenario ---------------------------------------------------------------------
     def _scenario(self, log: EventLog, personas: list[tuple[int, str, int]]) -> Scenario:
