@@ -91,6 +91,10 @@ def _add_calibration_commands(sub) -> None:
         default=30,
         help="below this many observations a persona uses the pooled estimate (30)",
     )
+    fit.add_argument(
+        "--personas",
+        help="'auto': find latent personas in the data (K by BIC); a number: that many",
+    )
     fit.add_argument("-o", "--output", type=Path, required=True, help="scenario file to write")
     chk = sub.add_parser("check", help="simulate a fitted scenario beside the observed data")
     chk.add_argument("scenario", type=Path, help="fitted scenario file (TOML)")
@@ -157,7 +161,20 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from sim.io.scenario_toml import save_scenario
 
     log = _read_data(args, args.until, args.repeat_steps or 1)
-    fit = Calibrator(min_observations=args.min_observations, name=args.output.stem).fit(log)
+    personas = args.personas
+    if personas is not None and personas != "auto":
+        if not personas.isdigit():
+            raise ScenarioError(
+                f"--personas must be 'auto' or a number, got {personas!r}", field="--personas"
+            )
+        personas = int(personas)
+    fit = Calibrator(
+        min_observations=args.min_observations, name=args.output.stem, personas=personas
+    ).fit(log)
+    if fit.mixture_ is not None:
+        print("Latent personas (EM; the number with the lowest BIC is chosen)")
+        print(fit.mixture_.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+        print(fit.personas_.T.to_string(header=False, float_format=lambda x: f"{x:.4g}"))
     for note in fit.warnings_:
         print(f"note: {note}")
     chosen = fit.dwell_[fit.dwell_["chosen"]]

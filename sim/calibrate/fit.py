@@ -26,6 +26,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,14 @@ from scipy import stats
 
 from sim.analysis.stats import proportion_ci
 from sim.calibrate.check import CheckResult, check
-from sim.calibrate.likelihood import FAMILIES, DwellFit, fit_family, kaplan_meier
+from sim.calibrate.likelihood import (
+    FAMILIES,
+    DwellFit,
+    distribution,
+    fit_family,
+    kaplan_meier,
+)
+from sim.calibrate.mixture import StageModel, fit_mixture
 from sim.calibrate.visits import Visits, visits
 from sim.errors import EventLogError, ScenarioError
 from sim.events import ENTRY, EventLog
@@ -78,6 +86,12 @@ class Calibrator:
         as silent exits. End stages with no rows at all are silent automatically.
     name:
         Name of the fitted scenario.
+    personas:
+        None: the log's own personas (segments). ``"auto"``: latent personas found in the
+        data (a mixture over customers' whole journeys by EM, the number chosen by BIC among
+        1 .. ``max_personas``); a whole number K: exactly K latent personas. They are named
+        ``segment_1`` ...; ``personas_`` says what distinguishes them and ``mixture_`` how
+        each K scored.
     """
 
     def __init__(
@@ -88,6 +102,9 @@ class Calibrator:
         confidence: float = 0.95,
         hidden_ends: Sequence[str] = (),
         name: str = "fitted",
+        personas: str | int | None = None,
+        max_personas: int = 4,
+        seed: int = 0,
     ) -> None:
         if isinstance(min_observations, bool) or not isinstance(min_observations, int):
             raise ScenarioError(
@@ -114,6 +131,16 @@ class Calibrator:
         self.confidence = float(confidence)
         self.hidden_ends = tuple(hidden_ends)
         self.name = name
+        if personas not in (None, "auto") and (
+            isinstance(personas, bool) or not isinstance(personas, int) or personas < 1
+        ):
+            raise ScenarioError(
+                f"personas must be 'auto' or a whole number >= 1, got {personas!r}",
+                field="personas",
+            )
+        self.personas = personas
+        self.max_personas = max_personas
+        self.seed = seed
 
     def __repr__(self) -> str:
         fitted = "fitted" if hasattr(self, "scenario_") else "not fitted"
@@ -140,6 +167,9 @@ class Calibrator:
         self._log = log
         hidden = self._hidden(log)
         self._check_data(log, hidden)
+        self.mixture_ = None
+        if self.personas is not None:
+            log = self._latent_personas(log, hidden)
         v = visits(log, hidden)
         self._visits = v
         personas = self._personas(log)
@@ -160,9 +190,125 @@ class Calibrator:
             columns=["stage", "persona", "share", "ci_low", "ci_high", "ended", "open", "pooled"],
         )
         self.order_values_ = self._fit_values(log, personas)
+        if self.mixture_ is not None and len(personas) > 1:
+            self._use_mixture(log, personas)
         self.scenario_ = self._scenario(log, personas)
         self.summary_ = self._summary()
+        self.personas_ = self._persona_table(personas)
         return self
+
+    def _latent_personas(self, log: EventLog, hidden: np.ndarray) -> EventLog:
+        """The log with each customer labelled by their most likely latent segment."""
+        if len(log.personas) > 1:
+            self._note("the data's segments are set aside: personas are found in the data")
+        one = replace(log, persona=np.zeros(len(log), dtype=np.int16), personas=("all",)).validate()
+        pooled = Calibrator(
+            min_observations=self.min_observations,
+            families=self.families,
+            confidence=self.confidence,
+            hidden_ends=self.hidden_ends,
+        ).fit(one)
+        v = pooled._visits
+        models, durations = [], v.duration.copy()
+        for s, sf in pooled._stage_fit.items():
+            dwell: DwellFit | None = sf["fit"]
+            here = v.stage == s
+            targets = tuple(sorted({j for a, j in log.edges if a == s and not hidden[j]}))
+            if dwell is not None:
+                ended = here & ~v.censored
+                positive = v.duration[ended & (v.duration > 0)]
+                floor = float(positive.min()) / 2 if len(positive) else 1e-3
+                durations[ended & (durations <= 0)] = floor
+                durations[here & v.censored] = np.maximum(durations[here & v.censored], 1e-9)
+            models.append(
+                StageModel(
+                    stage=s,
+                    targets=targets,
+                    family=dwell.family if dwell is not None else None,
+                    shape=dwell.shape if dwell is not None else 1.0,
+                    cure=sf["silent_to"] is not None and dwell is not None,
+                )
+            )
+        v = replace(v, duration=durations)
+        key = log.customer_key()
+        buy = log.purchase_mask[log.to_stage] & (log.value > 0)
+        values = (key[buy], log.value[buy])
+        total = int(np.sum(log.customers))
+        choices = range(1, self.max_personas + 1) if self.personas == "auto" else [self.personas]
+        fits = {
+            k: fit_mixture(v, models, total, len(log.stages), values, k, self.seed) for k in choices
+        }
+        chosen = min(fits, key=lambda k: fits[k].bic) if self.personas == "auto" else self.personas
+        self.mixture_ = pd.DataFrame(
+            [
+                {
+                    "personas": k,
+                    "log_likelihood": m.log_likelihood,
+                    "parameters": m.parameters,
+                    "bic": m.bic,
+                    "iterations": m.iterations,
+                    "seconds_per_iteration": m.seconds_per_iteration,
+                    "chosen": k == chosen,
+                }
+                for k, m in fits.items()
+            ]
+        )
+        best = fits[chosen]
+        self._mixture = best
+        self._mixture_shares = best.shares
+        labels = best.labels[key].astype(np.int16)
+        names = tuple(f"segment_{i + 1}" for i in range(best.k))
+        return replace(log, persona=labels, personas=names).validate()
+
+    def _use_mixture(self, log: EventLog, personas: list[tuple[int, str, int]]) -> None:
+        """Segments take the EM estimates (each customer weighed by how likely they belong),
+        not those of the customers assigned to them, which would overstate the differences."""
+        params = self._mixture.params
+        move, mean, never = params["move"], params["dwell_mean"], params["never"]
+        t = self.transitions_
+        for p, pname, _ in personas:
+            for s, sf in self._stage_fit.items():
+                targets = sorted({j for a, j in log.edges if a == s} - {sf["silent_to"]})
+                leave = 1.0 - never[p, s] if sf["silent_to"] is not None else 1.0
+                probs = {log.stages[j]: leave * move[p, s, j] for j in targets}
+                if sf["silent_to"] is not None:
+                    probs[log.stages[sf["silent_to"]]] = never[p, s]
+                probs = {k: v for k, v in probs.items() if v > 0}
+                sf["persona"][p]["next"] = probs
+                if sf["fit"] is not None:
+                    base = float(self._mixture.shares @ mean[:, s])
+                    sf["dwell"] = distribution(sf["fit"].family, params["shape"][s], base)
+                    sf["persona"][p]["dwell_factor"] = mean[p, s] / base
+                rows = (t["persona"] == pname) & (t["stage"] == log.stages[s])
+                for i in np.flatnonzero(rows.to_numpy()):
+                    t.iloc[i, t.columns.get_loc("probability")] = probs.get(t["to"].iloc[i], 0.0)
+                t.loc[rows, ["ci_low", "ci_high"]] = math.nan
+                t.loc[rows, "method"] = "EM (latent personas)"
+            if "value" in params:
+                mu, sigma = params["value"][0][p], params["value"][1][p]
+                self._values[p] = Lognormal(mean=math.exp(mu + sigma**2 / 2), sigma=float(sigma))
+        self._note(
+            "latent personas: their transition probabilities, dwell factors and order values "
+            "are EM estimates without intervals; 'all' keeps its intervals"
+        )
+
+    def _persona_table(self, personas: list[tuple[int, str, int]]) -> pd.DataFrame:
+        """Per persona: share, customers, and what distinguishes them (transition
+        probabilities, dwell factors, never-again shares, mean order value)."""
+        rows = []
+        t = self.transitions_
+        for p, name, count in personas:
+            row: dict[str, Any] = {"persona": name, "customers": count}
+            if self.mixture_ is not None:
+                row["share"] = float(self._mixture_shares[p])
+            mine = t[t["persona"] == (name if len(personas) > 1 else "all")]
+            for r in mine.itertuples():
+                row[f"{r.stage} -> {r.to}"] = r.probability
+            for s, sf in self._stage_fit.items():
+                row[f"dwell factor {self._log.stages[s]}"] = sf["persona"][p]["dwell_factor"]
+            row["mean order value"] = self._values[p].mean
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def _hidden(self, log: EventLog) -> np.ndarray:
         hidden = np.zeros(len(log.stages), dtype=bool)

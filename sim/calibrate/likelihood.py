@@ -188,25 +188,40 @@ def fit_family(
     *,
     cure: bool = False,
     shape: float | None = None,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
+    standard_errors: bool = True,
+    start: tuple[float, float] | None = None,
 ) -> DwellFit:
     """Maximum-likelihood fit of one family to durations ``observed`` (ended) and
     ``censored`` (still open at the end of the data), all > 0.
 
     With ``cure`` a never-again share is estimated beside the law. With ``shape`` given the
     shape is held there and only the mean (and the share) is fitted: a persona's accelerated
-    time on a stage's pooled law.
+    time on a stage's pooled law. ``weights`` (for ``observed``, for ``censored``) weigh each
+    duration's log-likelihood (EM over latent personas); ``start`` (mean, never share)
+    starts the optimiser there when the shape is held.
     """
     observed = np.asarray(observed, dtype=float)
     censored = np.asarray(censored, dtype=float)
     free_shape = family != "exponential" and shape is None
+    given = start
     start = _start(family, observed, censored)
     if not free_shape:
         start = start[-1:]
     if cure:
         share = len(censored) / max(len(observed) + len(censored), 1)
         start = np.r_[start, special.logit(min(max(share / 2, 0.02), 0.98))]
+    if given is not None and not free_shape:
+        start[0] = math.log(given[0])
+        if cure:
+            start[-1] = special.logit(min(max(given[1], 1e-4), 1 - 1e-4))
 
     log_observed, log_censored = np.log(observed), np.log(censored)
+    w_obs, w_cens = weights if weights is not None else (None, None)
+    n_obs = float(np.sum(w_obs)) if w_obs is not None else len(observed)
+
+    def total_of(values: np.ndarray, w: np.ndarray | None) -> float:
+        return float(values.sum() if w is None else values @ w)
 
     def unpack(theta: np.ndarray) -> tuple[float, float, float]:
         if free_shape:
@@ -224,10 +239,12 @@ def fit_family(
         lp = _log_pdf(family, k, m, observed, log_observed)
         ls = _log_sf(family, k, m, censored, log_censored)
         if cure:
-            total = lp.sum() + len(observed) * math.log1p(-c) if c < 1 else -np.inf
-            total += np.logaddexp(math.log(c) if c > 0 else -np.inf, math.log1p(-c) + ls).sum()
+            total = total_of(lp, w_obs) + n_obs * math.log1p(-c) if c < 1 else -np.inf
+            total += total_of(
+                np.logaddexp(math.log(c) if c > 0 else -np.inf, math.log1p(-c) + ls), w_cens
+            )
         else:
-            total = lp.sum() + ls.sum()
+            total = total_of(lp, w_obs) + total_of(ls, w_cens)
         return float(-total) if np.isfinite(total) else 1e300
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -240,7 +257,7 @@ def fit_family(
         theta = result.x
         k, m, c = unpack(theta)
         se = math.nan
-        if cure:
+        if cure and standard_errors:
             try:
                 cov = np.linalg.inv(_hessian(negative, theta))
                 var_logit = float(cov[-1, -1])
