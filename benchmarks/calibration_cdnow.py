@@ -100,7 +100,12 @@ def errors(forecast: np.ndarray, observed: np.ndarray) -> dict[str, float]:
 
 
 def journey_forecast(
-    path: Path, fit_weeks: int, end_weeks: int, steps: int, replications: int
+    path: Path,
+    fit_weeks: int,
+    end_weeks: int,
+    steps: int,
+    replications: int,
+    personas: str | None = None,
 ) -> tuple[sim.Calibrator, pd.DataFrame, float]:
     """Fit on weeks 1..fit_weeks, simulate to end_weeks; weekly observed and simulated
     purchases of the weeks after the fit, and the seconds the fit took."""
@@ -110,7 +115,7 @@ def journey_forecast(
     calibration = read_table(path, **cols, until=str(cut))
     full = read_table(path, **cols, until=str(end))
     started = time.perf_counter()
-    fit = sim.Calibrator().fit(calibration)
+    fit = sim.Calibrator(personas=personas).fit(calibration)
     seconds = time.perf_counter() - started
     result = check(fit, full, replications=replications, holdout_from=fit_weeks * 7.0)
     weekly = result.weekly[result.weekly["item"].astype(int) < end_weeks]
@@ -121,6 +126,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replications", type=int, default=50)
     parser.add_argument("--max-steps", type=int, default=5)
+    parser.add_argument(
+        "--personas",
+        action="store_true",
+        help="also forecast with latent personas (EM, K <= 4 by BIC; one order step)",
+    )
     args = parser.parse_args()
     tx = load_cdnow()
     # purchases counted per customer and day (the BG/NBD convention); amounts summed
@@ -141,6 +151,11 @@ def main() -> None:
         outer = {}
         for k in steps_range:
             outer[k] = journey_forecast(path, CALIBRATION_WEEKS, WEEKS, k, args.replications)
+        latent = None
+        if args.personas:
+            latent = journey_forecast(
+                path, CALIBRATION_WEEKS, WEEKS, 1, args.replications, personas="auto"
+            )
     journey_seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
@@ -183,6 +198,17 @@ def main() -> None:
         "BG/NBD (unconditional)": errors(unconditional, observed),
         "BG/NBD (conditional on history)": errors(conditional, observed),
     }
+    if latent is not None:
+        lfit, lweekly, lseconds = latent
+        rows["journey model, latent personas (unconditional)"] = errors(
+            lweekly["simulated"].to_numpy(), observed
+        )
+        k_chosen = int(lfit.mixture_.loc[lfit.mixture_["chosen"], "personas"].iloc[0])
+        per_iteration = lfit.mixture_["seconds_per_iteration"].max()
+        print(
+            f"latent personas: K = {k_chosen} by BIC ({lseconds:.1f} s for K = 1..4, at most "
+            f"{per_iteration:.2f} s per EM iteration)"
+        )
     print(f"\nobserved repeat purchases, weeks 40-78: {observed.sum():.0f}")
     print(pd.DataFrame(rows).T.to_string(float_format=lambda x: f"{x:,.1f}"))
     ratio = (

@@ -164,3 +164,15 @@ def test_same_fit_from_python_and_from_the_file(exports):
     share = fit.never_again_["share"].iloc[0]
     assert math.isfinite(share) and 0 < share < 1
     assert len(sim.run(fit.scenario_.with_customers(100), seed=1).log) >= 100
+
+
+def test_fit_with_latent_personas(exports, tmp_path, capsys):
+    """``--personas 2`` finds two segments in a transaction log and names them; a word that
+    is neither 'auto' nor a number is refused with exit status 2."""
+    out = tmp_path / "segments.toml"
+    args = ["fit", exports["orders"], "--customer", "user_id", "--time", "timestamp"]
+    assert main([*args, "--value", "revenue", "--personas", "2", "-o", str(out)]) == 0
+    assert "Latent personas" in capsys.readouterr().out
+    assert sim.load_scenario(out).persona_names == ("segment_1", "segment_2")
+    assert main([*args, "--personas", "many", "-o", str(out)]) == 2
+    assert "--personas must be 'auto' or a number" in capsys.readouterr().err

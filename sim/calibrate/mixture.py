@@ -223,7 +223,7 @@ def _stage_dwell(
             lp = _log_pdf(m.family, shape, means[c], ended, log_ended)
             ls = _log_sf(m.family, shape, means[c], open_, log_open)
             if m.cure:
-                q = nevers[c]
+                q = min(max(float(nevers[c]), 1e-12), 1 - 1e-12)  # expit can round to 0 or 1
                 total += lp @ w_ended[:, c] + n_ended[c] * math.log1p(-q)
                 total += np.logaddexp(math.log(q), math.log1p(-q) + ls) @ w_open[:, c]
             else:
