@@ -24,30 +24,27 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.analysis.stats import proportion_ci
 from sim.calibrate.check import CheckResult, check
+from sim.calibrate.latent import latent_personas, persona_table, summary_table, use_mixture
 from sim.calibrate.likelihood import (
     FAMILIES,
     DwellFit,
-    distribution,
     fit_family,
     kaplan_meier,
+    order_value_law,
 )
-from sim.calibrate.mixture import StageModel, fit_mixture
 from sim.calibrate.visits import Visits, visits
 from sim.errors import EventLogError, ScenarioError
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
-from sim.model.distributions import Distribution, Empirical, Fixed, Gamma, Lognormal
+from sim.model.distributions import Distribution, Fixed
 from sim.model.journey import Journey, Stage
 from sim.model.persona import Effect, Persona
 from sim.model.scenario import Scenario
@@ -169,7 +166,7 @@ class Calibrator:
         self._check_data(log, hidden)
         self.mixture_ = None
         if self.personas is not None:
-            log = self._latent_personas(log, hidden)
+            log = latent_personas(self, log, hidden)
         v = visits(log, hidden)
         self._visits = v
         personas = self._personas(log)
@@ -191,124 +188,11 @@ class Calibrator:
         )
         self.order_values_ = self._fit_values(log, personas)
         if self.mixture_ is not None and len(personas) > 1:
-            self._use_mixture(log, personas)
+            use_mixture(self, log, personas)
         self.scenario_ = self._scenario(log, personas)
-        self.summary_ = self._summary()
-        self.personas_ = self._persona_table(personas)
+        self.summary_ = summary_table(self)
+        self.personas_ = persona_table(self, personas)
         return self
-
-    def _latent_personas(self, log: EventLog, hidden: np.ndarray) -> EventLog:
-        """The log with each customer labelled by their most likely latent segment."""
-        if len(log.personas) > 1:
-            self._note("the data's segments are set aside: personas are found in the data")
-        one = replace(log, persona=np.zeros(len(log), dtype=np.int16), personas=("all",)).validate()
-        pooled = Calibrator(
-            min_observations=self.min_observations,
-            families=self.families,
-            confidence=self.confidence,
-            hidden_ends=self.hidden_ends,
-        ).fit(one)
-        v = pooled._visits
-        models, durations = [], v.duration.copy()
-        for s, sf in pooled._stage_fit.items():
-            dwell: DwellFit | None = sf["fit"]
-            here = v.stage == s
-            targets = tuple(sorted({j for a, j in log.edges if a == s and not hidden[j]}))
-            if dwell is not None:
-                ended = here & ~v.censored
-                positive = v.duration[ended & (v.duration > 0)]
-                floor = float(positive.min()) / 2 if len(positive) else 1e-3
-                durations[ended & (durations <= 0)] = floor
-                durations[here & v.censored] = np.maximum(durations[here & v.censored], 1e-9)
-            models.append(
-                StageModel(
-                    stage=s,
-                    targets=targets,
-                    family=dwell.family if dwell is not None else None,
-                    shape=dwell.shape if dwell is not None else 1.0,
-                    cure=sf["silent_to"] is not None and dwell is not None,
-                )
-            )
-        v = replace(v, duration=durations)
-        key = log.customer_key()
-        buy = log.purchase_mask[log.to_stage] & (log.value > 0)
-        values = (key[buy], log.value[buy])
-        total = int(np.sum(log.customers))
-        choices = range(1, self.max_personas + 1) if self.personas == "auto" else [self.personas]
-        fits = {
-            k: fit_mixture(v, models, total, len(log.stages), values, k, self.seed) for k in choices
-        }
-        chosen = min(fits, key=lambda k: fits[k].bic) if self.personas == "auto" else self.personas
-        self.mixture_ = pd.DataFrame(
-            [
-                {
-                    "personas": k,
-                    "log_likelihood": m.log_likelihood,
-                    "parameters": m.parameters,
-                    "bic": m.bic,
-                    "iterations": m.iterations,
-                    "seconds_per_iteration": m.seconds_per_iteration,
-                    "chosen": k == chosen,
-                }
-                for k, m in fits.items()
-            ]
-        )
-        best = fits[chosen]
-        self._mixture = best
-        self._mixture_shares = best.shares
-        labels = best.labels[key].astype(np.int16)
-        names = tuple(f"segment_{i + 1}" for i in range(best.k))
-        return replace(log, persona=labels, personas=names).validate()
-
-    def _use_mixture(self, log: EventLog, personas: list[tuple[int, str, int]]) -> None:
-        """Segments take the EM estimates (each customer weighed by how likely they belong),
-        not those of the customers assigned to them, which would overstate the differences."""
-        params = self._mixture.params
-        move, mean, never = params["move"], params["dwell_mean"], params["never"]
-        t = self.transitions_
-        for p, pname, _ in personas:
-            for s, sf in self._stage_fit.items():
-                targets = sorted({j for a, j in log.edges if a == s} - {sf["silent_to"]})
-                leave = 1.0 - never[p, s] if sf["silent_to"] is not None else 1.0
-                probs = {log.stages[j]: leave * move[p, s, j] for j in targets}
-                if sf["silent_to"] is not None:
-                    probs[log.stages[sf["silent_to"]]] = never[p, s]
-                probs = {k: v for k, v in probs.items() if v > 0}
-                sf["persona"][p]["next"] = probs
-                if sf["fit"] is not None:
-                    base = float(self._mixture.shares @ mean[:, s])
-                    sf["dwell"] = distribution(sf["fit"].family, params["shape"][s], base)
-                    sf["persona"][p]["dwell_factor"] = mean[p, s] / base
-                rows = (t["persona"] == pname) & (t["stage"] == log.stages[s])
-                for i in np.flatnonzero(rows.to_numpy()):
-                    t.iloc[i, t.columns.get_loc("probability")] = probs.get(t["to"].iloc[i], 0.0)
-                t.loc[rows, ["ci_low", "ci_high"]] = math.nan
-                t.loc[rows, "method"] = "EM (latent personas)"
-            if "value" in params:
-                mu, sigma = params["value"][0][p], params["value"][1][p]
-                self._values[p] = Lognormal(mean=math.exp(mu + sigma**2 / 2), sigma=float(sigma))
-        self._note(
-            "latent personas: their transition probabilities, dwell factors and order values "
-            "are EM estimates without intervals; 'all' keeps its intervals"
-        )
-
-    def _persona_table(self, personas: list[tuple[int, str, int]]) -> pd.DataFrame:
-        """Per persona: share, customers, and what distinguishes them (transition
-        probabilities, dwell factors, never-again shares, mean order value)."""
-        rows = []
-        t = self.transitions_
-        for p, name, count in personas:
-            row: dict[str, Any] = {"persona": name, "customers": count}
-            if self.mixture_ is not None:
-                row["share"] = float(self._mixture_shares[p])
-            mine = t[t["persona"] == (name if len(personas) > 1 else "all")]
-            for r in mine.itertuples():
-                row[f"{r.stage} -> {r.to}"] = r.probability
-            for s, sf in self._stage_fit.items():
-                row[f"dwell factor {self._log.stages[s]}"] = sf["persona"][p]["dwell_factor"]
-            row["mean order value"] = self._values[p].mean
-            rows.append(row)
-        return pd.DataFrame(rows)
 
     def _hidden(self, log: EventLog) -> np.ndarray:
         hidden = np.zeros(len(log.stages), dtype=bool)
@@ -669,7 +553,7 @@ class Calibrator:
                 f"{int((~positive).sum())} purchases have no value (0); order values are fitted "
                 "to the purchases with a value"
             )
-        pooled = self._value_law(values[positive])
+        pooled = order_value_law(values[positive])
         groups = [(-1, "all", 0), *personas] if len(personas) > 1 else [(-1, "all", 0)]
         for p, pname, _ in groups:
             mine = values[positive] if p < 0 else values[positive & (owner == p)]
@@ -679,7 +563,7 @@ class Calibrator:
                     f"order values, persona '{pname}': {len(mine)} purchases "
                     f"(< {self.min_observations}); the pooled law is used"
                 )
-            law, aic = pooled if (use_pooled or p < 0) else self._value_law(mine)
+            law, aic = pooled if (use_pooled or p < 0) else order_value_law(mine)
             if p >= 0 or len(personas) == 1:
                 self._values[max(p, personas[0][0])] = law
             rows.append(
@@ -694,34 +578,6 @@ class Calibrator:
                 }
             )
         return pd.DataFrame(rows)
-
-    @staticmethod
-    def _value_law(x: np.ndarray) -> tuple[Distribution, float]:
-        """Lognormal or gamma by AIC; a fixed value when all are equal; the values themselves
-        (empirical) when neither family can be fitted to them."""
-        if len(x) < 2 or np.all(x == x[0]):
-            return Fixed(float(x[0])), math.nan
-        candidates: list[tuple[float, Distribution]] = []
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            try:
-                s, _, scale = stats.lognorm.fit(x, floc=0)
-                aic = 4 - 2 * float(np.sum(stats.lognorm.logpdf(x, s, scale=scale)))
-                mean = math.exp(math.log(scale) + s * s / 2)
-                candidates.append((aic, Lognormal(mean=mean, sigma=float(s))))
-            except (ArithmeticError, ValueError, RuntimeError, ScenarioError):
-                pass
-            try:
-                a, _, gscale = stats.gamma.fit(x, floc=0)
-                aic = 4 - 2 * float(np.sum(stats.gamma.logpdf(x, a, scale=gscale)))
-                candidates.append((aic, Gamma(shape=float(a), mean=float(a * gscale))))
-            except (ArithmeticError, ValueError, RuntimeError, ScenarioError):
-                pass
-        usable = [(aic, law) for aic, law in candidates if math.isfinite(aic)]
-        if not usable:
-            return Empirical(tuple(float(v) for v in x)), math.nan
-        aic, law = min(usable, key=lambda c: c[0])
-        return law, aic
 
     # -- the scenario ---------------------------------------------------------------------
     def _scenario(self, log: EventLog, personas: list[tuple[int, str, int]]) -> Scenario:
@@ -821,64 +677,6 @@ class Calibrator:
             effects=tuple(effects),
             horizon_days=max(log.horizon_days, 1e-9),
         )
-
-    def _summary(self) -> pd.DataFrame:
-        parts = []
-        t = self.transitions_
-        if len(t):
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "part": "transition",
-                        "stage": t["stage"],
-                        "persona": t["persona"],
-                        "what": "to " + t["to"],
-                        "estimate": t["probability"],
-                        "ci_low": t["ci_low"],
-                        "ci_high": t["ci_high"],
-                        "observations": t["ended"],
-                        "note": np.where(t["pooled"], "pooled (thin data)", t["method"]),
-                    }
-                )
-            )
-        d = self.dwell_[self.dwell_["chosen"]] if len(self.dwell_) else self.dwell_
-        if len(d):
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "part": "dwell",
-                        "stage": d["stage"],
-                        "persona": d["persona"],
-                        "what": d["parameters"],
-                        "estimate": d["mean"],
-                        "ci_low": math.nan,
-                        "ci_high": math.nan,
-                        "observations": d["ended"] + d["open"],
-                        "note": [
-                            f"chosen by AIC; KS distance {k:.3f}; {o} open"
-                            for k, o in zip(d["ks_distance"], d["open"], strict=True)
-                        ],
-                    }
-                )
-            )
-        v = self.order_values_
-        if len(v):
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "part": "order value",
-                        "stage": "",
-                        "persona": v["persona"],
-                        "what": v["parameters"],
-                        "estimate": v["mean"],
-                        "ci_low": math.nan,
-                        "ci_high": math.nan,
-                        "observations": v["purchases"],
-                        "note": np.where(v["pooled"], "pooled (thin data)", "by AIC"),
-                    }
-                )
-            )
-        return pd.concat(parts, ignore_index=True)
 
     def check(self, log: EventLog | None = None, **options: Any) -> CheckResult:
         """Simulate the fitted scenario over ``log``'s window (default: the data it was fitted

@@ -25,7 +25,16 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special, stats
 
-from sim.model.distributions import Distribution, Exponential, Gamma, Lognormal, Weibull
+from sim.errors import ScenarioError
+from sim.model.distributions import (
+    Distribution,
+    Empirical,
+    Exponential,
+    Fixed,
+    Gamma,
+    Lognormal,
+    Weibull,
+)
 
 #: Dwell-time families tried, in the order they are reported.
 FAMILIES = ("exponential", "gamma", "lognormal", "weibull")
@@ -277,3 +286,31 @@ def fit_family(
         censored=len(censored),
         converged=bool(result.success) and float(result.fun) < 1e299,
     )
+
+
+def order_value_law(x: np.ndarray) -> tuple[Distribution, float]:
+    """Lognormal or gamma by AIC; a fixed value when all are equal; the values themselves
+    (empirical) when neither family can be fitted to them."""
+    if len(x) < 2 or np.all(x == x[0]):
+        return Fixed(float(x[0])), math.nan
+    candidates: list[tuple[float, Distribution]] = []
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            s, _, scale = stats.lognorm.fit(x, floc=0)
+            aic = 4 - 2 * float(np.sum(stats.lognorm.logpdf(x, s, scale=scale)))
+            mean = math.exp(math.log(scale) + s * s / 2)
+            candidates.append((aic, Lognormal(mean=mean, sigma=float(s))))
+        except (ArithmeticError, ValueError, RuntimeError, ScenarioError):
+            pass
+        try:
+            a, _, gscale = stats.gamma.fit(x, floc=0)
+            aic = 4 - 2 * float(np.sum(stats.gamma.logpdf(x, a, scale=gscale)))
+            candidates.append((aic, Gamma(shape=float(a), mean=float(a * gscale))))
+        except (ArithmeticError, ValueError, RuntimeError, ScenarioError):
+            pass
+    usable = [(aic, law) for aic, law in candidates if math.isfinite(aic)]
+    if not usable:
+        return Empirical(tuple(float(v) for v in x)), math.nan
+    aic, law = min(usable, key=lambda c: c[0])
+    return law, aic
