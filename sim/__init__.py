@@ -10,6 +10,7 @@ Typical use::
 """
 
 from sim import analysis, interventions
+from sim.calibrate import Calibrator
 from sim.engine.analytic import Expectation, expected
 from sim.engine.mean_field import expected_adoption
 from sim.errors import EventLogError, ScenarioError
@@ -71,6 +72,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ArrivalRateFactor",
     "Arrivals",
+    "Calibrator",
     "CapacityChange",
     "Channel",
     "ChurnFactor",

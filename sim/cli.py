@@ -1,5 +1,5 @@
 """Command line: ``sim run``, ``sim compare``, ``sim report``, ``sim expected``,
-``sim validate``, ``sim export``.
+``sim validate``, ``sim export``, ``sim fit`` and ``sim check``.
 
 Bad input prints one message naming the file, the field and the fix, and exits with status 2.
 """
@@ -145,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         help="scenario name or file: 'shop' writes shop.toml, 'scenarios/shop.toml' that file",
     )
     _export_parser(sub)
+    _add_calibration_commands(sub)
     return parser
 
 
@@ -189,6 +190,145 @@ def _engine_option(parser: argparse.ArgumentParser) -> None:
         help="simulation engine: auto (vectorised where it can run the scenario, else simpy), "
         "simpy (runs everything) or vectorised (customers who share no budget) (auto)",
     )
+
+
+def _add_calibration_commands(sub) -> None:
+    fit = sub.add_parser("fit", help="fit a scenario to an export of customer events")
+    fit.add_argument("data", type=Path, help="export with one row per event (CSV or Parquet)")
+    _data_options_after_data(fit)
+    fit.add_argument("--until", help="use the data up to this date (or day) only")
+    fit.add_argument(
+        "--min-observations",
+        type=int,
+        default=30,
+        help="below this many observations a persona uses the pooled estimate (30)",
+    )
+    fit.add_argument(
+        "--personas",
+        help="'auto': find latent personas in the data (K by BIC); a number: that many",
+    )
+    fit.add_argument("-o", "--output", type=Path, required=True, help="scenario file to write")
+    chk = sub.add_parser("check", help="simulate a fitted scenario beside the observed data")
+    chk.add_argument("scenario", type=Path, help="fitted scenario file (TOML)")
+    chk.add_argument("data", type=Path, help="export with one row per event (CSV or Parquet)")
+    _data_options_after_data(chk)
+    chk.add_argument(
+        "--from",
+        dest="start",
+        help="count purchases from this date (or day) on: the out-of-sample period of a "
+        "scenario fitted with --until",
+    )
+    chk.add_argument("-r", "--replications", type=int, default=20, help="replications (20)")
+    chk.add_argument("--seed", type=int, default=0, help="root seed (0)")
+    chk.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("out/fit_report.html"),
+        help="HTML report; its tables go beside it as .csv",
+    )
+
+
+def _data_options_after_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--customer", required=True, help="column of customer ids")
+    p.add_argument("--time", required=True, help="column of dates or days")
+    p.add_argument(
+        "--stage", help="column of stage labels (none: every row is a purchase, a transaction log)"
+    )
+    p.add_argument("--value", help="column of order values")
+    p.add_argument("--segment", help="column of customer segments (fitted as personas)")
+    p.add_argument("--map", type=Path, help="stage map (TOML): stages, purchase, ends, labels")
+    p.add_argument(
+        "--repeat-steps",
+        type=int,
+        help="transaction log: give the first N-1 orders stages of their own (1; check: as "
+        "in the scenario)",
+    )
+
+
+def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps: int = 1):
+    from sim.calibrate.table import read_table
+
+    log = read_table(
+        args.data,
+        customer=args.customer,
+        time=args.time,
+        stage=args.stage,
+        value=args.value,
+        segment=args.segment,
+        stage_map=args.map,
+        until=until,
+        repeat_steps=repeat_steps,
+    )
+    skipped = "".join(f"; {n} {reason}" for reason, n in log.skipped.items())
+    print(
+        f"{args.data}: {len(log)} moves of {int(log.customers.sum())} customers over "
+        f"{log.horizon_days:g} days{skipped}"
+    )
+    return log
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from sim.calibrate import Calibrator
+    from sim.io.scenario_toml import save_scenario
+
+    log = _read_data(args, args.until, args.repeat_steps or 1)
+    personas = args.personas
+    if personas is not None and personas != "auto":
+        if not personas.isdigit():
+            raise ScenarioError(
+                f"--personas must be 'auto' or a number, got {personas!r}", field="--personas"
+            )
+        personas = int(personas)
+    fit = Calibrator(
+        min_observations=args.min_observations, name=args.output.stem, personas=personas
+    ).fit(log)
+    if fit.mixture_ is not None:
+        print("Latent personas (EM; the number with the lowest BIC is chosen)")
+        print(fit.mixture_.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+        print(fit.personas_.T.to_string(header=False, float_format=lambda x: f"{x:.4g}"))
+    for note in fit.warnings_:
+        print(f"note: {note}")
+    chosen = fit.dwell_[fit.dwell_["chosen"]]
+    print("\nDwell times (family chosen by AIC among those fitted with censoring)")
+    print(chosen[["stage", "parameters", "ks_distance", "ended", "open"]].to_string(index=False))
+    if len(fit.never_again_):
+        print("\nNever again (share of visits with no further move, from censored gaps)")
+        print(fit.never_again_.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    t = fit.transitions_[fit.transitions_["persona"] == "all"]
+    print("\nTransitions (all customers)")
+    cols = ["stage", "to", "probability", "ci_low", "ci_high", "moves", "ended", "open"]
+    print(t[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    save_scenario(fit.scenario_, args.output)
+    summary = args.output.with_name(args.output.stem + "_summary.csv")
+    fit.summary_.to_csv(summary, index=False)
+    print(f"\nScenario: {args.output}\nSummary: {summary}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from sim.calibrate import check
+    from sim.calibrate.table import day_of
+    from sim.check_report import write_check_report
+
+    scenario = load_scenario(args.scenario)
+    steps = args.repeat_steps or max(len(scenario.journey.purchase_stages), 1)
+    log = _read_data(args, repeat_steps=steps if args.stage is None else 1)
+    start = day_of(log, args.start) if args.start is not None else 0.0
+    result = check(
+        scenario, log, replications=args.replications, seed=args.seed, holdout_from=start
+    )
+    print(repr(result))
+    bad = result.table[~result.table["ok"]]
+    if len(bad):
+        print("Outside the limits:")
+        print(bad.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("Distributions (KS, reported only):")
+    print(result.distances.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    path = write_check_report(result, args.output, title=scenario.name)
+    print(f"Report: {path}\nTables: {path.with_suffix('.csv')}")
+    return 0
 
 
 def _pct(x: float) -> str:
@@ -605,6 +745,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _cmd_validate,
         "export": _cmd_export,
         "init": _cmd_init,
+        "fit": _cmd_fit,
+        "check": _cmd_check,
     }
     try:
         status = commands[args.command](args)

@@ -112,7 +112,8 @@ def test_the_interacting_example_uses_every_field_of_its_sections_and_runs(tmp_p
 
 
 def test_every_example_in_the_reference_loads(tmp_path):
-    """The other examples (customers who interact, a changed built-in stage, a variant by extends) load as shown."""
+    """The other examples (customers who interact, a changed built-in stage, a variant by
+    extends) load as shown."""
     shutil.copy(SCENARIOS / "baseline.toml", tmp_path / "baseline.toml")
     names = []
     for i, block in enumerate(_toml_blocks()):
