@@ -10,6 +10,7 @@ until they convert or their journey ends.
 
 from __future__ import annotations
 
+import gc
 from array import array
 from bisect import bisect_right
 
@@ -174,6 +175,17 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 process(customer(k))
 
         process(source())
-    env.run(until=s.horizon_days)
+    # the run makes millions of short-lived generators and events but no reference cycles
+    # worth collecting: the cyclic collector would only rescan them (1.6 to 1.8 times slower
+    # on cohorts). Restored even when the run fails.
+    was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        env.run(until=s.horizon_days)
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
     moves = (log_customer, log_time, log_from, log_to, log_value, log_treated)
     return build_event_log(c, cust, replication, moves, (reach_customer, reach_index, reach_time))
