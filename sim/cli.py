@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-r", "--replications", type=int, default=1, help="replications (1)")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
     run.add_argument("--out", type=Path, help="directory for events, tables and run.json")
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run replications on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes",
+    )
     cmp = sub.add_parser("compare", help="run scenarios side by side; differences from the first")
     cmp.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -58,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--max-replications", type=int, default=300)
     cmp.add_argument("--bootstrap", action="store_true", help="BCa bootstrap intervals")
     cmp.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run replications on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes",
+    )
+    cmp.add_argument(
         "--out",
         type=Path,
         default=Path("out/compare"),
@@ -72,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--customers", type=int, help="cohort size (overrides the files)")
     rep.add_argument("-w", "--workers", type=int, default=1)
     rep.add_argument("-o", "--output", type=Path, default=Path("out/report.html"))
+    rep.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run replications on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes",
+    )
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path)
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
@@ -129,6 +147,15 @@ def _print_retention(result) -> None:
         )
 
 
+def _backend(args: argparse.Namespace) -> dict:
+    """Keyword arguments choosing where replications run, from ``--dask``."""
+    if args.dask is None:
+        return {}
+    from sim.run.backends import LOCAL
+
+    return {"backend": "dask", "address": None if args.dask == LOCAL else args.dask}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from sim.output import write_run
     from sim.run import run
@@ -143,6 +170,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 customers=args.customers,
                 workers=args.workers,
+                **_backend(args),
             )
     except ScenarioError as err:
         raise err.located(str(args.scenario)) from None
@@ -204,6 +232,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         metric=args.metric,
         target_half_width=args.target_half_width,
         max_replications=args.max_replications,
+        **_backend(args),
     )
     auto = (
         ""
@@ -306,6 +335,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             seed=args.seed,
             customers=args.customers,
             workers=args.workers,
+            **_backend(args),
         )
     else:
         obj = compare(
@@ -314,6 +344,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             seed=args.seed,
             customers=args.customers,
             workers=args.workers,
+            **_backend(args),
         )
     print(repr(obj))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

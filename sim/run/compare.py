@@ -3,6 +3,7 @@ adding replications until differences are known well enough."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Hashable, Mapping, Sequence
 
@@ -16,6 +17,7 @@ from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.results import Comparison, RunResult
+from sim.run.backends import check_backend, dask_client
 from sim.run.provenance import provenance
 from sim.run.replications import simulate_tasks
 
@@ -59,6 +61,8 @@ def compare(
     days: tuple[int, ...] = (30, 90, 180),
     engine: str = "auto",
     progress: bool | None = None,
+    backend: str = "processes",
+    address: str | None = None,
 ) -> Comparison:
     """Run scenarios side by side and compare them with the baseline (the first, unless
     named).
@@ -68,7 +72,9 @@ def compare(
     than +/- ``target_half_width``, or ``max_replications`` is reached (``converged`` says
     which). With ``common_random_numbers=False`` each scenario gets independent streams (and
     differences use Welch's test): only useful to see what common random numbers buy.
-    ``progress`` shows a progress bar (None: in notebooks and terminals only).
+    ``progress`` shows a progress bar (None: in notebooks and terminals only). ``backend``
+    and ``address`` choose where replications run, as in :func:`sim.run`: with
+    ``backend='dask'`` every scenario x replication of a batch is one task on the cluster.
     """
     named = _names(scenarios)
     base = baseline or next(iter(named))
@@ -80,6 +86,7 @@ def compare(
         named = {n: s.with_customers(customers) for n, s in named.items()}
     seed = check_seed(named[base].seed if seed is None else seed)
     check_count(workers, "workers")
+    check_backend(backend, address)
     auto = replications == "auto"
     if auto:
         if target_half_width is None or not target_half_width > 0:
@@ -100,6 +107,53 @@ def compare(
         else int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         for i, n in enumerate(named)
     }
+    with contextlib.ExitStack() as stack:
+        if backend == "dask" and address is None:
+            # one LocalCluster for every batch of replications='auto'
+            client = stack.enter_context(dask_client(None, workers))
+            address = client.scheduler.address
+        return _compare(
+            named,
+            engines,
+            compiled,
+            seeds,
+            base,
+            seed,
+            auto,
+            replications,
+            batch,
+            max_replications,
+            target_half_width,
+            metric,
+            days,
+            common_random_numbers,
+            workers,
+            progress,
+            backend,
+            address,
+        )
+
+
+def _compare(
+    named,
+    engines,
+    compiled,
+    seeds,
+    base,
+    seed,
+    auto,
+    replications,
+    batch,
+    max_replications,
+    target_half_width,
+    metric,
+    days,
+    common_random_numbers,
+    workers,
+    progress,
+    backend,
+    address,
+) -> Comparison:
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
     done = 0
@@ -109,7 +163,7 @@ def compare(
         tasks = [
             ((n, r), engines[n], compiled[n], seeds[n], r) for r in range(done, goal) for n in named
         ]
-        simulate_tasks(tasks, workers, logs, progress)
+        simulate_tasks(tasks, workers, logs, progress, backend, address)
         done = goal
         result = _assemble(
             named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Hashable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
@@ -14,6 +13,7 @@ from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
 from sim.results import RunResult
+from sim.run.backends import check_backend, run_tasks
 from sim.run.provenance import provenance
 
 #: key, engine name, compiled scenario, seed, replication
@@ -25,30 +25,29 @@ def simulate_tasks(
     workers: int,
     done: dict[Hashable, EventLog],
     progress: bool | None = None,
+    backend: str = "processes",
+    address: str | None = None,
 ) -> None:
-    """Run replications, on ``workers`` processes when more than one, filling ``done`` as
-    they finish (so an interruption keeps what finished). Results do not depend on
-    ``workers``: each replication's streams come from its own seed and number. ``progress``
+    """Run replications, on ``workers`` processes when more than one (or on a Dask cluster
+    with ``backend='dask'``, see :mod:`sim.run.backends`), filling ``done`` as they finish
+    (so an interruption keeps what finished). Results do not depend on ``workers`` or the
+    backend: each replication's streams come from its own seed and number. ``progress``
     shows a bar (None: only when interactive)."""
     bar = progress_bar(len(tasks), "replications", progress)
+
+    def finished(key: Hashable, log: EventLog) -> None:
+        done[key] = log
+        bar.update()
+
     try:
-        if workers == 1 or len(tasks) == 1:
-            for key, engine, compiled, seed, replication in tasks:
-                done[key] = simulate_replication(engine, compiled, seed, replication)
-                bar.update()
-            return
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            futures = {
-                pool.submit(simulate_replication, e, c, s, r): key for key, e, c, s, r in tasks
-            }
-            try:
-                for fut in as_completed(futures):
-                    done[futures[fut]] = fut.result()
-                    bar.update()
-            except KeyboardInterrupt:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        run_tasks(
+            simulate_replication,
+            [(key, (e, c, s, r)) for key, e, c, s, r in tasks],
+            finished,
+            workers=workers,
+            backend=backend,
+            address=address,
+        )
     finally:
         bar.close()
 
@@ -62,6 +61,8 @@ def run(
     workers: int = 1,
     engine: str = "auto",
     progress: bool | None = None,
+    backend: str = "processes",
+    address: str | None = None,
 ) -> RunResult:
     """Simulate ``replications`` independent replications of a scenario.
 
@@ -71,7 +72,10 @@ def run(
     :data:`sim.engine.ENGINES` ('auto': the fastest that can run the scenario; the result's
     provenance says which). Interrupting a run (Ctrl-C) returns the replications that
     finished, marked ``complete=False``. ``progress`` shows a progress bar (None: in notebooks
-    and terminals, not in tests or CI).
+    and terminals, not in tests or CI). ``backend='dask'`` runs the replications on the Dask
+    cluster whose scheduler is at ``address`` (e.g. 'tcp://scheduler:8786'), or with no
+    address on a LocalCluster of ``workers`` processes started for the run; the result is the
+    same bytes as a serial run.
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(
@@ -81,6 +85,7 @@ def run(
         )
     check_count(replications, "replications")
     check_count(workers, "workers")
+    check_backend(backend, address)
     if customers is not None:
         scenario = scenario.with_customers(customers)
     seed = check_seed(scenario.seed if seed is None else seed)
@@ -91,7 +96,7 @@ def run(
     complete = True
     try:
         tasks = [(r, chosen.name, compiled, seed, r) for r in range(replications)]
-        simulate_tasks(tasks, workers, logs, progress)
+        simulate_tasks(tasks, workers, logs, progress, backend, address)
     except KeyboardInterrupt:
         if not logs:
             raise
