@@ -100,7 +100,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         return active, reached, held
 
     def own_stream(k: int) -> np.random.Generator:
-        return stream(seed, replication, channel_keys[channel_of[k]], OVERFLOW, local_of[k])
+        return stream(
+            seed, replication, channel_keys[channel_of[k]], OVERFLOW, cust.first + local_of[k]
+        )
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean

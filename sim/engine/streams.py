@@ -53,11 +53,14 @@ class Customers:
     arrival: np.ndarray
     persona: np.ndarray
     channel: np.ndarray
-    local: np.ndarray  # index within the channel (also the key of the customer's own stream)
+    local: np.ndarray  # row within the channel's tables
     eligible: np.ndarray  # bit i: persona, channel and reach draw admit intervention i
     choice: list[np.ndarray]  # per channel (n, slots): uniform choosing the next stage
     dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
     value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
+    #: number of the first customer in the channel (a chunk of a cohort): the customer in
+    #: row ``local`` is number ``first + local``, the key of their own (overflow) stream
+    first: int = 0
 
 
 def arrival_segments(scenario: Scenario, channel: str, rate: float) -> tuple[np.ndarray, ...]:
@@ -101,35 +104,44 @@ def _draw_channel(
 ) -> tuple[np.ndarray, ...]:
     s = c.scenario
     key = name_key(name)
+    first = c.first_customer
     if rate is None:
         arrival = np.zeros(s.acquisition.size)
     else:
+        if first:
+            raise ValueError("only a day-0 cohort can be simulated in chunks of customers")
         arrival = _arrivals(
             stream(seed, replication, key, ARRIVALS), *arrival_segments(s, name, rate)
         )
     n = len(arrival)
+
+    def uniforms(*purpose: int) -> np.ndarray:
+        """Numbers first .. first + n - 1 of a stream (one 64-bit step per uniform)."""
+        rng = stream(seed, replication, key, *purpose)
+        if first:
+            rng.bit_generator.advance(first)
+        return rng.random(n)
+
     mix = np.cumsum(s.persona_mix(name))
-    u = stream(seed, replication, key, PERSONA).random(n)
+    u = uniforms(PERSONA)
     persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
     groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
     choice = np.empty((n, c.slots))
     dwell = np.empty((n, c.slots))
-    for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+    for stage, (b, slot) in enumerate(zip(c.block, c.first_slot, strict=True)):
         stage_key = name_key(c.names[stage])
         factor = c.dwell_factor[persona, stage]
         for visit in range(b):
-            choice[:, first + visit] = stream(
-                seed, replication, key, CHOICE, stage_key, visit
-            ).random(n)
-            u_dwell = stream(seed, replication, key, DWELL, stage_key, visit).random(n)
-            dwell[:, first + visit] = c.dwell[stage].quantile(u_dwell) * factor
+            choice[:, slot + visit] = uniforms(CHOICE, stage_key, visit)
+            u_dwell = uniforms(DWELL, stage_key, visit)
+            dwell[:, slot + visit] = c.dwell[stage].quantile(u_dwell) * factor
     value = np.empty((n, VALUE_BLOCK))
     for purchase in range(VALUE_BLOCK):
-        u_value = stream(seed, replication, key, VALUE, purchase).random(n)
+        u_value = uniforms(VALUE, purchase)
         value[:, purchase] = c.order_values(groups, u_value)
     eligible = np.zeros(n, dtype=np.int64)
     for i, iv in enumerate(s.interventions):
-        ok = stream(seed, replication, key, REACH, name_key(iv.name)).random(n) < iv.reach
+        ok = uniforms(REACH, name_key(iv.name)) < iv.reach
         if iv.personas:
             ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
         if iv.channels and name not in iv.channels:
@@ -163,4 +175,5 @@ def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customer
         choice=[p[5] for p in parts],
         dwell=[p[6] for p in parts],
         value=[p[7] for p in parts],
+        first=c.first_customer,
     )
