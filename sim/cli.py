@@ -125,7 +125,8 @@ def _print_funnel(result) -> None:
     if len(result.scenario.personas) > 1:
         print("\nConversion to each stage by persona")
         pivot = table.pivot(index="persona", columns="stage", values="conversion")
-        pivot = pivot[list(result.log.stages)].loc[["all", *result.log.personas]]
+        journey = result.scenario.journey
+        pivot = pivot[list(journey.names)].loc[["all", *result.scenario.persona_names]]
         print(pivot.map(_pct).to_string())
 
 
@@ -156,6 +157,22 @@ def _backend(args: argparse.Namespace) -> dict:
     return {"backend": "dask", "address": None if args.dask == LOCAL else args.dask}
 
 
+def _streaming(args: argparse.Namespace, scenario: Scenario) -> dict:
+    """With ``--out``, stream the event log into ``OUT/events`` when it would be large."""
+    from sim.run.streaming import STREAM_ABOVE, expected_customers
+
+    if args.out is None:
+        return {}
+    if args.customers is not None and args.customers > 0:
+        try:
+            scenario = scenario.with_customers(args.customers)
+        except ScenarioError:
+            return {}  # the run itself reports it, naming the file
+    if expected_customers(scenario) * max(args.replications, 1) <= STREAM_ABOVE:
+        return {}
+    return {"stream_to": args.out / "events"}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from sim.output import write_run
     from sim.run import run
@@ -171,6 +188,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 customers=args.customers,
                 workers=args.workers,
                 **_backend(args),
+                **_streaming(args, scenario),
             )
     except ScenarioError as err:
         raise err.located(str(args.scenario)) from None

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from sim.io.atomic import write_atomic, write_text_atomic
 from sim.io.scenario_toml import save_scenario
-from sim.results import RunResult
+from sim.results import RunResult, StreamedRunResult
 
 
 def have_parquet() -> bool:
@@ -34,14 +34,21 @@ def write_figure(fig: Figure, path: str | Path) -> Path:
     return write_atomic(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
 
 
-def write_run(result: RunResult, out_dir: str | Path, plots: bool = True) -> list[Path]:
+def write_run(
+    result: RunResult | StreamedRunResult, out_dir: str | Path, plots: bool = True
+) -> list[Path]:
     """Write a run's event log, funnel, retention, time-to-purchase tables, plots, the scenario
-    and ``run.json`` (provenance) into ``out_dir``; returns the paths written."""
+    and ``run.json`` (provenance) into ``out_dir``; returns the paths written. A streamed
+    run's events are already on disk (its Parquet dataset folder is listed first)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    events = out / ("events.parquet" if have_parquet() else "events.csv")
+    if isinstance(result, StreamedRunResult):
+        events = [result.directory] if result.directory is not None else []
+    else:
+        path = out / ("events.parquet" if have_parquet() else "events.csv")
+        events = [write_frame(result.events, path)]
     written = [
-        write_frame(result.events, events),
+        *events,
         write_frame(result.funnel(), out / "funnel.csv"),
         write_frame(result.retention_summary(), out / "retention.csv"),
         write_frame(result.retention(), out / "retention_curve.csv"),

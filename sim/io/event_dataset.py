@@ -83,16 +83,24 @@ def write_part(log: EventLog, directory: str | Path, replication: int, first: in
     return path
 
 
-def write_meta(directory: str | Path, template: EventLog, customers: np.ndarray) -> Path:
-    """Write the dataset's description: the metadata of ``template`` (any chunk's log) and
-    the customers of every replication."""
+def write_meta(
+    directory: str | Path,
+    stage_info: dict[str, Any],
+    personas: tuple[str, ...],
+    channels: tuple[str, ...],
+    interventions: tuple[str, ...],
+    horizon_days: float,
+    customers: list[int],
+) -> Path:
+    """Write the dataset's description: stage metadata (as a log's ``stage_info()``), the
+    names of personas, channels and interventions, the horizon and each replication's
+    customers."""
     meta = {
-        **{k: list(v) for k, v in template.stage_info().items()},
-        "personas": list(template.personas),
-        "channels": list(template.channels),
-        "interventions": list(template.interventions),
-        "horizon_days": template.horizon_days,
-        "start_date": template.start_date,
+        **{k: [list(e) if isinstance(e, tuple) else e for e in v] for k, v in stage_info.items()},
+        "personas": list(personas),
+        "channels": list(channels),
+        "interventions": list(interventions),
+        "horizon_days": float(horizon_days),
         "customers": [int(n) for n in customers],
     }
     return write_text_atomic(Path(directory) / META, json.dumps(meta, indent=1) + "\n")
@@ -152,7 +160,6 @@ class EventDataset:
             "channels": tuple(m["channels"]),
             "interventions": tuple(m["interventions"]),
             "horizon_days": float(m["horizon_days"]),
-            "start_date": m.get("start_date"),
         }
 
     def _read(self, path: Path, columns: dict[str, type]) -> dict[str, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
@@ -12,9 +13,10 @@ from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
-from sim.results import RunResult
+from sim.results import RunResult, StreamedRunResult
 from sim.run.backends import check_backend, run_tasks
 from sim.run.provenance import provenance
+from sim.run.streaming import run_streamed
 
 #: key, engine name, compiled scenario, seed, replication
 Task = tuple[Hashable, str, CompiledScenario, int, int]
@@ -63,7 +65,10 @@ def run(
     progress: bool | None = None,
     backend: str = "processes",
     address: str | None = None,
-) -> RunResult:
+    stream_to: str | Path | None = None,
+    keep_events: bool = True,
+    chunk_customers: int | None = None,
+) -> RunResult | StreamedRunResult:
     """Simulate ``replications`` independent replications of a scenario.
 
     ``seed`` overrides the scenario's seed; ``customers`` overrides the cohort size. Every
@@ -76,6 +81,12 @@ def run(
     cluster whose scheduler is at ``address`` (e.g. 'tcp://scheduler:8786'), or with no
     address on a LocalCluster of ``workers`` processes started for the run; the result is the
     same bytes as a serial run.
+
+    Large runs: with ``stream_to=DIR`` the event log goes to a Parquet dataset in ``DIR``
+    chunk by chunk (a day-0 cohort is split into chunks of ``chunk_customers`` customers,
+    default 200,000, with the same draws as run whole) and a :class:`StreamedRunResult` is
+    returned whose analyses come from counts merged over the chunks, so memory stays bounded
+    whatever the size; ``keep_events=False`` does the same keeping only the summaries.
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(
@@ -90,6 +101,27 @@ def run(
         scenario = scenario.with_customers(customers)
     seed = check_seed(scenario.seed if seed is None else seed)
     chosen = choose_engine(scenario, engine)
+    if chunk_customers is not None:
+        check_count(chunk_customers, "chunk_customers")
+    if stream_to is not None or not keep_events:
+        if stream_to is not None and not keep_events:
+            raise ScenarioError(
+                "stream_to keeps the events on disk; keep_events=False keeps none",
+                field="keep_events",
+                fix="pass one of them",
+            )
+        return run_streamed(
+            scenario,
+            replications,
+            seed=seed,
+            engine=chosen.name,
+            directory=stream_to,
+            chunk_customers=chunk_customers,
+            workers=workers,
+            backend=backend,
+            address=address,
+            progress=progress,
+        )
     compiled = CompiledScenario.build(scenario)
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
