@@ -13,6 +13,7 @@ from sim import analysis, interventions
 from sim.engine.analytic import Expectation, expected
 from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
+from sim.io.event_dataset import read_event_dataset
 from sim.io.scenario_toml import load_scenario, save_scenario
 from sim.model import (
     ArrivalRateFactor,
@@ -36,7 +37,7 @@ from sim.model import (
     six_stage,
 )
 from sim.model.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
-from sim.results import Comparison, RunResult
+from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run import compare, package_version, run
 
 __version__ = package_version()
@@ -70,6 +71,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Stage",
+    "StreamedRunResult",
     "Weibull",
     "__version__",
     "analysis",
@@ -78,6 +80,7 @@ __all__ = [
     "five_stage",
     "interventions",
     "load_scenario",
+    "read_event_dataset",
     "run",
     "save_scenario",
     "six_stage",

@@ -61,6 +61,24 @@ def test_dask_compare_equals_a_serial_compare(cluster):
         assert _same_logs(serial.results[name].log, on_dask.results[name].log)
 
 
+def test_dask_workers_write_streamed_parts(cluster, baseline, tmp_path):
+    """A streamed run on Dask: workers write the Parquet parts to the shared folder and send
+    back summaries equal to a serial streamed run's."""
+    kw = {"replications": 2, "seed": 5, "customers": 600, "chunk_customers": 250}
+    serial = sim.run(baseline, stream_to=tmp_path / "serial", **kw)
+    on_dask = sim.run(
+        baseline,
+        stream_to=tmp_path / "dask",
+        backend="dask",
+        address=cluster.scheduler_address,
+        **kw,
+    )
+    assert serial.metrics().equals(on_dask.metrics())
+    a = serial.event_dataset.to_log()
+    b = on_dask.event_dataset.to_log()
+    assert _same_logs(a, b)
+
+
 def test_dask_without_an_address_starts_a_local_cluster(baseline):
     """backend='dask' with no address runs on a LocalCluster started for the run, same bytes."""
     serial = sim.run(baseline, replications=2, seed=9, customers=200)

@@ -125,10 +125,18 @@ def run_streamed(
     finished: set[Hashable] = set()
     bar = progress_bar(len(tasks), "chunks", progress)
 
+    # summaries are merged in the plan's order whatever order chunks finish in, so sums of
+    # floating-point numbers come out the same on any backend and number of workers
+    order = [key for key, _ in tasks]
+    waiting: dict[Hashable, LogSummary] = {}
+
     def done(key: Hashable, value: tuple[LogSummary, dict]) -> None:
         nonlocal summary, template
         part, meta = value
-        summary = part if summary is None else summary.merge(part)
+        waiting[key] = part
+        while order and order[0] in waiting:
+            ready = waiting.pop(order.pop(0))
+            summary = ready if summary is None else summary.merge(ready)
         sizes[key[0]] = sizes.get(key[0], 0) + meta["size"]
         template = template or meta["stage_info"]
         finished.add(key)
@@ -138,11 +146,15 @@ def run_streamed(
     try:
         run_tasks(simulate_chunk, tasks, done, workers=workers, backend=backend, address=address)
     except KeyboardInterrupt:
-        if summary is None:
-            raise
         complete = False
     finally:
         bar.close()
+    for key in order:  # after an interruption: what finished out of order
+        if key in waiting:
+            part = waiting.pop(key)
+            summary = part if summary is None else summary.merge(part)
+    if summary is None:
+        raise KeyboardInterrupt
     # keep whole replications only: a replication with a chunk missing would be biased
     whole = [
         r for r in range(replications) if all((r, f) in finished for q, f, _ in chunks if q == r)
