@@ -153,6 +153,31 @@ class LogSummary:
             out.counts[int(name)] = d
         return out
 
+    def __getstate__(self) -> dict[str, Any]:
+        # grids are mostly zeros (a few thousand lifetimes over tens of thousands of steps):
+        # sent between processes as their non-zero entries only
+        state = dict(self.__dict__)
+        state["counts"] = {
+            r: {
+                f: ("sparse", v.shape, np.flatnonzero(v), v.ravel()[np.flatnonzero(v)])
+                if f in _GRID_FIELDS
+                else v
+                for f, v in d.items()
+            }
+            for r, d in self.counts.items()
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for d in state["counts"].values():
+            for f, v in d.items():
+                if isinstance(v, tuple):
+                    _, shape, where, values = v
+                    dense = np.zeros(int(np.prod(shape)), dtype=values.dtype)
+                    dense[where] = values
+                    d[f] = dense.reshape(shape)
+        self.__dict__.update(state)
+
     def merge(self, other: LogSummary) -> LogSummary:
         """Add another summary's counts (other customers, or other replications) into this
         one; returns self."""
