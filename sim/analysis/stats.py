@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -17,6 +16,8 @@ def mean_ci(
 
     With a single replication the interval is undefined and returned as NaN.
     """
+    from scipy import stats  # imported when used: it is slow to import
+
     values = np.asarray(values, dtype=float)
     n = values.shape[axis]
     mean = values.mean(axis=axis)
@@ -32,6 +33,8 @@ def proportion_ci(
     successes: np.ndarray, trials: np.ndarray, confidence: float = CONFIDENCE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for binomial proportions (NaN where there are no trials)."""
+    from scipy import stats  # imported when used: it is slow to import
+
     k = np.asarray(successes, dtype=float)
     n = np.asarray(trials, dtype=float)
     z = stats.norm.ppf(0.5 + confidence / 2)
@@ -60,6 +63,8 @@ def holm(p_values: np.ndarray) -> np.ndarray:
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:
+    from scipy import stats  # imported when used: it is slow to import
+
     n = len(x)
     mean = float(np.mean(x)) if n else math.nan
     if n < 2:
@@ -69,6 +74,8 @@ def t_interval(x: np.ndarray) -> tuple[float, float, float]:
 
 
 def bootstrap_interval(x: np.ndarray, seed: int) -> tuple[float, float]:
+    from scipy import stats  # imported when used: it is slow to import
+
     if len(x) < 3 or np.all(x == x[0]):
         return (float(x[0]), float(x[0])) if len(x) and np.all(x == x[0]) else (math.nan,) * 2
     res = stats.bootstrap(
@@ -84,6 +91,8 @@ def bootstrap_interval(x: np.ndarray, seed: int) -> tuple[float, float]:
 
 def difference(x: np.ndarray, y: np.ndarray, paired: bool) -> tuple[float, float, float, float]:
     """Mean of y - x, its 95% interval and the p-value of 'no difference'."""
+    from scipy import stats  # imported when used: it is slow to import
+
     if paired:
         d = y - x
         mean, low, high = t_interval(d)
