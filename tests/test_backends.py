@@ -113,3 +113,19 @@ def test_an_unreachable_scheduler_is_a_clear_error(baseline, monkeypatch):
     monkeypatch.setattr(backends, "CONNECT_TIMEOUT", 1)
     with pytest.raises(sim.ScenarioError, match="cannot reach a Dask scheduler"):
         sim.run(baseline, customers=10, backend="dask", address="tcp://127.0.0.1:9")
+
+
+def test_cli_dask_flag(cluster, tmp_path, capsys, monkeypatch):
+    """`sim run --dask ADDRESS` runs on the cluster; an address nobody answers at exits with
+    status 2 and one line naming it."""
+    from sim.cli import main
+    from tests.validation import SCENARIOS
+
+    path = str(SCENARIOS / "baseline.toml")
+    args = ["run", path, "--customers", "200", "-r", "2"]
+    assert main([*args, "--dask", cluster.scheduler_address]) == 0
+    assert "Funnel" in capsys.readouterr().out
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT", 1)
+    assert main([*args, "--dask", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach a Dask scheduler" in err and len(err.strip().splitlines()) == 1
