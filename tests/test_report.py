@@ -20,7 +20,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     comparison = sim.compare(
-        [sim.load_scenario(SCENARIOS / f"{n}.toml") for n in ("baseline", "discount", "loyalty")],
+        [
+            sim.load_scenario(SCENARIOS / f"{n}.toml")
+            for n in ("baseline", "discount", "loyalty")
+        ],
         replications=2,
         seed=1,
         customers=800,
