@@ -15,6 +15,7 @@ from sim.engine.analytic import Expectation, expected
 from sim.engine.mean_field import expected_adoption
 from sim.errors import EventLogError, ScenarioError
 from sim.events import EventLog
+from sim.io.event_dataset import read_event_dataset
 from sim.io.event_files import read_events
 from sim.io.scenario_toml import load_scenario, save_scenario
 from sim.model import (
@@ -47,7 +48,7 @@ from sim.model import (
     six_stage,
 )
 from sim.model.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
-from sim.results import Comparison, RunResult
+from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run import compare, package_version, run
 
 __version__ = package_version()
@@ -106,6 +107,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Stage",
+    "StreamedRunResult",
     "Weibull",
     "WordOfMouth",
     "__version__",
@@ -116,6 +118,7 @@ __all__ = [
     "five_stage",
     "interventions",
     "load_scenario",
+    "read_event_dataset",
     "read_events",
     "run",
     "save_scenario",

@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an interrupted run into the same --out (same scenario, seed, version)",
     )
     _engine_option(run)
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run replications on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes",
+    )
     cmp = sub.add_parser("compare", help="run scenarios side by side; differences from the first")
     cmp.add_argument(
         "scenarios", type=Path, nargs="+", help="scenario files; the first is the baseline"
@@ -99,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with -r auto: stop adding replications here (300)",
     )
     cmp.add_argument("--bootstrap", action="store_true", help="BCa bootstrap intervals")
+    cmp.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run replications on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes",
+    )
     cmp.add_argument(
         "--out",
         type=Path,
@@ -134,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an interrupted report's runs (kept beside --output)",
     )
     _engine_option(rep)
+    rep.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run replications on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786), or 'local' for a LocalCluster of --workers processes",
+    )
     exp = sub.add_parser("expected", help="exact expectations from the absorbing Markov chain")
     exp.add_argument("scenario", type=Path, help="scenario file (TOML)")
     val = sub.add_parser("validate", help="check a scenario file and report the first problem")
@@ -359,7 +377,8 @@ def _print_funnel(result) -> None:
     if len(result.scenario.personas) > 1:
         print("\nConversion to each stage by persona")
         pivot = table.pivot(index="persona", columns="stage", values="conversion")
-        pivot = pivot[list(result.log.stages)].loc[["all", *result.log.personas]]
+        journey = result.scenario.journey
+        pivot = pivot[list(journey.names)].loc[["all", *result.scenario.persona_names]]
         print(pivot.map(_pct).to_string())
 
 
@@ -379,6 +398,33 @@ def _print_retention(result) -> None:
             f"\nTime to first purchase (purchasers): median {t.median_days:.1f} days, "
             f"quartiles {t.q25_days:.1f}-{t.q75_days:.1f}, mean {t.mean_days:.1f}"
         )
+
+
+def _backend(args: argparse.Namespace) -> dict:
+    """Keyword arguments choosing where replications run, from ``--dask``."""
+    if args.dask is None:
+        return {}
+    from sim.run.backends import LOCAL
+
+    return {"backend": "dask", "address": None if args.dask == LOCAL else args.dask}
+
+
+def _streaming(args: argparse.Namespace, scenario: Scenario) -> dict:
+    """With ``--out``, stream the event log when it would be large: into the directory that
+    becomes ``OUT`` (so it ends as ``OUT/events``, and ``OUT`` stays complete or absent)."""
+    from sim.output import work_directory
+    from sim.run.streaming import STREAM_ABOVE, expected_customers
+
+    if args.out is None:
+        return {}
+    if args.customers is not None and args.customers > 0:
+        try:
+            scenario = scenario.with_customers(args.customers)
+        except ScenarioError:
+            return {}  # the run itself reports it, naming the file
+    if expected_customers(scenario) * max(args.replications, 1) <= STREAM_ABOVE:
+        return {}
+    return {"stream_to": work_directory(args.out) / "events"}
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -407,6 +453,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 keep=keep,
                 resume=args.resume,
                 engine=args.engine,
+                **_backend(args),
+                **_streaming(args, scenario),
             )
     except ScenarioError as err:
         if err.field == "--resume":
@@ -495,6 +543,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             keep=keep,
             resume=args.resume,
             engine=args.engine,
+            **_backend(args),
         )
     except KeyboardInterrupt:
         _kept_message(keep, args)
@@ -593,6 +642,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 keep=keep,
                 resume=args.resume,
                 engine=args.engine,
+                **_backend(args),
             )
         else:
             obj = compare(
@@ -604,6 +654,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 keep=keep,
                 resume=args.resume,
                 engine=args.engine,
+                **_backend(args),
             )
     except KeyboardInterrupt:
         _kept_message(keep, args)

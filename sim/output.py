@@ -28,7 +28,7 @@ from sim.io.atomic import (
     write_text_atomic,
 )
 from sim.io.scenario_toml import save_scenario
-from sim.results import Comparison, RunResult
+from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run.resume import FOLDER, LOCK, STATE
 
 
@@ -84,21 +84,37 @@ def write_directory(
 
 
 def write_run(
-    result: RunResult, out_dir: str | Path, plots: bool = True, work: str | Path | None = None
+    result: RunResult | StreamedRunResult,
+    out_dir: str | Path,
+    plots: bool = True,
+    work: str | Path | None = None,
 ) -> list[Path]:
     """Write a run's event log, funnel, retention (summary, and the curve on a fixed grid of
     days), time-to-purchase tables, plots, the scenario and ``run.json`` (provenance) into
     ``out_dir``, as a whole (see :func:`write_directory`); returns the paths written. The
-    full retention curve stays available from Python: ``result.retention()``."""
+    full retention curve stays available from Python: ``result.retention()``. A streamed
+    run's Parquet dataset (streamed beside the directory) is moved in as ``events/``."""
     ext = ".parquet" if have_parquet() else ".csv"
+    streamed = isinstance(result, StreamedRunResult)
 
     def fill(tmp: Path) -> list[str]:
-        grid = retention_grid(result.log.horizon_days)
+        grid = retention_grid(result.scenario.horizon_days)
+        if streamed:
+            events = []
+            if result.directory is not None:
+                # streamed into the directory being filled (sim run --out), or moved in
+                if Path(result.directory).resolve() != (tmp / "events").resolve():
+                    Path(result.directory).rename(tmp / "events")
+                events = [tmp / "events"]
+            curve = result.retention()
+        else:
+            events = [write_frame(result.events, tmp / f"events{ext}")]
+            curve = result.retention(days=grid)
         written = [
-            write_frame(result.events, tmp / f"events{ext}"),
+            *events,
             write_frame(result.funnel(), tmp / "funnel.csv"),
             write_frame(result.retention_summary(), tmp / "retention.csv"),
-            write_frame(result.retention(days=grid), tmp / f"retention_curve{ext}"),
+            write_frame(curve, tmp / f"retention_curve{ext}"),
             write_frame(result.time_to_purchase(), tmp / "time_to_purchase.csv"),
         ]
         if plots:

@@ -22,7 +22,7 @@ from sim.analysis.adoption import adoption_curve
 from sim.analysis.queues import queue_over_time
 from sim.engine.sizing import GRID_POINTS
 from sim.events import ENTRY
-from sim.results import RunResult
+from sim.results import RunResult, StreamedRunResult
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 UPLIFT_METRICS = (
@@ -43,7 +43,7 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 
 def _results(obj) -> dict[str, RunResult]:
     """Scenario name -> run, from a run or a comparison."""
-    if isinstance(obj, RunResult):
+    if isinstance(obj, RunResult | StreamedRunResult):
         return {obj.scenario.name: obj}
     return dict(obj.results)
 

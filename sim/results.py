@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,11 @@ from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summ
 from sim.analysis.customers import customer_arrays, customer_table
 from sim.analysis.funnel import funnel
 from sim.analysis.metrics import intervention_costs, replication_metrics
+from sim.analysis.summary import LogSummary
 from sim.analysis.tables import RETENTION_DAYS, retention, retention_summary, time_to_purchase
+from sim.errors import EventLogError
 from sim.events import ALL, EventLog
+from sim.io.event_dataset import EventDataset
 from sim.model.scenario import Scenario
 
 
@@ -209,4 +213,84 @@ class Comparison:
         return (
             f"Comparison of {len(self.scenarios)} scenarios against {self.baseline!r}: "
             f"{self.replications} replications each, seed {self.seed}, {kind}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedRunResult:
+    """Replications of one scenario whose event log went to disk chunk by chunk (or, with
+    ``keep_events=False``, nowhere): analyses come from mergeable counts (``summary``, see
+    :mod:`sim.analysis.summary`), never from the whole log in memory.
+
+    ``events`` reads the Parquet dataset lazily (a ``pyarrow.dataset.Dataset``);
+    ``event_dataset`` gives it chunk by chunk or, for logs that fit, whole (``to_log()``).
+    """
+
+    scenario: Scenario
+    summary: LogSummary
+    provenance: dict[str, Any]
+    directory: Path | None = None
+    complete: bool = True
+
+    def _dataset(self) -> EventDataset:
+        if self.directory is None:
+            raise EventLogError(
+                "this run kept no events (keep_events=False): only its summaries",
+                field="events",
+                fix="run with stream_to=DIR to keep the event log on disk",
+            )
+        return EventDataset(self.directory)
+
+    @property
+    def event_dataset(self) -> EventDataset:
+        """The streamed event log on disk (parts per chunk of customers)."""
+        return self._dataset()
+
+    @property
+    def events(self):
+        """The event log as a lazy ``pyarrow.dataset.Dataset`` (stage, persona and channel
+        as codes; names in ``event_dataset.meta``): filter and aggregate it with pyarrow
+        without loading it whole."""
+        return self._dataset().table()
+
+    @property
+    def replications(self) -> int:
+        """Number of replications held."""
+        return self.summary.replications
+
+    def funnel(self, by: str | None = "persona") -> pd.DataFrame:
+        """Customers reaching each stage with overall and step conversion (as
+        :meth:`RunResult.funnel`)."""
+        return self.summary.funnel(by)
+
+    def retention(self, by: str | None = "persona") -> pd.DataFrame:
+        """Kaplan-Meier survival since first purchase on a 1/64-day grid."""
+        return self.summary.retention(by)
+
+    def retention_summary(
+        self, by: str | None = "persona", days: tuple[int, ...] = RETENTION_DAYS
+    ) -> pd.DataFrame:
+        """As :meth:`RunResult.retention_summary` (survival on a 1/64-day grid)."""
+        return self.summary.retention_summary(by, days)
+
+    def time_to_purchase(self, by: str | None = "persona") -> pd.DataFrame:
+        """As :meth:`RunResult.time_to_purchase` (quartiles rounded up to 1/64 day)."""
+        return self.summary.time_to_purchase(by)
+
+    def costs(self) -> pd.DataFrame:
+        """Cost of each intervention per replication (fixed, per reached, per conversion)."""
+        return self.summary.costs(self.scenario.interventions)
+
+    def metrics(self, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
+        """Per-replication metrics as a long table (replication, persona, metric, value)."""
+        return self.summary.metrics(self.scenario.interventions, days)
+
+    def __repr__(self) -> str:
+        p = self.provenance
+        state = "" if self.complete else ", INCOMPLETE"
+        where = f"events in {self.directory}" if self.directory else "summaries only"
+        return (
+            f"StreamedRunResult({self.scenario.name!r}: {self.replications} replication(s), "
+            f"{int(self.summary.customers.sum()):,} customers, {where}, "
+            f"seed {p.get('seed')}, engine {p.get('engine')}{state})"
         )

@@ -29,10 +29,8 @@ def funnel(log: EventLog, by: str | None = "persona") -> pd.DataFrame:
     for src, target in log.edges:
         before[:, target] |= reached[:, src]
     before[:, list(log.entry_stages)] = True
-    absorbing = log.end_mask
     key_rep = np.repeat(np.arange(log.replications), log.customers)
-    label = by or "group"
-    frames = []
+    groups = []
     for name, rows in customer_groups(log, by):
         # counts[r, s]: customers of replication r in this group who reached stage s
         counts = np.zeros((log.replications, len(log.stages)))
@@ -40,12 +38,32 @@ def funnel(log: EventLog, by: str | None = "persona") -> pd.DataFrame:
         entrants = np.bincount(key_rep[rows], minlength=log.replications).astype(float)
         previous = np.zeros((log.replications, n_stages))
         np.add.at(previous, key_rep[rows], before[rows])
-        previous[:, absorbing] = np.nan
+        groups.append((name, counts, entrants, previous))
+    return funnel_table(groups, log.stages, log.end_mask, by)
+
+
+def funnel_table(
+    groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    stages: tuple[str, ...],
+    end_mask: np.ndarray,
+    by: str | None,
+) -> pd.DataFrame:
+    """The funnel table from counts per group: (name, customers reaching each stage per
+    replication ``[r, s]``, entrants per replication ``[r]``, customers who reached a stage
+    leading into each stage ``[r, s]``). Counts add up over chunks of customers, so a
+    streamed log gives the same table as one held in memory."""
+    n_stages = len(stages)
+    label = by or "group"
+    frames = []
+    for name, counts, entrants, previous in groups:
+        replications = len(entrants)
+        previous = previous.astype(float)
+        previous[:, end_mask] = np.nan
         with np.errstate(invalid="ignore", divide="ignore"):
             overall = counts / entrants[:, None]
             step = counts / previous
         mean_c, lo_c, hi_c = mean_ci(counts)
-        if log.replications >= 2:
+        if replications >= 2:
             conv, conv_lo, conv_hi = mean_ci(overall)
             stp, stp_lo, stp_hi = mean_ci(step)
         else:
@@ -56,7 +74,7 @@ def funnel(log: EventLog, by: str | None = "persona") -> pd.DataFrame:
             pd.DataFrame(
                 {
                     label: name,
-                    "stage": list(log.stages),
+                    "stage": list(stages),
                     "customers": mean_c,
                     "customers_ci_low": lo_c,
                     "customers_ci_high": hi_c,

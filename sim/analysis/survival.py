@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sim.analysis.stats import CONFIDENCE
 
@@ -33,6 +32,8 @@ def kaplan_meier(
 
     The first row is day 0 with survival 1.
     """
+    from scipy import stats  # imported when used: it is slow to import
+
     columns = ["day", "survival", "ci_low", "ci_high", "at_risk"]
     if len(duration) == 0:
         # typed, so a group without purchasers does not turn the pooled table into objects

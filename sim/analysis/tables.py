@@ -128,7 +128,11 @@ def retention_summary(
         row["median_lifetime_days"] = median_lifetime(curve)
         row["repeat_purchase_rate"] = (purchases >= 2).mean() if len(purchases) else np.nan
         row["purchases_per_purchaser"] = purchases.mean() if len(purchases) else np.nan
-        row.update(revenue_per_customer=rev, revenue_ci_low=rev_lo, revenue_ci_high=rev_hi)
+        row.update(
+            revenue_per_customer=float(rev),
+            revenue_ci_low=float(rev_lo),
+            revenue_ci_high=float(rev_hi),
+        )
         rows.append(row)
     return _finish(rows, by)
 

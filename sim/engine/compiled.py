@@ -4,7 +4,7 @@ set of acting interventions, dwell laws and factors, and the pre-drawn visit lay
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -77,6 +77,9 @@ class CompiledScenario:
     dwell_factor: np.ndarray  # (personas, S)
     order_value: tuple[Distribution, ...]  # per persona
     _treatments: dict = field(default_factory=dict, repr=False)
+    #: number of the cohort's first customer simulated (a chunk of a large cohort, see
+    #: :meth:`chunk`); customer k of the chunk is customer ``first_customer + k`` of the cohort
+    first_customer: int = 0
 
     @classmethod
     def build(cls, scenario: Scenario) -> CompiledScenario:
@@ -103,6 +106,12 @@ class CompiledScenario:
             ),
             order_value=tuple(p.order_value for p in scenario.personas),
         )
+
+    def chunk(self, first: int, size: int) -> CompiledScenario:
+        """Customers ``first .. first + size - 1`` of a day-0 cohort, to simulate alone: they
+        take the same random numbers as in the whole cohort, so when customers do not
+        interact (no budgets) their journeys are the same."""
+        return replace(self, scenario=self.scenario.with_customers(size), first_customer=int(first))
 
     @property
     def slots(self) -> int:

@@ -12,6 +12,7 @@ until they convert or their journey ends. A purchase is charged to an interventi
 
 from __future__ import annotations
 
+import gc
 import math
 from array import array
 from bisect import bisect_right
@@ -179,7 +180,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     def own_stream(k: int) -> np.random.Generator:
         if k >= n_customers:
             return stream(seed, replication, market_key(), OVERFLOW, k - n_customers)
-        return stream(seed, replication, channel_keys[channel_of[k]], OVERFLOW, local_of[k])
+        return stream(
+            seed, replication, channel_keys[channel_of[k]], OVERFLOW, cust.first + local_of[k]
+        )
 
     market = influence = None
     influencing: tuple[bool, ...] = ()
@@ -396,7 +399,18 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 process(customer(k))
 
         process(source())
-    env.run(until=s.horizon_days)
+    # the run makes millions of short-lived generators and events but no reference cycles
+    # worth collecting: the cyclic collector would only rescan them (1.6 to 1.8 times slower
+    # on cohorts). Restored even when the run fails.
+    was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        env.run(until=s.horizon_days)
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
     moves = (log_customer, log_time, log_from, log_to, log_value, log_treated)
     reaches = (reach_customer, reach_index, reach_time)
     adopters = None

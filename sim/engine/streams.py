@@ -60,13 +60,16 @@ class Customers:
     arrival: np.ndarray
     persona: np.ndarray
     channel: np.ndarray
-    local: np.ndarray  # index within the channel (also the key of the customer's own stream)
+    local: np.ndarray  # row within the channel's tables
     eligible: np.ndarray  # bit i: persona, channel and reach draw admit intervention i
     choice: list[np.ndarray]  # per channel (n, slots): uniform choosing the next stage
     dwell: list[np.ndarray]  # per channel (n, slots): days spent per (stage, visit)
     value: list[np.ndarray]  # per channel (n, VALUE_BLOCK): order values of first purchases
     #: per channel (n, slots): days of patience per (stage, visit); None: no stage has patience
     patience: list[np.ndarray | None] = field(default_factory=list)
+    #: number of the first customer in the channel (a chunk of a cohort): the customer in
+    #: row ``local`` is number ``first + local``, the key of their own (overflow) stream
+    first: int = 0
 
 
 def arrival_segments(scenario: Scenario, channel: str, rate: float) -> tuple[np.ndarray, ...]:
@@ -110,15 +113,18 @@ def _draw_channel(
 ) -> tuple[np.ndarray, ...]:
     s = c.scenario
     key = name_key(name)
+    first = c.first_customer
     if rate is None:
         arrival = np.zeros(s.acquisition.size)
     else:
+        if first:
+            raise ValueError("only a day-0 cohort can be simulated in chunks of customers")
         arrival = _arrivals(
             stream(seed, replication, key, ARRIVALS), *arrival_segments(s, name, rate)
         )
     n = len(arrival)
     persona, eligible, choice, dwell, value, patience = draw_journeys(
-        c, seed, (replication, key), n, s.persona_mix(name)
+        c, seed, (replication, key), n, s.persona_mix(name), first
     )
     for i, iv in enumerate(s.interventions):
         if iv.channels and name not in iv.channels:
@@ -128,33 +134,47 @@ def _draw_channel(
 
 
 def draw_journeys(
-    c: CompiledScenario, seed: int, head: tuple[int, ...], n: int, mix: tuple[float, ...]
+    c: CompiledScenario,
+    seed: int,
+    head: tuple[int, ...],
+    n: int,
+    mix: tuple[float, ...],
+    first: int = 0,
 ) -> tuple[np.ndarray, ...]:
     """Persona, intervention eligibility (before any channel condition), choice and dwell
     tables, order values and patience (None when no stage has any) of ``n`` customers whose
     streams are keyed by ``head`` (replication and channel, and for a market the block of
-    adopters)."""
+    adopters). ``first`` skips each stream ahead to customer ``first`` (a chunk of a cohort),
+    so a chunk's customers draw exactly the numbers they draw in the whole cohort."""
     s = c.scenario
+
+    def uniforms(*purpose: int) -> np.ndarray:
+        """Numbers first .. first + n - 1 of a stream (one 64-bit step per uniform)."""
+        rng = stream(seed, *head, *purpose)
+        if first:
+            rng.bit_generator.advance(first)
+        return rng.random(n)
+
     cum_mix = np.cumsum(mix)
-    u = stream(seed, *head, PERSONA).random(n)
+    u = uniforms(PERSONA)
     persona = np.minimum(np.searchsorted(cum_mix, u, side="right"), len(cum_mix) - 1)
     groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
     choice = np.empty((n, c.slots))
     dwell = np.empty((n, c.slots))
-    for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+    for stage, (b, slot) in enumerate(zip(c.block, c.first_slot, strict=True)):
         stage_key = name_key(c.names[stage])
         factor = c.dwell_factor[persona, stage]
         for visit in range(b):
-            choice[:, first + visit] = stream(seed, *head, CHOICE, stage_key, visit).random(n)
-            u_dwell = stream(seed, *head, DWELL, stage_key, visit).random(n)
-            dwell[:, first + visit] = c.dwell[stage].quantile(u_dwell) * factor
+            choice[:, slot + visit] = uniforms(CHOICE, stage_key, visit)
+            u_dwell = uniforms(DWELL, stage_key, visit)
+            dwell[:, slot + visit] = c.dwell[stage].quantile(u_dwell) * factor
     value = np.empty((n, VALUE_BLOCK))
     for purchase in range(VALUE_BLOCK):
-        u_value = stream(seed, *head, VALUE, purchase).random(n)
+        u_value = uniforms(VALUE, purchase)
         value[:, purchase] = c.order_values(groups, u_value)
     eligible = np.zeros(n, dtype=np.int64)
     for i, iv in enumerate(s.interventions):
-        ok = stream(seed, *head, REACH, name_key(iv.name)).random(n) < iv.reach
+        ok = uniforms(REACH, name_key(iv.name)) < iv.reach
         if iv.personas:
             ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
         eligible[ok] |= 1 << i
@@ -162,14 +182,14 @@ def draw_journeys(
     if any(st.patience is not None for st in s.journey.stages):
         patience = np.zeros((n, c.slots))
         factor = np.array([p.patience_factor for p in s.personas])[persona]
-        for stage, (b, first) in enumerate(zip(c.block, c.first_slot, strict=True)):
+        for stage, (b, slot) in enumerate(zip(c.block, c.first_slot, strict=True)):
             law = s.journey.stages[stage].patience
             if law is None:
                 continue
             stage_key = name_key(c.names[stage])
             for visit in range(b):
-                u = stream(seed, *head, PATIENCE, stage_key, visit).random(n)
-                patience[:, first + visit] = law.quantile(u) * factor
+                u = uniforms(PATIENCE, stage_key, visit)
+                patience[:, slot + visit] = law.quantile(u) * factor
     return persona, eligible, choice, dwell, value, patience
 
 
@@ -199,4 +219,5 @@ def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customer
         dwell=[p[6] for p in parts],
         value=[p[7] for p in parts],
         patience=[p[8] for p in parts],
+        first=c.first_customer,
     )

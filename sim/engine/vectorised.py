@@ -79,6 +79,8 @@ class _Draws:
     def __init__(self, c: CompiledScenario, seed: int, replication: int) -> None:
         s = c.scenario
         self.c, self.seed, self.replication = c, seed, replication
+        # a chunk of a cohort: row k is customer first + k of the whole cohort's streams
+        self.first = c.first_customer
         if isinstance(s.acquisition, Cohort):
             channels = [(COHORT_CHANNEL, None)]
         else:
@@ -117,12 +119,19 @@ class _Draws:
                 *arrival_segments(s, name, rate),
             )
         n = len(arrival)
+
+        def window(*purpose: int) -> np.ndarray:
+            g = stream(self.seed, self.replication, key, *purpose)
+            if self.first:
+                g.bit_generator.advance(self.first)
+            return g.random(n)
+
         mix = np.cumsum(s.persona_mix(name))
-        u = stream(self.seed, self.replication, key, PERSONA).random(n)
+        u = window(PERSONA)
         persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
         eligible = np.zeros(n, dtype=np.int64)
         for i, iv in enumerate(s.interventions):
-            draw = stream(self.seed, self.replication, key, REACH, name_key(iv.name)).random(n)
+            draw = window(REACH, name_key(iv.name))
             ok = draw < iv.reach
             if iv.personas:
                 ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
@@ -134,7 +143,9 @@ class _Draws:
     def uniforms(self, channel: int, local: np.ndarray, *purpose: int) -> np.ndarray:
         """The numbers of customers ``local`` (of ``channel``) in the stream of ``purpose``."""
         size = self.sizes[channel]
-        if size <= CACHED_STREAM:
+        if self.first:
+            local = local + self.first
+        elif size <= CACHED_STREAM:
             # small channels: each stream drawn once, whole, since many waves come back to it
             key = (channel, *purpose)
             whole = self._cache.get(key)
@@ -178,7 +189,7 @@ class _Draws:
             out[mine] = many_streams.uniforms(
                 self.seed,
                 (self.replication, self.keys[ch], OVERFLOW),
-                self.local[customers[mine]],
+                self.first + self.local[customers[mine]],
                 self._own_width,
             )
         return out

@@ -3,6 +3,7 @@ adding replications until differences are known well enough."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from sim.errors import ScenarioError, check_count, check_seed, suggest
 from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.results import Comparison, RunResult
+from sim.run.backends import check_backend, dask_client
 from sim.run.provenance import package_version, provenance, scenario_digest
 from sim.run.replications import cap_workers, simulate_tasks
 from sim.run.resume import KeptReplications
@@ -130,6 +132,8 @@ def compare(
     progress: bool | None = None,
     keep: str | Path | None = None,
     resume: bool = False,
+    backend: str = "processes",
+    address: str | None = None,
 ) -> Comparison:
     """Run scenarios side by side and compare them with the baseline (the first, unless
     named).
@@ -142,6 +146,9 @@ def compare(
     ``progress`` shows a progress bar (None: in notebooks and terminals only). ``keep`` and
     ``resume``: as for :func:`sim.run.run`, every scenario's replications are kept in
     ``keep`` as they finish, and a resumed comparison equals an uninterrupted one.
+    ``backend``
+    and ``address`` choose where replications run, as in :func:`sim.run`: with
+    ``backend='dask'`` every scenario x replication of a batch is one task on the cluster.
     """
     named = _names(scenarios)
     base = baseline or next(iter(named))
@@ -155,6 +162,7 @@ def compare(
     workers = cap_workers(workers)
     days = check_days(days)
     check_metric(metric, named.values(), days)
+    check_backend(backend, address)
     auto = replications == "auto"
     if auto:
         if target_half_width is None or not target_half_width > 0:
@@ -175,6 +183,57 @@ def compare(
         else int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         for i, n in enumerate(named)
     }
+    with contextlib.ExitStack() as stack:
+        if backend == "dask" and address is None:
+            # one LocalCluster for every batch of replications='auto'
+            client = stack.enter_context(dask_client(None, workers))
+            address = client.scheduler.address
+        return _compare(
+            named,
+            engines,
+            compiled,
+            seeds,
+            base,
+            seed,
+            auto,
+            replications,
+            batch,
+            max_replications,
+            target_half_width,
+            metric,
+            days,
+            common_random_numbers,
+            workers,
+            progress,
+            backend,
+            address,
+            keep,
+            resume,
+        )
+
+
+def _compare(
+    named,
+    engines,
+    compiled,
+    seeds,
+    base,
+    seed,
+    auto,
+    replications,
+    batch,
+    max_replications,
+    target_half_width,
+    metric,
+    days,
+    common_random_numbers,
+    workers,
+    progress,
+    backend,
+    address,
+    keep,
+    resume,
+) -> Comparison:
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
     kept = None
@@ -208,7 +267,15 @@ def compare(
                 if (found := kept.load(task[0])) is not None:
                     logs[task[0]] = found
             tasks = [t for t in tasks if t[0] not in logs]
-        simulate_tasks(tasks, workers, logs, progress, None if kept is None else kept.save)
+        simulate_tasks(
+            tasks,
+            workers,
+            logs,
+            progress,
+            None if kept is None else kept.save,
+            backend,
+            address,
+        )
         done = goal
         result = _assemble(
             named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines

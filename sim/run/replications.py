@@ -6,7 +6,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from sim.engine.compiled import CompiledScenario
@@ -16,9 +15,11 @@ from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
-from sim.results import RunResult
+from sim.results import RunResult, StreamedRunResult
+from sim.run.backends import check_backend, run_tasks
 from sim.run.provenance import package_version, provenance, scenario_digest
 from sim.run.resume import KeptReplications
+from sim.run.streaming import run_streamed
 
 #: key, engine name, compiled scenario, seed, replication
 Task = tuple[Hashable, str, CompiledScenario, int, int]
@@ -53,37 +54,32 @@ def simulate_tasks(
     done: dict[Hashable, EventLog],
     progress: bool | None = None,
     on_done: Callable[[Hashable, EventLog], None] | None = None,
+    backend: str = "processes",
+    address: str | None = None,
 ) -> None:
-    """Run replications, on ``workers`` processes when more than one, filling ``done`` as
-    they finish (so an interruption keeps what finished) and calling ``on_done(key, log)``
-    for each (in this process: e.g. to keep it on disk). Results do not depend on
-    ``workers``: each replication's streams come from its own seed and number. ``progress``
+    """Run replications, on ``workers`` processes when more than one (or on a Dask cluster
+    with ``backend='dask'``, see :mod:`sim.run.backends`), filling ``done`` as they finish
+    (so an interruption keeps what finished) and calling ``on_done(key, log)`` for each (in
+    this process: e.g. to keep it on disk). Results do not depend on ``workers`` or the
+    backend: each replication's streams come from its own seed and number. ``progress``
     shows a bar (None: only when interactive)."""
     bar = progress_bar(len(tasks), "replications", progress)
+
+    def finished(key: Hashable, log: EventLog) -> None:
+        if on_done is not None:
+            on_done(key, log)
+        done[key] = log
+        bar.update()
+
     try:
-        if workers == 1 or len(tasks) == 1:
-            for key, engine, compiled, seed, replication in tasks:
-                log = simulate_replication(engine, compiled, seed, replication)
-                if on_done is not None:
-                    on_done(key, log)
-                done[key] = log
-                bar.update()
-            return
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            futures = {
-                pool.submit(simulate_replication, e, c, s, r): key for key, e, c, s, r in tasks
-            }
-            try:
-                for fut in as_completed(futures):
-                    log = fut.result()
-                    if on_done is not None:
-                        on_done(futures[fut], log)
-                    done[futures[fut]] = log
-                    bar.update()
-            except KeyboardInterrupt:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        run_tasks(
+            simulate_replication,
+            [(key, (e, c, s, r)) for key, e, c, s, r in tasks],
+            finished,
+            workers=workers,
+            backend=backend,
+            address=address,
+        )
     finally:
         bar.close()
 
@@ -99,7 +95,12 @@ def run(
     progress: bool | None = None,
     keep: str | Path | None = None,
     resume: bool = False,
-) -> RunResult:
+    backend: str = "processes",
+    address: str | None = None,
+    stream_to: str | Path | None = None,
+    keep_events: bool = True,
+    chunk_customers: int | None = None,
+) -> RunResult | StreamedRunResult:
     """Simulate ``replications`` independent replications of a scenario.
 
     ``seed`` overrides the scenario's seed; ``customers`` overrides the cohort size. Every
@@ -115,6 +116,17 @@ def run(
     back instead of run again, giving the same result, byte for byte, as an uninterrupted
     run. Resuming a directory made from another scenario, seed, engine or package version is
     refused with the reason.
+
+    ``backend='dask'`` runs the replications on the Dask
+    cluster whose scheduler is at ``address`` (e.g. 'tcp://scheduler:8786'), or with no
+    address on a LocalCluster of ``workers`` processes started for the run; the result is the
+    same bytes as a serial run.
+
+    Large runs: with ``stream_to=DIR`` the event log goes to a Parquet dataset in ``DIR``
+    chunk by chunk (a day-0 cohort is split into chunks of ``chunk_customers`` customers,
+    default 200,000, with the same draws as run whole) and a :class:`StreamedRunResult` is
+    returned whose analyses come from counts merged over the chunks, so memory stays bounded
+    whatever the size; ``keep_events=False`` does the same keeping only the summaries.
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(
@@ -124,10 +136,32 @@ def run(
         )
     check_count(replications, "replications")
     workers = cap_workers(workers)
+    check_backend(backend, address)
     if customers is not None:
         scenario = scenario.with_customers(customers)
     seed = check_seed(scenario.seed if seed is None else seed)
     chosen = choose_engine(scenario, engine)
+    if chunk_customers is not None:
+        check_count(chunk_customers, "chunk_customers")
+    if stream_to is not None or not keep_events:
+        if stream_to is not None and not keep_events:
+            raise ScenarioError(
+                "stream_to keeps the events on disk; keep_events=False keeps none",
+                field="keep_events",
+                fix="pass one of them",
+            )
+        return run_streamed(
+            scenario,
+            replications,
+            seed=seed,
+            engine=chosen.name,
+            directory=stream_to,
+            chunk_customers=chunk_customers,
+            workers=workers,
+            backend=backend,
+            address=address,
+            progress=progress,
+        )
     compiled = CompiledScenario.build(scenario)
     # refuse, before allocating anything, a run that cannot fit in memory
     check_memory([(estimate_run(compiled), replications)], workers)
@@ -154,7 +188,9 @@ def run(
                 logs[task[0]] = found
         tasks = [t for t in tasks if t[0] not in logs]
     try:
-        simulate_tasks(tasks, workers, logs, progress, None if kept is None else kept.save)
+        simulate_tasks(
+            tasks, workers, logs, progress, None if kept is None else kept.save, backend, address
+        )
     except KeyboardInterrupt:
         if not logs:
             raise
