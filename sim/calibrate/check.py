@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,8 @@ from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
 from sim.model.scenario import Scenario
 
-if TYPE_CHECKING:
-    from sim.calibrate.fit import Calibrator
+#: a Calibrator (sim.calibrate.fit), named loosely here: fit.py imports this module
+Calibrator = Any
 
 #: Purchases per customer are tabulated 0, 1, ..., TOP_PURCHASES - 1 and "TOP_PURCHASES+".
 TOP_PURCHASES = 5

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,8 @@ from sim.calibrate.mixture import StageModel, fit_mixture
 from sim.events import EventLog
 from sim.model.distributions import Lognormal
 
-if TYPE_CHECKING:
-    from sim.calibrate.fit import Calibrator
+#: a Calibrator (sim.calibrate.fit), named loosely here: fit.py imports this module
+Calibrator = Any
 
 
 def latent_personas(cal: Calibrator, log: EventLog, hidden: np.ndarray) -> EventLog:
