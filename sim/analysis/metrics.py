@@ -48,28 +48,45 @@ def intervention_costs(
     credited = credited_purchases(log, interventions, journey) if interventions else None
     rep_ids = np.unique(log.replication)
     size = int(rep_ids.max()) + 1 if len(rep_ids) else 0
-    rows = []
-    for i, iv in enumerate(interventions):
-        reached = np.bincount(log.reach_replication[log.reach_intervention == i], minlength=size)
-        purchases = np.bincount(log.replication[credited[:, i]], minlength=size)
+    counts = np.zeros((3, size, len(interventions)), dtype=np.int64)
+    for i in range(len(interventions)):
+        counts[0, :, i] = np.bincount(
+            log.reach_replication[log.reach_intervention == i], minlength=size
+        )
+        counts[1, :, i] = np.bincount(log.replication[credited[:, i]], minlength=size)
         # a referred customer's entry row carries the interventions acting on their referrer
         referral = (log.from_stage < 0) & (log.referrer >= 0) & (log.treatment >> i & 1 > 0)
-        referrals = np.bincount(log.replication[referral], minlength=size)
-        horizon = log.horizon_days
-        start, end = (min(w, horizon) for w in iv.window_days)
+        counts[2, :, i] = np.bincount(log.replication[referral], minlength=size)
+    return cost_table(interventions, log.horizon_days, rep_ids.tolist(), *counts)
+
+
+def cost_table(
+    interventions: Sequence[Intervention],
+    horizon_days: float,
+    replications: Sequence[int],
+    reached: np.ndarray,
+    purchases: np.ndarray,
+    referrals: np.ndarray,
+) -> pd.DataFrame:
+    """The cost table from counts indexed [replication, intervention]: customers reached,
+    purchases credited and customers referred; capacity is charged per unit and day of the
+    window within the horizon. Columns as :func:`intervention_costs`."""
+    rows = []
+    for i, iv in enumerate(interventions):
+        start, end = (min(w, horizon_days) for w in iv.window_days)
         unit_days = sum(e.units for e in iv.of_kind(CapacityChange)) * (end - start)
-        for r in rep_ids:
+        for r in replications:
             rows.append(
                 {
                     "replication": int(r),
                     "intervention": iv.name,
                     "fixed": iv.cost.fixed,
-                    "reached": int(reached[r]),
-                    "reach_cost": reached[r] * iv.cost.per_reached,
-                    "purchases": int(purchases[r]),
-                    "purchase_cost": purchases[r] * iv.cost.per_conversion,
-                    "referrals": int(referrals[r]),
-                    "referral_cost": referrals[r] * iv.cost.per_referral,
+                    "reached": int(reached[r, i]),
+                    "reach_cost": reached[r, i] * iv.cost.per_reached,
+                    "purchases": int(purchases[r, i]),
+                    "purchase_cost": purchases[r, i] * iv.cost.per_conversion,
+                    "referrals": int(referrals[r, i]),
+                    "referral_cost": referrals[r, i] * iv.cost.per_referral,
                     "unit_days": unit_days,
                     "capacity_cost": unit_days * iv.cost.per_unit_day,
                 }

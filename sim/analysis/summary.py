@@ -25,10 +25,11 @@ import pandas as pd
 
 from sim.analysis.customers import customer_arrays, reach_matrix
 from sim.analysis.funnel import funnel_table
+from sim.analysis.metrics import cost_table
 from sim.analysis.stats import CONFIDENCE, mean_ci
 from sim.analysis.survival import MEDIAN_TOLERANCE, lifetimes
 from sim.events import ALL, EventLog
-from sim.model.intervention import CapacityChange, Intervention
+from sim.model.intervention import Intervention
 
 #: Grid steps per day for retention lifetimes and times to purchase (a power of two, so
 #: whole days fall exactly on the grid).
@@ -326,51 +327,13 @@ class LogSummary:
 
     def costs(self, interventions: Sequence[Intervention]) -> pd.DataFrame:
         """As :func:`sim.analysis.intervention_costs` on the same log."""
-        rows = []
-        for i, iv in enumerate(interventions):
-            start, end = (min(w, self.horizon_days) for w in iv.window_days)
-            unit_days = sum(e.units for e in iv.of_kind(CapacityChange)) * (end - start)
-            for r in self._reps():
-                d = self.counts[r]
-                reached = int(d["reached_by"][i])
-                purchases, referrals = int(d["purchases_by"][i]), int(d["referrals_by"][i])
-                rows.append(
-                    {
-                        "replication": r,
-                        "intervention": iv.name,
-                        "fixed": iv.cost.fixed,
-                        "reached": reached,
-                        "reach_cost": reached * iv.cost.per_reached,
-                        "purchases": purchases,
-                        "purchase_cost": purchases * iv.cost.per_conversion,
-                        "referrals": referrals,
-                        "referral_cost": referrals * iv.cost.per_referral,
-                        "unit_days": unit_days,
-                        "capacity_cost": unit_days * iv.cost.per_unit_day,
-                    }
-                )
-        columns = [
-            "replication",
-            "intervention",
-            "fixed",
-            "reached",
-            "reach_cost",
-            "purchases",
-            "purchase_cost",
-            "referrals",
-            "referral_cost",
-            "unit_days",
-            "capacity_cost",
-        ]
-        frame = pd.DataFrame(rows, columns=columns)
-        frame["total"] = (
-            frame["fixed"]
-            + frame["reach_cost"]
-            + frame["purchase_cost"]
-            + frame["referral_cost"]
-            + frame["capacity_cost"]
-        )
-        return frame
+        reps = self._reps()
+        size = max(reps) + 1 if reps else 0
+        counts = np.zeros((3, size, len(interventions)), dtype=np.int64)
+        for r in reps:
+            for j, name in enumerate(_IV_FIELDS):
+                counts[j, r] = self.counts[r][name][: len(interventions)]
+        return cost_table(interventions, self.horizon_days, reps, *counts)
 
     def metrics(
         self,
