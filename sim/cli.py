@@ -702,7 +702,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     print(
         f"{args.scenario}: OK ({scenario.name}: {len(scenario.journey.stages)} stages, "
-        f"{len(scenario.personas)} personas)"
+        f"{len(scenario.personas)} persona{'s' if len(scenario.personas) != 1 else ''})"
     )
     return 0
 
@@ -739,6 +739,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
             start=args.start,
             end=args.end,
             errors=args.errors,
+        )
+    if args.start is None and log.start_date is None:
+        raise ScenarioError(
+            "the log has no calendar date for day 0",
+            field="--start",
+            fix="add --start 2025-01-01 (or set start_date in the scenario file)",
         )
     frame = (
         log.to_process_log(start=args.start)
