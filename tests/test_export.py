@@ -188,4 +188,3 @@ def test_sim_export_of_an_undated_run_asks_for_a_start(tmp_path, capsys):
     assert "add --start 2025-01-01" in capsys.readouterr().err  # an option, not a keyword
     assert main(["export", str(out), "--to", "process", "-o", str(target), "--start", START]) == 0
     assert pd.Timestamp(pd.read_csv(target)["time:timestamp"].iloc[0]) == pd.Timestamp(START)
-
