@@ -400,6 +400,20 @@ def _print_retention(result) -> None:
         )
 
 
+def _run_options(args: argparse.Namespace, keep: Path | None) -> dict:
+    """Keyword arguments that sim run, compare and report pass alike: seed, customers,
+    workers, the kept replications and --resume, the engine and the backend."""
+    return {
+        "seed": args.seed,
+        "customers": args.customers,
+        "workers": args.workers,
+        "keep": keep,
+        "resume": args.resume,
+        "engine": args.engine,
+        **_backend(args),
+    }
+
+
 def _backend(args: argparse.Namespace) -> dict:
     """Keyword arguments choosing where replications run, from ``--dask``."""
     if args.dask is None:
@@ -447,13 +461,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             result = run(
                 scenario,
                 replications=args.replications,
-                seed=args.seed,
-                customers=args.customers,
-                workers=args.workers,
-                keep=keep,
-                resume=args.resume,
-                engine=args.engine,
-                **_backend(args),
+                **_run_options(args, keep),
                 **_streaming(args, scenario),
             )
     except ScenarioError as err:
@@ -534,16 +542,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         res = compare(
             scenarios,
             replications,
-            seed=args.seed,
-            customers=args.customers,
-            workers=args.workers,
             metric=args.metric,
             target_half_width=args.target_half_width,
             max_replications=args.max_replications,
-            keep=keep,
-            resume=args.resume,
-            engine=args.engine,
-            **_backend(args),
+            **_run_options(args, keep),
         )
     except KeyboardInterrupt:
         _kept_message(keep, args)
@@ -636,25 +638,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
             obj = run(
                 next(iter(scenarios.values())),
                 replications=args.replications,
-                seed=args.seed,
-                customers=args.customers,
-                workers=args.workers,
-                keep=keep,
-                resume=args.resume,
-                engine=args.engine,
-                **_backend(args),
+                **_run_options(args, keep),
             )
         else:
             obj = compare(
                 scenarios,
                 args.replications,
-                seed=args.seed,
-                customers=args.customers,
-                workers=args.workers,
-                keep=keep,
-                resume=args.resume,
-                engine=args.engine,
-                **_backend(args),
+                **_run_options(args, keep),
             )
     except KeyboardInterrupt:
         _kept_message(keep, args)
