@@ -78,7 +78,10 @@ def _log_sf(family: str, shape: float, mean: float, x: np.ndarray, logx: np.ndar
         return special.log_ndtr(-(logx - mu) / shape)
     if family == "weibull":
         log_scale = math.log(mean) - special.gammaln(1.0 + 1.0 / shape)
-        return -np.exp(shape * (logx - log_scale))
+        # far in the tail (or at parameters the optimiser tries on its way) S(x) underflows:
+        # log S = -inf is the right value there, and the optimiser steps away from it
+        with np.errstate(over="ignore"):
+            return -np.exp(shape * (logx - log_scale))
     raise ValueError(family)
 
 
