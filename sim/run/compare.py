@@ -188,110 +188,66 @@ def compare(
             # one LocalCluster for every batch of replications='auto'
             client = stack.enter_context(dask_client(None, workers))
             address = client.scheduler.address
-        return _compare(
-            named,
-            engines,
-            compiled,
-            seeds,
-            base,
-            seed,
-            auto,
-            replications,
-            batch,
-            max_replications,
-            target_half_width,
-            metric,
-            days,
-            common_random_numbers,
-            workers,
-            progress,
-            backend,
-            address,
-            keep,
-            resume,
-        )
-
-
-def _compare(
-    named,
-    engines,
-    compiled,
-    seeds,
-    base,
-    seed,
-    auto,
-    replications,
-    batch,
-    max_replications,
-    target_half_width,
-    metric,
-    days,
-    common_random_numbers,
-    workers,
-    progress,
-    backend,
-    address,
-    keep,
-    resume,
-) -> Comparison:
-    started = time.perf_counter()
-    logs: dict[Hashable, EventLog] = {}
-    kept = None
-    if keep is not None:
-        index = {n: i for i, n in enumerate(named)}
-        kept = KeptReplications(
-            keep,
-            {
-                "kind": "compare",
-                "scenarios": [[n, scenario_digest(s)] for n, s in named.items()],
-                "seed": seed,
-                "common_random_numbers": common_random_numbers,
-                "engine": [engines[n] for n in named],
-                "package_version": package_version(),
-            },
-            resume,
-            lambda key: f"s{index[key[0]]:02d}-r{key[1]:05d}.npz",
-        )
-    done = 0
-    goal = batch if auto else replications
-    converged = None
-    estimates = {n: estimate_run(c) for n, c in compiled.items()}
-    while True:
-        # refuse, before allocating, a batch whose replications cannot all be held
-        check_memory([(e, goal) for e in estimates.values()], workers)
-        tasks = [
-            ((n, r), engines[n], compiled[n], seeds[n], r) for r in range(done, goal) for n in named
-        ]
-        if kept is not None:
-            for task in tasks:
-                if (found := kept.load(task[0])) is not None:
-                    logs[task[0]] = found
-            tasks = [t for t in tasks if t[0] not in logs]
-        simulate_tasks(
-            tasks,
-            workers,
-            logs,
-            progress,
-            None if kept is None else kept.save,
-            backend,
-            address,
-        )
-        done = goal
-        result = _assemble(
-            named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines
-        )
-        if not auto:
-            break
-        table = result.summary(metrics=[metric])
-        widths = (table["diff_ci_high"] - table["diff_ci_low"]) / 2
-        widths = widths[table["scenario"] != base]
-        converged = bool(len(widths) and (widths <= target_half_width).all())
-        if converged or done >= max_replications:
-            break
-        goal = min(done + batch, max_replications)
-    result.converged = converged
-    result.elapsed_seconds = round(time.perf_counter() - started, 3)
-    return result
+        started = time.perf_counter()
+        logs: dict[Hashable, EventLog] = {}
+        kept = None
+        if keep is not None:
+            index = {n: i for i, n in enumerate(named)}
+            kept = KeptReplications(
+                keep,
+                {
+                    "kind": "compare",
+                    "scenarios": [[n, scenario_digest(s)] for n, s in named.items()],
+                    "seed": seed,
+                    "common_random_numbers": common_random_numbers,
+                    "engine": [engines[n] for n in named],
+                    "package_version": package_version(),
+                },
+                resume,
+                lambda key: f"s{index[key[0]]:02d}-r{key[1]:05d}.npz",
+            )
+        done = 0
+        goal = batch if auto else replications
+        converged = None
+        estimates = {n: estimate_run(c) for n, c in compiled.items()}
+        while True:
+            # refuse, before allocating, a batch whose replications cannot all be held
+            check_memory([(e, goal) for e in estimates.values()], workers)
+            tasks = [
+                ((n, r), engines[n], compiled[n], seeds[n], r)
+                for r in range(done, goal)
+                for n in named
+            ]
+            if kept is not None:
+                for task in tasks:
+                    if (found := kept.load(task[0])) is not None:
+                        logs[task[0]] = found
+                tasks = [t for t in tasks if t[0] not in logs]
+            simulate_tasks(
+                tasks,
+                workers,
+                logs,
+                progress,
+                None if kept is None else kept.save,
+                backend,
+                address,
+            )
+            done = goal
+            result = _assemble(
+                named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines
+            )
+            if not auto:
+                break
+            table = result.summary(metrics=[metric])
+            widths = (table["diff_ci_high"] - table["diff_ci_low"]) / 2
+            widths = widths[table["scenario"] != base]
+            converged = bool(len(widths) and (widths <= target_half_width).all())
+            if converged or done >= max_replications:
+                break
+            goal = min(done + batch, max_replications)
+        result.converged = converged
+        result.elapsed_seconds = round(time.perf_counter() - started, 3)
+        return result
 
 
 def _assemble(named, logs, reps, seeds, started, days, base, seed, paired, engines) -> Comparison:
