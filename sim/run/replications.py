@@ -134,9 +134,9 @@ def run(
     Warm start: with ``start_from=log`` and ``at`` (a date, or a day number on the log's
     clock) every customer of ``log`` who entered before ``at`` begins in the stage they were
     in at ``at``, with the time already spent there (see :mod:`sim.engine.warm`); a day-0
-    cohort is replaced by them, arrivals by channel restart at ``at``. The log runs from ``at`` to ``at +
-    horizon_days`` and its ``warm_start`` says which customers were carried over. Runs on the
-    vectorised engine (customers who do not interact).
+    cohort is replaced by them, arrivals by channel restart at ``at``. The log runs from
+    ``at`` to ``at + horizon_days`` and its ``warm_start`` says which customers were carried
+    over. Runs on the vectorised engine (customers who do not interact).
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(
