@@ -244,6 +244,7 @@ class _Numbers:
         self.width = FIRST_WIDTH
         self.table = self._draw(np.arange(len(customers)), self.width)
         self.row = np.arange(len(customers))
+        self.last = self.row
 
     def _draw(self, which: np.ndarray, width: int) -> np.ndarray:
         return many_streams.uniforms(
@@ -254,11 +255,15 @@ class _Numbers:
         """Number ``slot`` of customers ``which`` (indices into ``customers``)."""
         slot = np.broadcast_to(np.asarray(slot, dtype=np.int64), which.shape)
         if len(slot) and int(slot.max()) >= self.width:
-            # rare: a customer moved more often than drawn for; redraw those still moving
+            # rare: a customer moved more often than drawn for; redraw, wider, the rows of
+            # those asked for now and of those asked for last time (still moving)
             self.width = max(2 * self.width, int(slot.max()) + 1)
-            self.table = self._draw(which, self.width)
+            keep = np.union1d(which, self.last)
+            self.table = self._draw(keep, self.width)
             self.row = np.full(len(self.customers), -1, dtype=np.int64)
-            self.row[which] = np.arange(len(which))
+            self.row[keep] = np.arange(len(keep))
+        if len(which) > len(self.last) // 2:
+            self.last = which
         return self.table[self.row[which], slot]
 
 
