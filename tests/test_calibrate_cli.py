@@ -91,6 +91,7 @@ def test_fit_then_check_with_stage_map_and_segments(exports, tmp_path, capsys):
         "reached stage",
         "purchases per customer",
         "purchases in week",
+        "buying again at day",
     }
     assert table["ok"].all()
     assert "<img" in report.read_text()
