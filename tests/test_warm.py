@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 import sim
+from sim.calibrate.table import read_table
 from sim.engine.warm import remaining, survival
 from sim.events import ENTRY
 from tests.test_contract import assert_contract
@@ -257,3 +258,55 @@ def test_warm_start_refuses_what_it_cannot_do():
         sim.run(scenario, start_from=log)
     with pytest.raises(sim.ScenarioError, match="after the end of the log"):
         sim.run(scenario, start_from=log, at=AT + 1)
+
+
+def orders_scenario(gap_mean: float = 30.0, never: float = 0.3) -> sim.Scenario:
+    """A transaction log's journey: order, wait a Weibull gap, order again or never."""
+    journey = sim.Journey(
+        stages=(
+            sim.Stage(
+                name="purchase", dwell=sim.Fixed(0), purchase=True, next={"post_purchase": 1}
+            ),
+            sim.Stage(
+                name="post_purchase",
+                dwell=sim.Weibull(shape=2, mean=gap_mean),
+                next={"purchase": 1 - never, "churned": never},
+            ),
+            sim.Stage(name="churned", absorbing=True),
+        )
+    )
+    return sim.Scenario(
+        name="orders",
+        journey=journey,
+        acquisition=sim.Cohort(size=1500),
+        personas=(sim.Persona(name="p", order_value=sim.Lognormal(mean=40, sigma=0.5)),),
+        horizon_days=200.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def orders_log(tmp_path_factory) -> sim.EventLog:
+    """Orders simulated from ``orders_scenario()``, read back as a shop's export is (customer,
+    date, amount; churn never recorded)."""
+    log = sim.run(orders_scenario(), seed=21).log
+    path = tmp_path_factory.mktemp("orders") / "orders.csv"
+    log.to_transactions(start="2025-01-01").to_csv(path, index=False)
+    return read_table(path, customer="customer_id", time="date", value="value")
+
+
+def test_check_from_a_date_passes_on_data_from_the_scenario(orders_log):
+    """Warm-started at day 100 from the orders before it, the true scenario forecasts the
+    next 14 weeks' purchases, week by week and in total, and the retention curve, within
+    the limits; the table has a total and starts at the week of the date."""
+    result = sim.calibrate.check(orders_scenario(), orders_log, replications=10, holdout_from=100)
+    assert result.passed, result.table[~result.table["ok"]]
+    assert result.warm_start == 100
+    assert result.weekly["item"].min() == 100 // 7
+    assert len(result.total) == 1 and len(result.retention) >= 5
+
+
+def test_check_from_a_date_fails_on_data_from_another_scenario(orders_log):
+    """Power: a scenario whose buyers come back twice as fast and churn less is rejected by
+    the same forecast."""
+    other = orders_scenario(gap_mean=15.0, never=0.15)
+    assert not sim.calibrate.check(other, orders_log, replications=10, holdout_from=100).passed
