@@ -233,8 +233,9 @@ def _add_calibration_commands(sub) -> None:
     chk.add_argument(
         "--from",
         dest="start",
-        help="count purchases from this date (or day) on: the out-of-sample period of a "
-        "scenario fitted with --until",
+        help="forecast from this date (or day): every customer is warm-started there (their "
+        "stage and time spent in it) and the period after it is compared, out of sample for "
+        "a scenario fitted with --until",
     )
     chk.add_argument("-r", "--replications", type=int, default=20, help="replications (20)")
     chk.add_argument("--seed", type=int, default=0, help="root seed (0)")
