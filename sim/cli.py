@@ -309,8 +309,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for note in fit.warnings_:
         print(f"note: {note}")
     chosen = fit.dwell_[fit.dwell_["chosen"]]
-    print("\nDwell times (family chosen by AIC among those fitted with censoring)")
-    print(chosen[["stage", "parameters", "ks_distance", "ended", "open"]].to_string(index=False))
+    print(
+        "\nDwell times (family chosen by AIC among those fitted with censoring; mean with its "
+        "95% interval from the observed information)"
+    )
+    cols = ["stage", "parameters", "mean_ci_low", "mean_ci_high", "ks_distance", "ended", "open"]
+    print(chosen[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if len(fit.never_again_):
         print("\nNever again (share of visits with no further move, from censored gaps)")
         print(fit.never_again_.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
