@@ -265,20 +265,48 @@ def _data_options_after_data(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: read_events' keywords and the options of sim fit / sim check that set them
+_READ_OPTIONS = {
+    "customer": "--customer",
+    "time": "--time",
+    "stage": "--stage",
+    "value": "--value",
+    "persona": "--segment",
+    "stages": "--map",
+    "purchase_stages": "--map (purchase = [...])",
+    "end_stages": "--map (ends = [...])",
+    "end": "--until",
+}
+
+
 def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps: int = 1):
     from sim.calibrate.table import read_table
+    from sim.errors import EventLogError
 
-    log = read_table(
-        args.data,
-        customer=args.customer,
-        time=args.time,
-        stage=args.stage,
-        value=args.value,
-        segment=args.segment,
-        stage_map=args.map,
-        until=until,
-        repeat_steps=repeat_steps,
-    )
+    try:
+        log = read_table(
+            args.data,
+            customer=args.customer,
+            time=args.time,
+            stage=args.stage,
+            value=args.value,
+            segment=args.segment,
+            stage_map=args.map,
+            until=until,
+            repeat_steps=repeat_steps,
+        )
+    except EventLogError as err:
+        # read_events speaks Python (customer=); here the same choice is an option
+        fix = err.fix
+        for keyword, option in _READ_OPTIONS.items():
+            fix = fix.replace(f"pass {keyword}=", f"give {option}").replace(
+                f"in {keyword}=", f"in {option}"
+            )
+        fix = fix.replace(
+            ', or pass errors="skip" to leave bad rows out (counted in log.skipped)', ""
+        )
+        problem = err.problem
+        raise EventLogError(problem, field=err.field, fix=fix, source=err.source) from None
     skipped = "".join(f"; {n} {reason}" for reason, n in log.skipped.items())
     print(
         f"{args.data}: {len(log)} moves of {int(log.customers.sum())} customers over "
