@@ -310,3 +310,16 @@ def test_check_from_a_date_fails_on_data_from_another_scenario(orders_log):
     the same forecast."""
     other = orders_scenario(gap_mean=15.0, never=0.15)
     assert not sim.calibrate.check(other, orders_log, replications=10, holdout_from=100).passed
+
+
+def test_check_report_shows_retention_and_the_warm_start(orders_log, tmp_path):
+    """The HTML report of an out-of-sample check has the retention plot and table and says
+    the customers were warm-started; the CSV beside it holds the total and the curve."""
+    from sim.check_report import write_check_report
+
+    result = sim.calibrate.check(orders_scenario(), orders_log, replications=3, holdout_from=100)
+    path = write_check_report(result, tmp_path / "report.html")
+    page = path.read_text()
+    assert "retention" in page and "warm-started" in page and "Purchases in total" in page
+    table = pd.read_csv(path.with_suffix(".csv"))
+    assert {"purchases in total", "buying again at day"} <= set(table["measure"])
