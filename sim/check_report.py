@@ -121,7 +121,8 @@ def write_check_report(result: CheckResult, path: str | Path, title: str = "") -
         (
             f"<p>Out of sample: every customer who entered before day {result.warm_start:g} "
             "was warm-started there (their stage and the time already spent in it) and the "
-            "period after it forecast.</p>"
+            "period after it forecast; customers who entered later are neither forecast "
+            "nor counted.</p>"
             if result.warm_start is not None
             else ""
         ),
