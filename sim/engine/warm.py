@@ -258,11 +258,15 @@ class _Numbers:
             # rare: a customer moved more often than drawn for; redraw, wider, the rows of
             # those asked for now and of those asked for last time (still moving)
             self.width = max(2 * self.width, int(slot.max()) + 1)
-            keep = np.union1d(which, self.last)
+            mask = np.zeros(len(self.customers), dtype=bool)
+            mask[which] = True
+            mask[self.last] = True
+            keep = np.flatnonzero(mask)
             self.table = self._draw(keep, self.width)
             self.row = np.full(len(self.customers), -1, dtype=np.int64)
             self.row[keep] = np.arange(len(keep))
-        if len(which) > len(self.last) // 2:
+        if len(which) >= len(self.last) // 2:
+            # the moving customers (a call for a few of them, such as buyers, keeps the set)
             self.last = which
         return self.table[self.row[which], slot]
 
@@ -278,11 +282,14 @@ def _by_group(*keys: np.ndarray):
     """(key tuple, positions) for each distinct combination of ``keys``."""
     if len(keys[0]) == 0:
         return
-    stacked = np.stack(keys, axis=1)
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    for i, combo in enumerate(unique.tolist()):
-        yield combo, np.flatnonzero(inverse == i)
+    # one integer per combination (codes are small and >= 0), grouped by one sort
+    key = np.zeros(len(keys[0]), dtype=np.int64)
+    for k in keys:
+        key = key * (int(k.max()) + 1) + k
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    for g in np.split(order, cuts):
+        yield [int(k[g[0]]) for k in keys], g
 
 
 def simulate_warm(c: CompiledScenario, state: WarmState, seed: int, replication: int) -> EventLog:
