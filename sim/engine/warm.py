@@ -27,7 +27,11 @@ number of workers.
 The log written starts at ``at`` (days keep the clock of the given log, ``start_date`` too):
 each carried-over customer has an entry row at ``at`` in the stage they were in (not a new
 arrival; their history before ``at`` is not repeated), and ``EventLog.warm_start`` records the
-day and how many customers (numbered first) were carried over. Arrivals: a scenario's day-0
+day and how many customers (numbered first) were carried over. Interventions act as in a cold run
+with their windows counted from ``at`` (a carried-over customer is settled on the stage they
+are in at ``at`` and on each stage they enter after; one acting on the stage they wait in
+scales the rest of the wait; the never-again update uses the ways out in force). Arrivals: a
+scenario's day-0
 cohort is the population, which the log's customers replace (no cohort arrives at ``at``);
 arrivals by channel arrive as in a cold run with their clock restarted at ``at`` (channel
 rates, time-varying rates and windows counted from ``at``), numbered after the carried-over
@@ -46,6 +50,7 @@ from scipy import stats
 from sim.engine import limits, many_streams, vectorised
 from sim.engine.compiled import CompiledScenario
 from sim.engine.log_writer import stage_info
+from sim.engine.streams import name_key
 from sim.errors import EventLogError, ScenarioError
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
@@ -271,13 +276,6 @@ class _Numbers:
         return self.table[self.row[which], slot]
 
 
-def _probabilities(c: CompiledScenario) -> np.ndarray:
-    """(personas, S, S) transition probabilities from the compiled cumulative rows."""
-    cum = np.array(c.untreated)
-    cum = np.where(np.isinf(cum), 1.0, cum)
-    return np.diff(np.concatenate([np.zeros((*cum.shape[:2], 1)), cum], axis=2), axis=2)
-
-
 def _by_group(*keys: np.ndarray):
     """(key tuple, positions) for each distinct combination of ``keys``."""
     if len(keys[0]) == 0:
@@ -290,6 +288,74 @@ def _by_group(*keys: np.ndarray):
     cuts = np.flatnonzero(np.diff(key[order])) + 1
     for g in np.split(order, cuts):
         yield [int(k[g[0]]) for k in keys], g
+
+
+class _Reach:
+    """Interventions on the carried-over customers, as the vectorised engine settles them,
+    with their windows counted from ``at`` (the clock restarts there, as for new arrivals).
+    Who is eligible is drawn per customer and intervention from a stream keyed by both."""
+
+    def __init__(
+        self, c: CompiledScenario, state: WarmState, persona: np.ndarray, seed: int, rep: int
+    ) -> None:
+        s = c.scenario
+        n = len(state)
+        self.at = state.at
+        self.elig = np.zeros(n, dtype=np.int64)
+        self.reached = np.zeros(n, dtype=np.int64)
+        stages = np.arange(len(c.names))
+        self.windows = [iv.window_days for iv in s.interventions]
+        self.lasting = [iv.lasting for iv in s.interventions]
+        self.targets = [
+            np.isin(stages, [s.journey.index(x) for x in iv.stages]) if iv.stages else stages >= 0
+            for iv in s.interventions
+        ]
+        for i, iv in enumerate(s.interventions):
+            key = (rep, WARM, name_key(iv.name))
+            ok = many_streams.uniforms(seed, key, state.customer, 1)[:, 0] < iv.reach
+            if iv.personas:
+                ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
+            if iv.channels:
+                codes = [state.channels.index(ch) for ch in iv.channels if ch in state.channels]
+                ok &= np.isin(state.channel, codes)
+            self.elig[ok] |= 1 << i
+        self.records: list[tuple[np.ndarray, ...]] = []
+
+    def enter(self, who: np.ndarray, stage: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Settle for customers ``who`` entering ``stage`` at ``time``: the interventions
+        acting on them there (bit mask), reaching those newly reached."""
+        act = np.zeros(len(who), dtype=np.int64)
+        now = time - self.at
+        for i, (begin, end) in enumerate(self.windows):
+            bit = 1 << i
+            eligible = (self.elig[who] & bit) != 0
+            if not eligible.any():
+                continue
+            new = eligible & ((self.reached[who] & bit) == 0) & (begin <= now) & (now < end)
+            new &= self.targets[i][stage]
+            if new.any():
+                self.reached[who[new]] |= bit
+                self.records.append((who[new], np.full(int(new.sum()), i), time[new]))
+            acting = eligible & ((self.reached[who] & bit) != 0)
+            if not self.lasting[i]:
+                acting &= now < end
+            act[acting] |= bit
+        return act
+
+
+def _tables(c: CompiledScenario, p: int, act: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Cumulative rows (S, S), dwell factors beyond the persona's (S,) and the order-value
+    factor of persona ``p`` while the interventions of ``act`` act on them."""
+    if act == 0:
+        return np.array(c.untreated[p]), np.ones(len(c.names)), 1.0
+    tr = c.treatment(p, act)
+    return np.array(tr.cumulative), np.array(tr.dwell_factor), tr.value_factor
+
+
+def _probability_row(cumulative: np.ndarray) -> np.ndarray:
+    """Probabilities of the ways out from a cumulative row (inf closes the last way)."""
+    cum = np.where(np.isinf(cumulative), 1.0, cumulative)
+    return np.diff(np.concatenate([[0.0], cum]))
 
 
 def simulate_warm(c: CompiledScenario, state: WarmState, seed: int, replication: int) -> EventLog:
@@ -305,29 +371,32 @@ def simulate_warm(c: CompiledScenario, state: WarmState, seed: int, replication:
         mix = np.cumsum([p.share for p in s.personas])
         u = numbers(draw, PERSONA_SLOT)
         persona[draw] = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
-    probs = _probabilities(c)
+    reach = _Reach(c, state, persona, seed, replication) if s.interventions else None
     absorbing = np.array(c.absorbing)
     purchase = np.array(c.purchase)
     silent = state.silent
     rows: list[tuple[np.ndarray, ...]] = []
     # entry rows at ``at``: the stage each customer is in (values are not new orders)
     everyone = np.arange(n)
-    rows.append((everyone, np.full(n, at), np.full(n, ENTRY), state.stage, np.zeros(n)))
+    zero = np.zeros(n, dtype=np.int64)
+    rows.append((everyone, np.full(n, at), np.full(n, ENTRY), state.stage, np.zeros(n), zero))
     idx = np.flatnonzero(~absorbing[state.stage])
     st = state.stage[idx]
     per = persona[idx]
     e = state.elapsed[idx]
+    act = reach.enter(idx, st, np.full(len(idx), at)) if reach else np.zeros(len(idx), np.int64)
     leave = np.empty(len(idx))
     nxt = np.empty(len(idx), dtype=np.int64)
     gone = np.zeros(len(idx), dtype=bool)
     u_dwell = numbers(idx, FIRST_MOVE_SLOT)
     u_choice = numbers(idx, FIRST_MOVE_SLOT + 1)
-    for (stage, p), g in _by_group(st, per):
+    for (stage, p, a), g in _by_group(st, per, act):
         law = c.dwell[stage]
         factor = float(c.dwell_factor[p, stage])
         if factor != 1.0:
             law = law.scaled(factor)
-        row = probs[p, stage]
+        cum, dwell_factor, _ = _tables(c, p, a)
+        row = _probability_row(cum[stage])
         pi = float(row[silent].sum())
         ways = row.copy()
         if pi > 0:
@@ -339,57 +408,61 @@ def simulate_warm(c: CompiledScenario, state: WarmState, seed: int, replication:
             gone[g] = out
             quiet = row * silent
             if out.any():
-                cum = np.cumsum(quiet / pi)
-                cum[np.flatnonzero(quiet)[-1] :] = np.inf
-                nxt[g[out]] = (cum <= u_choice[g[out], None]).sum(axis=1)
+                cq = np.cumsum(quiet / pi)
+                cq[np.flatnonzero(quiet)[-1] :] = np.inf
+                nxt[g[out]] = (cq <= u_choice[g[out], None]).sum(axis=1)
             ways = row * ~silent / (1 - pi) if pi < 1 else row * 0
         if (~gone[g]).any():
             stay = g[~gone[g]]
-            leave[stay] = at + remaining(law, e[stay], u_dwell[stay])
+            # the time already spent ran under the persona's law; an intervention acting now
+            # scales what is left (accelerated time)
+            left = remaining(law, e[stay], u_dwell[stay]) * dwell_factor[stage]
+            leave[stay] = at + left
             if ways.sum() > 0:
-                cum = np.cumsum(ways)
-                cum[np.flatnonzero(ways)[-1] :] = np.inf
-                nxt[stay] = (cum <= u_choice[stay, None]).sum(axis=1)
+                cw = np.cumsum(ways)
+                cw[np.flatnonzero(ways)[-1] :] = np.inf
+                nxt[stay] = (cw <= u_choice[stay, None]).sum(axis=1)
         leave[g[gone[g]]] = at
     step = np.zeros(len(idx), dtype=np.int64)
-    bought_nth = np.zeros(n, dtype=np.int64)
     max_moves, waves = limits.MAX_MOVES_PER_CUSTOMER, 0
     while len(idx):
         waves += 1
         if waves > max_moves:
-            raise limits.runaway(
-                c, int(state.customer[idx[0]]), int(st[0]), float(leave[0]), max_moves
-            )
+            who = int(state.customer[idx[0]])
+            raise limits.runaway(c, who, int(st[0]), float(leave[0]), max_moves)
         # a move at or after the horizon never happens: the customer is censored
         alive = leave < horizon
-        idx, st, per, leave, nxt, step = (x[alive] for x in (idx, st, per, leave, nxt, step))
+        idx, st, per, leave, nxt, step, act = (
+            x[alive] for x in (idx, st, per, leave, nxt, step, act)
+        )
         if not len(idx):
             break
         value = np.zeros(len(idx))
         buying = np.flatnonzero(purchase[nxt])
         if len(buying):
             uv = numbers(idx[buying], FIRST_MOVE_SLOT + PER_MOVE * step[buying] + 2)
-            for (p,), g in _by_group(per[buying]):
-                value[buying[g]] = c.order_value[p].quantile(uv[g])
-            bought_nth[idx[buying]] += 1
-        rows.append((idx, leave.copy(), st, nxt.copy(), value))
+            for (p, a), g in _by_group(per[buying], act[buying]):
+                value[buying[g]] = c.order_value[p].quantile(uv[g]) * _tables(c, p, a)[2]
+        rows.append((idx, leave.copy(), st, nxt.copy(), value, act))
         st = nxt
         keep = ~absorbing[st]
         idx, st, per, leave, step = (x[keep] for x in (idx, st, per, leave, step))
         step = step + 1
+        act = reach.enter(idx, st, leave) if reach else np.zeros(len(idx), np.int64)
         base = FIRST_MOVE_SLOT + PER_MOVE * step
         ud, uc = numbers(idx, base), numbers(idx, base + 1)
         days = np.empty(len(idx))
         nxt = np.empty(len(idx), dtype=np.int64)
-        for (stage, p), g in _by_group(st, per):
-            days[g] = c.dwell[stage].quantile(ud[g]) * c.dwell_factor[p, stage]
-            cum = np.array(c.untreated[p][stage])
-            nxt[g] = (cum <= uc[g, None]).sum(axis=1)
+        for (stage, p, a), g in _by_group(st, per, act):
+            cum, dwell_factor, _ = _tables(c, p, a)
+            scale = c.dwell_factor[p, stage] * dwell_factor[stage]
+            days[g] = c.dwell[stage].quantile(ud[g]) * scale
+            nxt[g] = (cum[stage] <= uc[g, None]).sum(axis=1)
         leave = leave + days
-    return _log(c, state, persona, rows, replication, horizon)
+    return _log(c, state, persona, rows, replication, horizon, reach)
 
 
-def _log(c, state, persona, rows, replication, horizon) -> EventLog:
+def _log(c, state, persona, rows, replication, horizon, reach) -> EventLog:
     who = np.concatenate([r[0] for r in rows])
     time = np.concatenate([r[1] for r in rows])
     # time order; at one time a customer's rows stay in the order they were made
@@ -407,7 +480,9 @@ def _log(c, state, persona, rows, replication, horizon) -> EventLog:
         from_stage=np.concatenate([r[2] for r in rows])[order].astype(np.int16),
         to_stage=np.concatenate([r[3] for r in rows])[order].astype(np.int16),
         value=np.concatenate([r[4] for r in rows])[order],
+        treatment=np.concatenate([r[5] for r in rows])[order].astype(np.int64),
         customers=np.array([len(state)], dtype=np.int64),
+        **_reach_columns(reach, replication),
         personas=s.persona_names,
         channels=state.channels,
         horizon_days=float(horizon),
@@ -416,6 +491,20 @@ def _log(c, state, persona, rows, replication, horizon) -> EventLog:
         warm_start=(float(state.at), len(state)),
         **info,
     )
+
+
+def _reach_columns(reach: _Reach | None, replication: int) -> dict[str, np.ndarray]:
+    """The reach records of the carried-over customers, in time order."""
+    if reach is None or not reach.records:
+        return {}
+    who, index, time = (np.concatenate([r[j] for r in reach.records]) for j in range(3))
+    order = np.argsort(time, kind="stable")
+    return {
+        "reach_replication": np.full(len(who), replication, dtype=np.int32),
+        "reach_customer": who[order].astype(np.int32),
+        "reach_intervention": index[order].astype(np.int16),
+        "reach_time": time[order],
+    }
 
 
 def merge_arrivals(warm: EventLog, cold: EventLog, at: float) -> EventLog:
@@ -444,13 +533,27 @@ def merge_arrivals(warm: EventLog, cold: EventLog, at: float) -> EventLog:
         end_stages=warm.end_stages,
         edges=warm.edges,
         interventions=warm.interventions,
-        reach_replication=cold.reach_replication,
-        reach_customer=(cold.reach_customer + offset).astype(np.int32),
-        reach_intervention=cold.reach_intervention,
-        reach_time=cold.reach_time + at,
+        **_merged_reach(warm, cold, offset, at),
         start_date=warm.start_date,
         warm_start=warm.warm_start,
     )
+
+
+def _merged_reach(warm: EventLog, cold: EventLog, offset: int, at: float) -> dict:
+    """Reach records of both logs (the cold one's customers and clock moved), in time order."""
+    time = np.concatenate([warm.reach_time, cold.reach_time + at])
+    order = np.argsort(time, kind="stable")
+    customer = np.concatenate([warm.reach_customer, cold.reach_customer + offset])
+    return {
+        "reach_replication": np.concatenate([warm.reach_replication, cold.reach_replication])[
+            order
+        ].astype(np.int32),
+        "reach_customer": customer[order].astype(np.int32),
+        "reach_intervention": np.concatenate([warm.reach_intervention, cold.reach_intervention])[
+            order
+        ].astype(np.int16),
+        "reach_time": time[order],
+    }
 
 
 def cannot_warm_start(scenario: Scenario, engine: str) -> str | None:
@@ -463,8 +566,9 @@ def cannot_warm_start(scenario: Scenario, engine: str) -> str | None:
             f"its customers interact ({reason}); a warm start runs on the vectorised engine, "
             "which simulates customers one by one"
         )
-    if scenario.interventions:
-        return "it has interventions, which a warm start does not apply yet"
+    reason = vectorised.cannot_run(scenario)
+    if reason is not None:
+        return reason
     return None
 
 

@@ -292,7 +292,7 @@ def _run_warm(
             f"cannot warm-start scenario '{scenario.name}': {reason}",
             field="start_from",
             fix="use engine='auto' (the vectorised engine) with a scenario whose customers do "
-            "not interact and has no interventions, or simulate new cohorts without start_from",
+            "not interact (no budgets), or simulate new cohorts without start_from",
         )
     state = warm.warm_state(scenario, start_from, at)
     compiled = CompiledScenario.build(scenario)
