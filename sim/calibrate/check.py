@@ -5,8 +5,15 @@ hold, each simulated customer starting on the day an observed customer entered (
 arrivals and censoring at the end of the data are the same as in the data). For every
 measure the simulated replications give a predictive interval; the observed value should lie
 inside it about ``confidence`` of the time when the model is right. Measures: the share of
-customers reaching each stage (the funnel), the share making 0, 1, 2, ... purchases, and the
-purchases made each week (all, or only from ``holdout_from`` on for an out-of-sample check).
+customers reaching each stage (the funnel), the share making 0, 1, 2, ... purchases, the
+purchases made each week, and the retention curve (the share buying again at or after each
+day since their start).
+
+With ``holdout_from`` (an out-of-sample check of a scenario fitted on the data before that
+day) the data's customers are not simulated from their entry: each one who entered before the
+day is warm-started there (:mod:`sim.engine.warm`: their stage, the time already spent in it,
+the never-again share updated by their silence) and the period after it is forecast; the
+measures, and the total purchases of its whole weeks, are those of that period.
 """
 
 from __future__ import annotations
