@@ -156,7 +156,7 @@ def _weibull_remaining_days(elapsed: float, seed: int = 4) -> tuple[np.ndarray, 
 def test_weibull_remaining_dwell_is_conditional_on_the_time_already_spent():
     """Customers who have waited 10 days in a Weibull(shape 3, mean 10) stage leave after
     E[X - 10 | X > 10] more days on average (scipy's conditional expectation), within four
-    standard errors; that is about 4.1 days, not the unconditional 10."""
+    standard errors; that is about 3.0 days, not the unconditional 10."""
     days, exact = _weibull_remaining_days(elapsed=10.0)
     assert within(days.mean(), exact, days.std(ddof=1) / np.sqrt(len(days)))
     assert exact < 6
