@@ -66,6 +66,33 @@ def plot_check_funnel(result: CheckResult, ax: Axes | None = None) -> Figure:
     return fig
 
 
+def plot_check_retention(result: CheckResult, ax: Axes | None = None) -> Figure:
+    """Share of customers buying again at or after each day: observed over the simulated
+    mean and its predictive band."""
+    if ax is None:
+        fig = Figure(figsize=(9, 3.5), layout="constrained")
+        ax = fig.subplots()
+    fig = ax.figure
+    r = result.retention
+    days = r["item"].astype(float)
+    ax.fill_between(
+        days,
+        r["low"],
+        r["high"],
+        color=PALETTE[0],
+        alpha=0.25,
+        label=f"simulated, {result.confidence:.0%} predictive band",
+    )
+    ax.plot(days, r["simulated"], color=PALETTE[0], label="simulated mean")
+    ax.plot(days, r["observed"], "o", color=PALETTE[5], markersize=4, label="observed")
+    warm = result.warm_start is not None
+    ax.set_xlabel("day of the data" if warm else "days since the customer's start")
+    ax.set_ylabel("share buying again at or after")
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False)
+    return fig
+
+
 def write_check_report(result: CheckResult, path: str | Path, title: str = "") -> Path:
     """Write the HTML report to ``path`` and its tables to ``path`` with suffix ``.csv``."""
     path = Path(path)
@@ -90,9 +117,20 @@ def write_check_report(result: CheckResult, path: str | Path, title: str = "") -
         "simulated mean.</p>",
         _image(plot_check_funnel(result), "funnel: observed and simulated"),
         _image(plot_check(result), "purchases per week: observed and simulated"),
+        _image(plot_check_retention(result), "retention: observed and simulated"),
+        (
+            f"<p>Out of sample: every customer who entered before day {result.warm_start:g} "
+            "was warm-started there (their stage and the time already spent in it) and the "
+            "period after it forecast; customers who entered later are neither forecast "
+            "nor counted.</p>"
+            if result.warm_start is not None
+            else ""
+        ),
         block("Customers reaching each stage", result.funnel),
         block("Purchases per customer (share of customers)", result.purchases),
         block("Purchases per week", result.weekly),
+        *([block("Purchases in total", result.total)] if result.total is not None else []),
+        block("Customers buying again at or after a day (retention)", result.retention),
         "<h2>Distributions (two-sample Kolmogorov-Smirnov, reported only)</h2>"
         + result.distances.to_html(index=False, float_format="{:.4g}".format, border=0),
     ]

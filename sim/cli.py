@@ -233,8 +233,9 @@ def _add_calibration_commands(sub) -> None:
     chk.add_argument(
         "--from",
         dest="start",
-        help="count purchases from this date (or day) on: the out-of-sample period of a "
-        "scenario fitted with --until",
+        help="forecast from this date (or day): every customer is warm-started there (their "
+        "stage and time spent in it) and the period after it is compared, out of sample for "
+        "a scenario fitted with --until",
     )
     chk.add_argument("-r", "--replications", type=int, default=20, help="replications (20)")
     chk.add_argument("--seed", type=int, default=0, help="root seed (0)")
@@ -264,20 +265,48 @@ def _data_options_after_data(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: read_events' keywords and the options of sim fit / sim check that set them
+_READ_OPTIONS = {
+    "customer": "--customer",
+    "time": "--time",
+    "stage": "--stage",
+    "value": "--value",
+    "persona": "--segment",
+    "stages": "--map",
+    "purchase_stages": "--map (purchase = [...])",
+    "end_stages": "--map (ends = [...])",
+    "end": "--until",
+}
+
+
 def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps: int = 1):
     from sim.calibrate.table import read_table
+    from sim.errors import EventLogError
 
-    log = read_table(
-        args.data,
-        customer=args.customer,
-        time=args.time,
-        stage=args.stage,
-        value=args.value,
-        segment=args.segment,
-        stage_map=args.map,
-        until=until,
-        repeat_steps=repeat_steps,
-    )
+    try:
+        log = read_table(
+            args.data,
+            customer=args.customer,
+            time=args.time,
+            stage=args.stage,
+            value=args.value,
+            segment=args.segment,
+            stage_map=args.map,
+            until=until,
+            repeat_steps=repeat_steps,
+        )
+    except EventLogError as err:
+        # read_events speaks Python (customer=); here the same choice is an option
+        fix = err.fix
+        for keyword, option in _READ_OPTIONS.items():
+            fix = fix.replace(f"pass {keyword}=", f"give {option}").replace(
+                f"in {keyword}=", f"in {option}"
+            )
+        fix = fix.replace(
+            ', or pass errors="skip" to leave bad rows out (counted in log.skipped)', ""
+        )
+        problem = err.problem
+        raise EventLogError(problem, field=err.field, fix=fix, source=err.source) from None
     skipped = "".join(f"; {n} {reason}" for reason, n in log.skipped.items())
     print(
         f"{args.data}: {len(log)} moves of {int(log.customers.sum())} customers over "
@@ -308,8 +337,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     for note in fit.warnings_:
         print(f"note: {note}")
     chosen = fit.dwell_[fit.dwell_["chosen"]]
-    print("\nDwell times (family chosen by AIC among those fitted with censoring)")
-    print(chosen[["stage", "parameters", "ks_distance", "ended", "open"]].to_string(index=False))
+    print(
+        "\nDwell times (family chosen by AIC among those fitted with censoring; mean with its "
+        "95% interval from the observed information)"
+    )
+    cols = ["stage", "parameters", "mean_ci_low", "mean_ci_high", "ks_distance", "ended", "open"]
+    print(chosen[cols].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if len(fit.never_again_):
         print("\nNever again (share of visits with no further move, from censored gaps)")
         print(fit.never_again_.to_string(index=False, float_format=lambda x: f"{x:.4f}"))

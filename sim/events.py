@@ -149,6 +149,11 @@ class EventLog:
     stage_resources: tuple[int, ...] = ()
     #: capacity added for a time: (resource code, from day, to day, units)
     capacity_changes: tuple[tuple[int, float, float, int], ...] = ()
+    #: a warm start (``sim.run(..., start_from=log, at=...)``): (day, customers). Customers
+    #: 0 .. customers - 1 of each replication were carried over from a log at that day: their
+    #: entry row is the stage they were in then, not an arrival, and their history before it
+    #: is not in this log. None: every customer arrived in this log.
+    warm_start: tuple[float, int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.time)

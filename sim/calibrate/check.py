@@ -5,8 +5,15 @@ hold, each simulated customer starting on the day an observed customer entered (
 arrivals and censoring at the end of the data are the same as in the data). For every
 measure the simulated replications give a predictive interval; the observed value should lie
 inside it about ``confidence`` of the time when the model is right. Measures: the share of
-customers reaching each stage (the funnel), the share making 0, 1, 2, ... purchases, and the
-purchases made each week (all, or only from ``holdout_from`` on for an out-of-sample check).
+customers reaching each stage (the funnel), the share making 0, 1, 2, ... purchases, the
+purchases made each week, and the retention curve (the share buying again at or after each
+day since their start).
+
+With ``holdout_from`` (an out-of-sample check of a scenario fitted on the data before that
+day) the data's customers are not simulated from their entry: each one who entered before the
+day is warm-started there (:mod:`sim.engine.warm`: their stage, the time already spent in it,
+the never-again share updated by their silence) and the period after it is forecast; the
+measures, and the total purchases of its whole weeks, are those of that period.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from sim.engine import warm
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
 from sim.errors import ScenarioError
@@ -56,6 +64,24 @@ def _arrays(log: EventLog) -> Arrays:
     entry_time = np.zeros(n)
     entry_time[key[entry]] = log.time[entry]
     return Arrays(n, key, log.time, log.to_stage.astype(np.int64), entry_time, log.value)
+
+
+def _retention(
+    a: Arrays, purchase: np.ndarray, grid: np.ndarray, horizon: float, warm: bool = False
+) -> np.ndarray:
+    """Per day d of ``grid``: the share of customers who buy (again) at or after d days from
+    their start, among those whose start + d lies within the data (silent churn is never
+    seen, so retention is read from purchases, as an analyst reads it from orders). A
+    customer's entry purchase does not count; with a ``warm`` start every purchase does."""
+    since = a.time - a.entry_time[a.customer]
+    buy = purchase[a.stage] & ((since >= 0) if warm else (since > 0))
+    last = np.full(a.customers, -np.inf)
+    np.maximum.at(last, a.customer[buy], a.time[buy])
+    out = np.empty(len(grid))
+    for i, d in enumerate(grid.tolist()):
+        seen = a.entry_time + d <= horizon
+        out[i] = float(np.mean(last[seen] >= a.entry_time[seen] + d)) if seen.any() else np.nan
+    return out
 
 
 def _measures(
@@ -131,23 +157,34 @@ class CheckResult:
     funnel: pd.DataFrame
     purchases: pd.DataFrame
     weekly: pd.DataFrame
+    #: share of customers buying again at or after each day since their start (with a warm
+    #: start: since the start of the held-out period)
+    retention: pd.DataFrame
     #: two-sample KS distances of days to first purchase and order values (reported, not
     #: part of ``passed``: with thousands of orders a KS test rejects any small misfit)
     distances: pd.DataFrame
     replications: int
     confidence: float
+    #: total purchases of the compared period (one row)
+    total: pd.DataFrame | None = None
+    #: the day of the warm start (``--from``), None when the data's customers were simulated
+    #: from their entry
+    warm_start: float | None = None
 
     @property
     def table(self) -> pd.DataFrame:
         """All measures in one long table (what ``sim check`` writes as CSV)."""
-        return pd.concat(
-            [
-                self.funnel.assign(measure="reached stage"),
-                self.purchases.assign(measure="purchases per customer"),
-                self.weekly.assign(measure="purchases in week"),
-            ],
-            ignore_index=True,
-        )[["measure", "item", "observed", "simulated", "low", "high", "difference", "z", "ok"]]
+        parts = [
+            self.funnel.assign(measure="reached stage"),
+            self.purchases.assign(measure="purchases per customer"),
+            self.weekly.assign(measure="purchases in week"),
+        ]
+        if self.total is not None:
+            parts.append(self.total.assign(measure="purchases in total"))
+        parts.append(self.retention.assign(measure="buying again at day"))
+        return pd.concat(parts, ignore_index=True)[
+            ["measure", "item", "observed", "simulated", "low", "high", "difference", "z", "ok"]
+        ]
 
     @property
     def passed(self) -> bool:
@@ -210,8 +247,12 @@ def check(
     """Simulate a fitted scenario (``fit.scenario_``, or a scenario such as one loaded from
     the file ``sim fit`` wrote) over ``log``'s window and compare it with ``log``.
 
-    ``holdout_from`` (days): purchases are counted only from that day on (an out-of-sample
-    check when the fit used the data before it).
+    ``holdout_from`` (days, > 0): an out-of-sample check of a scenario fitted on the data
+    before that day. Every customer who entered before it is warm-started there (their stage
+    and the time already spent in it, see :mod:`sim.engine.warm`) and the held-out period is
+    forecast, not simulated from new cohorts; weekly and total purchases, purchases per
+    customer, the stages reached and the retention curve of the held-out period are compared
+    for those customers (customers who enter later are not forecast and not counted).
     """
     if isinstance(fit, Scenario):
         scenario = fit
@@ -236,6 +277,8 @@ def check(
             field="stage",
             fix="check with data mapped to the same stages as the data the fit used",
         )
+    if holdout_from > 0:
+        return _check_warm(scenario, log, replications, seed, confidence, holdout_from)
     observed_log = _arrays(log)
     horizon = log.horizon_days
     code = {n: i for i, n in enumerate(names)}
@@ -248,7 +291,9 @@ def check(
     # data often end on their last event, which biases that sliver)
     weeks = max(math.floor(horizon / 7), 1)
     first_week = int(holdout_from // 7)
+    grid = _grid(horizon)
     observed = _measures(observed_log, obs_stages, log.purchase_mask, weeks, holdout_from)
+    observed["retention"] = _retention(observed_log, log.purchase_mask, grid, horizon)
     observed_samples = _samples(observed_log, log.purchase_mask, holdout_from)
     purchase = np.array([s.purchase for s in scenario.journey.stages])
     run_scenario = scenario.replace(
@@ -264,6 +309,7 @@ def check(
         shifted = _shifted(sim_log, observed_log.entry_time, horizon)
         for k, v in _measures(shifted, sim_stages, purchase, weeks, holdout_from).items():
             sims[k].append(v)
+        sims["retention"].append(_retention(shifted, purchase, grid, horizon))
         for k, v in _samples(shifted, purchase, holdout_from).items():
             samples[k].append(v)
     stack = {k: np.stack(v) for k, v in sims.items()}
@@ -271,6 +317,7 @@ def check(
     labels = [str(i) for i in range(TOP_PURCHASES)] + [f"{TOP_PURCHASES}+"]
     week_items = list(range(first_week, weeks))
     return CheckResult(
+        retention=_table(grid.tolist(), observed["retention"], stack["retention"], confidence, n),
         funnel=_table(shown, observed["funnel"], stack["funnel"], confidence, n),
         purchases=_table(labels, observed["purchases"], stack["purchases"], confidence, n),
         weekly=_table(
@@ -283,3 +330,119 @@ def check(
         replications=replications,
         confidence=confidence,
     )
+
+
+#: Points of the retention curve compared.
+RETENTION_POINTS = 8
+
+
+def _grid(span: float) -> np.ndarray:
+    """Days at which retention is compared: whole days spread over the first 7/8 of
+    ``span`` (the last stretch holds too few customers' starts to say much)."""
+    return np.unique(np.floor(np.linspace(0, span * 7 / 8, RETENTION_POINTS)))
+
+
+def _check_warm(
+    scenario: Scenario,
+    log: EventLog,
+    replications: int,
+    seed: int,
+    confidence: float,
+    start: float,
+) -> CheckResult:
+    """The out-of-sample check: every customer warm-started at day ``start``."""
+    horizon = log.horizon_days
+    if start >= horizon:
+        raise ScenarioError(
+            f"--from day {start:g} is not before the end of the data (day {horizon:g})",
+            field="--from",
+            fix="give a date inside the data's period",
+        )
+    reason = warm.cannot_warm_start(scenario, "vectorised")
+    if reason is not None:
+        raise ScenarioError(f"cannot forecast from --from: {reason}", field="--from")
+    state = warm.warm_state(scenario, log, start)
+    if len(state) == 0:
+        raise ScenarioError(
+            f"no customer entered the data before day {start:g}",
+            field="--from",
+            fix="give a later date",
+        )
+    names = scenario.journey.names
+    code = np.array([names.index(n) for n in log.stages])
+    # the observed held-out period of the customers carried over, numbered as in the state
+    full = _arrays(log)
+    mine = np.isin(full.customer, state.customer) & (full.time >= start)
+    number = np.searchsorted(state.customer, full.customer[mine])
+    n = len(state)
+    observed_log = Arrays(
+        n, number, full.time[mine], code[full.stage[mine]], np.full(n, start), full.value[mine]
+    )
+    purchase = np.array([s.purchase for s in scenario.journey.stages])
+    rows_into = np.bincount(log.to_stage, minlength=len(log.stages))
+    shown = [
+        i for i, n_ in enumerate(names) if n_ in log.stages and rows_into[log.stages.index(n_)]
+    ]
+    weeks = max(math.floor(horizon / 7), 1)
+    first_week = int(start // 7)
+    span = horizon - start
+    grid = _grid(span)
+    observed = _measures(observed_log, shown, purchase, weeks, start)
+    observed["retention"] = _retention(observed_log, purchase, grid, horizon, warm=True)
+    observed_samples = _samples_after(observed_log, purchase, start)
+    compiled = CompiledScenario.build(scenario.replace(horizon_days=max(span, 1e-9)))
+    sims: dict[str, list[np.ndarray]] = {k: [] for k in observed}
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in observed_samples}
+    for r in range(replications):
+        out = warm.simulate_warm(compiled, state, seed, r)
+        moves = out.from_stage != ENTRY  # entry rows are the state at the start, not events
+        # the held-out data end at the horizon: a move exactly there is in them
+        a = Arrays(
+            n,
+            out.customer[moves].astype(np.int64),
+            out.time[moves],
+            out.to_stage[moves].astype(np.int64),
+            np.full(n, start),
+            out.value[moves],
+        )
+        for k, v in _measures(a, shown, purchase, weeks, start).items():
+            sims[k].append(v)
+        sims["retention"].append(_retention(a, purchase, grid, horizon, warm=True))
+        for k, v in _samples_after(a, purchase, start).items():
+            samples[k].append(v)
+    stack = {k: np.stack(v) for k, v in sims.items()}
+    labels = [str(i) for i in range(TOP_PURCHASES)] + [f"{TOP_PURCHASES}+"]
+    return CheckResult(
+        funnel=_table(
+            [names[i] for i in shown], observed["funnel"], stack["funnel"], confidence, n
+        ),
+        purchases=_table(labels, observed["purchases"], stack["purchases"], confidence, n),
+        weekly=_table(
+            list(range(first_week, weeks)),
+            observed["weekly"][first_week:],
+            stack["weekly"][:, first_week:],
+            confidence,
+        ),
+        retention=_table(
+            (start + grid).tolist(), observed["retention"], stack["retention"], confidence, n
+        ),
+        total=_table(
+            [f"weeks {first_week}-{weeks - 1}"],
+            observed["weekly"][first_week:].sum(keepdims=True),
+            stack["weekly"][:, first_week:].sum(axis=1, keepdims=True),
+            confidence,
+        ),
+        distances=_distances(observed_samples, samples),
+        replications=replications,
+        confidence=confidence,
+        warm_start=start,
+    )
+
+
+def _samples_after(a: Arrays, purchase: np.ndarray, start: float) -> dict[str, np.ndarray]:
+    """Days from the warm start to each customer's next purchase, and order values."""
+    buy = purchase[a.stage] & (a.time >= start)
+    first = np.full(a.customers, np.inf)
+    np.minimum.at(first, a.customer[buy], a.time[buy])
+    bought = np.isfinite(first)
+    return {"days to next purchase": first[bought] - start, "order value": a.value[buy]}

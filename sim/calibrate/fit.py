@@ -38,6 +38,7 @@ from sim.calibrate.likelihood import (
     DwellFit,
     fit_family,
     kaplan_meier,
+    order_value_intervals,
     order_value_law,
 )
 from sim.calibrate.visits import Visits, visits
@@ -445,7 +446,11 @@ class Calibrator:
                 "family": "fixed",
                 "parameters": f"value={value:.6g}",
                 "mean": value,
+                "mean_ci_low": math.nan,
+                "mean_ci_high": math.nan,
                 "shape": math.nan,
+                "shape_ci_low": math.nan,
+                "shape_ci_high": math.nan,
                 "log_likelihood": math.nan,
                 "aic": math.nan,
                 "delta_aic": 0.0,
@@ -476,6 +481,8 @@ class Calibrator:
                 f"counted as {floor:.3g} days so that continuous laws can be fitted"
             )
             ended = np.where(zeros, floor, ended)
+        # below a tenth of a millisecond a duration is rounding; a log of 0 would be -inf
+        ended = np.maximum(ended, 1e-9)
         open_ = np.maximum(open_, 1e-9)
         families = self.families
         if len(ended) < 5:
@@ -522,7 +529,11 @@ class Calibrator:
                     "family": f.family,
                     "parameters": f.distribution().spec(),
                     "mean": f.mean,
+                    "mean_ci_low": f.interval("mean", self.confidence)[0],
+                    "mean_ci_high": f.interval("mean", self.confidence)[1],
                     "shape": f.shape if f.family != "exponential" else math.nan,
+                    "shape_ci_low": f.interval("shape", self.confidence)[0],
+                    "shape_ci_high": f.interval("shape", self.confidence)[1],
                     "log_likelihood": f.log_likelihood,
                     "aic": f.aic,
                     "delta_aic": 0.0 if f is best else f.aic - lowest,
@@ -566,12 +577,18 @@ class Calibrator:
             law, aic = pooled if (use_pooled or p < 0) else order_value_law(mine)
             if p >= 0 or len(personas) == 1:
                 self._values[max(p, personas[0][0])] = law
+            fitted_to = values[positive] if (use_pooled or p < 0) else mine
+            ci = order_value_intervals(fitted_to, law, self.confidence)
             rows.append(
                 {
                     "persona": pname,
                     "family": law.family,
                     "parameters": law.spec(),
                     "mean": law.mean,
+                    "mean_ci_low": ci["mean_ci"][0],
+                    "mean_ci_high": ci["mean_ci"][1],
+                    "shape_ci_low": ci["shape_ci"][0],
+                    "shape_ci_high": ci["shape_ci"][1],
                     "aic": aic,
                     "purchases": len(mine),
                     "pooled": use_pooled,

@@ -163,13 +163,30 @@ def summary_table(cal: Calibrator) -> pd.DataFrame:
                     "persona": d["persona"],
                     "what": d["parameters"],
                     "estimate": d["mean"],
-                    "ci_low": math.nan,
-                    "ci_high": math.nan,
+                    "ci_low": d.get("mean_ci_low", math.nan),
+                    "ci_high": d.get("mean_ci_high", math.nan),
                     "observations": d["ended"] + d["open"],
                     "note": [
-                        f"chosen by AIC; KS distance {k:.3f}; {o} open"
+                        f"mean; chosen by AIC; KS distance {k:.3f}; {o} open"
                         for k, o in zip(d["ks_distance"], d["open"], strict=True)
                     ],
+                }
+            )
+        )
+    if len(d) and "shape_ci_low" in d:
+        shaped = d[np.isfinite(d["shape"])]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "part": "dwell shape",
+                    "stage": shaped["stage"],
+                    "persona": shaped["persona"],
+                    "what": "shape of " + shaped["family"],
+                    "estimate": shaped["shape"],
+                    "ci_low": shaped["shape_ci_low"],
+                    "ci_high": shaped["shape_ci_high"],
+                    "observations": shaped["ended"] + shaped["open"],
+                    "note": "Wald interval on the log scale, from the observed information",
                 }
             )
         )
@@ -183,10 +200,10 @@ def summary_table(cal: Calibrator) -> pd.DataFrame:
                     "persona": v["persona"],
                     "what": v["parameters"],
                     "estimate": v["mean"],
-                    "ci_low": math.nan,
-                    "ci_high": math.nan,
+                    "ci_low": v.get("mean_ci_low", math.nan),
+                    "ci_high": v.get("mean_ci_high", math.nan),
                     "observations": v["purchases"],
-                    "note": np.where(v["pooled"], "pooled (thin data)", "by AIC"),
+                    "note": np.where(v["pooled"], "pooled (thin data)", "mean; by AIC"),
                 }
             )
         )

@@ -116,6 +116,10 @@ class DwellFit:
     observed: int
     censored: int
     converged: bool
+    #: standard errors of log(mean) and log(shape) from the observed information (the inverse
+    #: Hessian of the log-likelihood at the optimum); NaN where not computed or not defined
+    log_mean_se: float = math.nan
+    log_shape_se: float = math.nan
 
     @property
     def aic(self) -> float:
@@ -125,6 +129,19 @@ class DwellFit:
     def distribution(self) -> Distribution:
         """The fitted law as the model's distribution object."""
         return distribution(self.family, self.shape, self.mean)
+
+    def interval(self, parameter: str, confidence: float) -> tuple[float, float]:
+        """Wald interval for ``'mean'`` or ``'shape'`` on the log scale (so it stays
+        positive), from the observed information: exp(log x -/+ z se)."""
+        value, se = (
+            (self.mean, self.log_mean_se)
+            if parameter == "mean"
+            else (self.shape, self.log_shape_se)
+        )
+        if not math.isfinite(se):
+            return (math.nan, math.nan)
+        z = stats.norm.ppf(0.5 + confidence / 2)
+        return value * math.exp(-z * se), value * math.exp(z * se)
 
     def never_interval(self, confidence: float) -> tuple[float, float]:
         """Interval for the never-again share, symmetric on the logit scale."""
@@ -268,15 +285,20 @@ def fit_family(
             )
         theta = result.x
         k, m, c = unpack(theta)
-        se = math.nan
-        if cure and standard_errors:
+        se = se_mean = se_shape = math.nan
+        if standard_errors:
+            # theta is (log shape, log mean[, logit never]) or (log mean[, logit never])
             try:
                 cov = np.linalg.inv(_hessian(negative, theta))
-                var_logit = float(cov[-1, -1])
-                if var_logit > 0:
-                    se = math.sqrt(var_logit) * c * (1 - c)
             except np.linalg.LinAlgError:
-                pass
+                cov = np.full((len(theta), len(theta)), np.nan)
+            var = np.diag(cov)
+            var = np.where(np.isfinite(var) & (var > 0), var, np.nan)
+            if cure and math.isfinite(var[-1]):
+                se = math.sqrt(var[-1]) * c * (1 - c)
+            se_mean = float(np.sqrt(var[1 if free_shape else 0]))
+            if free_shape:
+                se_shape = float(np.sqrt(var[0]))
     return DwellFit(
         family=family,
         shape=k,
@@ -288,6 +310,8 @@ def fit_family(
         observed=len(observed),
         censored=len(censored),
         converged=bool(result.success) and float(result.fun) < 1e299,
+        log_mean_se=se_mean,
+        log_shape_se=se_shape,
     )
 
 
@@ -317,3 +341,40 @@ def order_value_law(x: np.ndarray) -> tuple[Distribution, float]:
         return Empirical(tuple(float(v) for v in x)), math.nan
     aic, law = min(usable, key=lambda c: c[0])
     return law, aic
+
+
+def order_value_intervals(x: np.ndarray, law: Distribution, confidence: float) -> dict:
+    """Wald intervals for an order-value law's mean and its shape (gamma shape, lognormal
+    sigma), on the log scale from the observed information: the inverse Hessian of the
+    log-likelihood at scipy's fit, in (log shape, log mean). NaN for a fixed or empirical
+    law."""
+    nan = {"mean_ci": (math.nan, math.nan), "shape_ci": (math.nan, math.nan)}
+    if not isinstance(law, Gamma | Lognormal) or len(x) < 2:
+        return nan
+
+    def negative(theta: np.ndarray) -> float:
+        shape, mean = math.exp(theta[0]), math.exp(theta[1])
+        if isinstance(law, Gamma):
+            lp = stats.gamma.logpdf(x, shape, scale=mean / shape)
+        else:
+            lp = stats.lognorm.logpdf(x, shape, scale=math.exp(math.log(mean) - shape**2 / 2))
+        total = float(np.sum(lp))
+        return -total if math.isfinite(total) else 1e300
+
+    shape = law.shape if isinstance(law, Gamma) else law.sigma
+    theta = np.array([math.log(shape), math.log(law.mean)])
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            var = np.diag(np.linalg.inv(_hessian(negative, theta)))
+        except np.linalg.LinAlgError:
+            return nan
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    out = {}
+    for key, value, v in (("shape_ci", shape, var[0]), ("mean_ci", law.mean, var[1])):
+        if math.isfinite(v) and v > 0:
+            se = math.sqrt(v)
+            out[key] = (value * math.exp(-z * se), value * math.exp(z * se))
+        else:
+            out[key] = (math.nan, math.nan)
+    return out

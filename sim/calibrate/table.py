@@ -1,7 +1,8 @@
 """An analyst's export (CSV or Parquet) as an event log, for ``sim fit`` and ``sim check``.
 
-One function, :func:`read_table`, that goes through :meth:`sim.EventLog.from_frame`; a general
-reader of real exports can replace it without changing the fit.
+:func:`read_table` reads with :func:`sim.read_events` (the one reader of real exports, with its
+checks and messages) and then shapes the journey for the fit with :func:`for_fit` (orders at
+one time merged, the wait between purchases, a transaction log's stages).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from sim.errors import EventLogError
 from sim.events import EventLog
+from sim.io.event_files import read_events
 
 
 def read_table(
@@ -31,14 +33,17 @@ def read_table(
     until: str | float | None = None,
     repeat_steps: int = 1,
 ) -> EventLog:
-    """Read an export with one row per event into a validated :class:`~sim.EventLog`.
+    """Read an export with one row per event into a validated :class:`~sim.EventLog` for
+    fitting: :func:`sim.read_events` reads it (so bad rows get its messages), then
+    :func:`for_fit` shapes the journey the fit needs.
 
-    Columns are named by the arguments. ``time`` holds dates (days since the first date
-    become the log's time; ``start_date`` records it) or numbers of days. With ``stage``,
-    each row says the customer entered that stage; the optional TOML ``stage_map`` gives::
+    Columns are named by the arguments. ``time`` holds dates (days since the first time
+    become the log's time; ``start_date`` records it) or numbers of days; each customer's rows
+    in time order. With ``stage``, each row says the customer entered that stage; the
+    optional TOML ``stage_map`` gives::
 
         stages = ["visit", "cart", "purchase", "post_purchase", "lost", "churned"]
-        purchase = ["purchase"]            # entering them is an order
+        purchase = ["purchase"]            # entering them is an order (default: 'purchase')
         ends = ["lost", "churned"]         # journeys end there (may be silent: no rows)
         between_purchases = "post_purchase"  # stage a buyer waits in for the next order
         edges = [["post_purchase", "churned"], ...]   # moves allowed besides those seen
@@ -47,107 +52,106 @@ def read_table(
 
     Without ``stage`` every row is a purchase (a transaction log: customer, date, amount):
     the journey is purchase -> post_purchase -> purchase again, or silently churned.
-    Purchases of a customer at the same time are one order (values summed), and repeated
-    rows of the same non-purchase stage are one visit; the log's ``skipped`` counts both.
-    Rows after ``until`` (a date, or days) are left out and the data end there. For a
-    transaction log, ``repeat_steps`` k > 1 gives the first k - 1 orders stages of their own
-    (see :func:`transaction_stages`).
+    Rows after ``until`` (a date, or days) are left out (counted as 'after end') and the data
+    end there. For a transaction log, ``repeat_steps`` k > 1 gives the first k - 1 orders
+    stages of their own (see :func:`transaction_stages`).
     """
-    path = Path(path)
+    spec = _stage_map(stage_map) if stage_map else {}
+    if stage is None:
+        transaction_stages(repeat_steps)  # checks repeat_steps before reading
+        mapping, purchase, ends = None, None, ()
+    else:
+        mapping = _labels_map(spec, stage_map)
+        purchase = spec.get("purchase")
+        ends = spec.get("ends")
+    log = read_events(
+        path,
+        customer=customer,
+        time=time,
+        stage=stage,
+        value=value,
+        persona=segment,
+        stages=mapping,
+        purchase_stages=purchase,
+        end_stages=ends,
+        end=until,
+        # several rows of one order are merged by for_fit, not refused as repeats
+        keep_duplicates=True,
+    )
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            raw = pd.read_parquet(path)
-        else:
-            raw = pd.read_csv(path)
-    except FileNotFoundError:
-        raise EventLogError("file not found", source=str(path), fix="check the path") from None
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise EventLogError(f"cannot read the file: {err}", source=str(path)) from None
-    try:
-        return _events(raw, customer, time, stage, value, segment, stage_map, until, repeat_steps)
+        return for_fit(log, spec, repeat_steps=repeat_steps, transactions=stage is None)
     except EventLogError as err:
         raise err.located(str(path)) from None
 
 
-def _events(
-    raw: pd.DataFrame,
-    customer: str,
-    time: str,
-    stage: str | None,
-    value: str | None,
-    segment: str | None,
-    stage_map: str | Path | None,
-    until: str | float | None,
-    repeat_steps: int,
-) -> EventLog:
-    wanted = {"--customer": customer, "--time": time, "--stage": stage, "--value": value}
-    wanted["--segment"] = segment
-    for option, column in wanted.items():
-        if column is not None and column not in raw.columns:
+def _labels_map(spec: dict[str, Any], path: str | Path | None) -> dict[str, str] | None:
+    """The stage map's labels (and its stages, by their own names) as read_events' map."""
+    labels = spec.get("labels", {})
+    if "stages" not in spec:
+        if labels:
             raise EventLogError(
-                f"no column '{column}' (given as {option})",
-                field="columns",
-                fix=f"the file has {', '.join(map(str, raw.columns))}",
+                "a stage map with [labels] lists every stage in stages = [...]",
+                source=str(path),
+                field="stages",
+                fix='add stages = ["visit", "purchase", ...]',
             )
-    spec = _stage_map(stage_map) if stage_map else {}
-    skipped: dict[str, int] = {}
-    frame = pd.DataFrame({"customer": raw[customer]})
-    bad = frame["customer"].isna().to_numpy()
-    if bad.any():
-        raise EventLogError(
-            f"{int(bad.sum())} rows have no customer (rows {np.flatnonzero(bad)[:5].tolist()})",
-            field=customer,
-            fix="fill in or remove those rows",
-        )
-    days, start_date, limit = _days(raw[time], time, until)
-    frame["time"] = days
-    if value is not None:
-        amounts = pd.to_numeric(raw[value], errors="coerce")
-        if amounts.isna().any():
-            skipped["missing or unreadable value (counted as 0)"] = int(amounts.isna().sum())
-        frame["value"] = amounts.fillna(0.0).to_numpy()
-    else:
-        frame["value"] = 0.0
-    if segment is not None:
-        frame["persona"] = raw[segment].astype(str).to_numpy()
-    if stage is None:
+        return None
+    mapping = {s: s for s in spec["stages"]}
+    for label, target in labels.items():
+        if target != "" and target not in mapping:  # '' ignores the label's rows
+            raise EventLogError(
+                f"label '{label}' maps to '{target}', which is not in the map's stages",
+                source=str(path),
+                field="labels",
+                fix=f"use one of {', '.join(spec['stages'])}",
+            )
+        mapping[label] = target
+    return mapping
+
+
+def for_fit(
+    log: EventLog,
+    spec: dict[str, Any] | None = None,
+    *,
+    repeat_steps: int = 1,
+    transactions: bool = False,
+) -> EventLog:
+    """A log read by :func:`sim.read_events` shaped for the fit.
+
+    Purchases of a customer at the same time are one order (values summed), and repeated
+    rows of the same non-purchase stage are one visit; the log's ``skipped`` counts both.
+    After every order the buyer waits in the stage map's ``between_purchases`` stage; with
+    ``transactions`` (every row an order) the journey is :func:`transaction_stages`.
+    """
+    spec = spec or {}
+    skipped = dict(log.skipped)
+    rows = log.to_frame()
+    frame = pd.DataFrame(
+        {
+            "customer": rows["customer"].to_numpy(),
+            "time": rows["time"].to_numpy(),
+            "stage": rows["to_stage"].astype(str).to_numpy(),
+            "value": rows["value"].to_numpy(),
+            "persona": rows["persona"].astype(str).to_numpy(),
+        }
+    )
+    if transactions:
         stages, purchase, ends = transaction_stages(repeat_steps)
         between = None
-        edges = set()
-        frame["stage"] = "purchase"
+        edges: set = set()
     else:
-        labels = raw[stage].astype(str)
-        mapping = spec.get("labels", {})
-        frame["stage"] = labels.map(lambda x: mapping.get(x, x)).to_numpy()
-        seen = list(pd.unique(frame["stage"]))
-        stages = tuple(spec.get("stages", seen))
-        unknown = sorted(set(seen) - set(stages))
-        if unknown:
-            raise EventLogError(
-                f"stage labels not in the stage map: {', '.join(unknown)}",
-                field=stage,
-                fix="add them to stages = [...] or map them under [labels]",
-            )
-        purchase = tuple(spec.get("purchase", ()))
-        if not purchase and value is not None:
-            # without a map, the stages whose rows carry money are the purchases
-            paid = frame.loc[frame["value"] > 0, "stage"]
-            purchase = tuple(pd.unique(paid))
-        ends = tuple(spec.get("ends", ()))
+        stages = log.stages
+        purchase = tuple(s for s, p in zip(log.stages, log.purchase_stages, strict=True) if p)
+        ends = tuple(s for s, e in zip(log.stages, log.end_stages, strict=True) if e)
         between = spec.get("between_purchases")
         edges = {tuple(e) for e in spec.get("edges", ())}
-        for name in (*purchase, *ends, *([between] if between else []), *sum(edges, ())):
+        for name in (*([between] if between else []), *sum(edges, ())):
             if name not in stages:
                 raise EventLogError(
                     f"the stage map names stage '{name}', which is not in its stages",
                     field="stage map",
                     fix=f"use one of {', '.join(stages)}",
                 )
-    if limit is not None:
-        late = frame["time"] > limit
-        if late.any():
-            skipped["after --until"] = int(late.sum())
-            frame = frame[~late]
     frame = frame.assign(order=np.arange(len(frame)))
     frame = frame.sort_values(["customer", "time", "order"], kind="stable")
     is_buy = frame["stage"].isin(purchase)
@@ -166,15 +170,7 @@ def _events(
         skipped["repeated rows of the same stage (one visit)"] = int(repeat.sum())
         frame = frame[~repeat]
         is_buy = frame["stage"].isin(purchase)
-    frame.loc[~is_buy, "value"] = np.where(frame.loc[~is_buy, "value"] != 0, np.nan, 0.0)
-    if frame["value"].isna().any():
-        rows = frame.index[frame["value"].isna()][:5].tolist()
-        raise EventLogError(
-            f"values on rows that are not purchases (rows {rows})",
-            field=value or "value",
-            fix="name the purchase stages in the stage map (purchase = [...])",
-        )
-    if stage is None:
+    if transactions:
         # the k-th order of a customer enters the k-th purchase stage (the last takes the rest)
         k = np.minimum(
             frame.groupby("customer", sort=False).cumcount().to_numpy(), repeat_steps - 1
@@ -195,17 +191,17 @@ def _events(
     frame = frame.rename(columns={"stage": "to_stage"}).drop(columns="order")
     seen_edges = frame.dropna(subset=["from_stage"])[["from_stage", "to_stage"]].drop_duplicates()
     edges |= set(map(tuple, seen_edges.to_numpy().tolist()))
-    horizon = limit if limit is not None else (float(frame["time"].max()) if len(frame) else 0.0)
-    log = EventLog.from_frame(
+    out = EventLog.from_frame(
         frame,
         stages=stages,
         purchase_stages=purchase,
         end_stages=ends,
         edges=sorted(edges),
-        horizon_days=horizon,
-        start_date=start_date,
+        horizon_days=log.horizon_days,
+        personas=log.personas,
+        start_date=log.start_date,
     )
-    return replace(log, skipped=skipped) if skipped else log
+    return replace(out, skipped=skipped) if skipped else out
 
 
 def transaction_stages(repeat_steps: int = 1) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
@@ -231,44 +227,6 @@ def _after_orders(frame: pd.DataFrame, wait: pd.DataFrame) -> pd.DataFrame:
     their orders."""
     wait = wait.assign(value=0.0, order=wait["order"] + 0.5)
     return pd.concat([frame, wait]).sort_values(["customer", "time", "order"], kind="stable")
-
-
-def _days(
-    column: pd.Series, name: str, until: str | float | None
-) -> tuple[np.ndarray, str | None, float | None]:
-    """Times as days since the first (dates) or as given (numbers), and ``until`` alike."""
-    if pd.api.types.is_numeric_dtype(column):
-        days = column.to_numpy(dtype=float)
-        bad = ~np.isfinite(days)
-        start, limit = None, None if until is None else float(until)
-    else:
-        stamps = pd.to_datetime(column, errors="coerce", format="mixed")
-        bad = stamps.isna().to_numpy()
-        first = stamps.min()
-        start = first.date().isoformat() if pd.notna(first) else None
-        days = ((stamps - first) / pd.Timedelta(days=1)).to_numpy(dtype=float)
-        limit = None
-        if until is not None:
-            cut = pd.to_datetime(until, errors="coerce")
-            if pd.isna(cut):
-                raise EventLogError(
-                    f"cannot read the date {until!r}", field="--until", fix="e.g. 2025-06-30"
-                )
-            limit = float((cut - first) / pd.Timedelta(days=1))
-    if bad.any():
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise EventLogError(
-            f"{int(bad.sum())} rows have no readable time (rows {rows})",
-            field=name,
-            fix="give dates such as 2025-03-01 or numbers of days",
-        )
-    if limit is not None and limit <= 0:
-        raise EventLogError(
-            f"--until {until} is not after the first time in the data",
-            field="--until",
-            fix="give a later date",
-        )
-    return days, start, limit
 
 
 def _stage_map(path: str | Path) -> dict[str, Any]:

@@ -62,6 +62,8 @@ LEFT_OUT = ("after end", "ignored event")
 #: Without a journey: the stage names that mean a purchase and an end, as in the built-in ones.
 DEFAULT_PURCHASE = ("purchase",)
 DEFAULT_ENDS = ("lost", "churned")
+#: The stage column made for a transaction log (``stage=None``): every row a purchase.
+EVERY_ROW = "(every row a purchase)"
 
 #: Persona or channel of a customer whose first row leaves it empty.
 UNKNOWN = "unknown"
@@ -72,7 +74,7 @@ def read_events(
     *,
     customer: str,
     time: str,
-    stage: str,
+    stage: str | None,
     value: str | None = None,
     persona: str | None = None,
     channel: str | None = None,
@@ -94,7 +96,8 @@ def read_events(
         A ``.csv`` (optionally compressed) or ``.parquet`` file, or a DataFrame.
     customer, time, stage
         Columns holding the customer id, the event's timestamp (any form pandas parses, with a
-        time zone or not; numbers are days) and the event name.
+        time zone or not; numbers are days) and the event name. ``stage=None``: a transaction
+        log (customer, date, amount), every row an order entering the stage 'purchase'.
     value, persona, channel, replication
         Optional columns: order value (empty means 0), segment, acquisition channel, and a
         replication number (to read back a simulated log of several replications).
@@ -122,7 +125,9 @@ def read_events(
             f"errors must be 'raise' or 'skip', got {errors!r}", field="errors", fix=""
         )
     name = "the frame" if isinstance(source, pd.DataFrame) else str(source)
-    columns = {"customer": customer, "time": time, "stage": stage}
+    columns = {"customer": customer, "time": time}
+    if stage is not None:
+        columns["stage"] = stage
     columns |= {
         k: v
         for k, v in (
@@ -135,6 +140,10 @@ def read_events(
     }
     try:
         frame, line_offset = _load(source, columns)
+        if stage is None:
+            # a transaction log: every row is an order
+            frame = frame.assign(**{EVERY_ROW: DEFAULT_PURCHASE[0]})
+            columns = {**columns, "stage": EVERY_ROW}
         return _build(
             frame,
             columns,

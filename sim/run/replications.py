@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
+from sim.engine import warm
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine, simulate_replication
 from sim.engine.sizing import check_memory, estimate_run
@@ -100,6 +101,8 @@ def run(
     stream_to: str | Path | None = None,
     keep_events: bool = True,
     chunk_customers: int | None = None,
+    start_from: EventLog | None = None,
+    at: str | float | None = None,
 ) -> RunResult | StreamedRunResult:
     """Simulate ``replications`` independent replications of a scenario.
 
@@ -127,6 +130,13 @@ def run(
     default 200,000, with the same draws as run whole) and a :class:`StreamedRunResult` is
     returned whose analyses come from counts merged over the chunks, so memory stays bounded
     whatever the size; ``keep_events=False`` does the same keeping only the summaries.
+
+    Warm start: with ``start_from=log`` and ``at`` (a date, or a day number on the log's
+    clock) every customer of ``log`` who entered before ``at`` begins in the stage they were
+    in at ``at``, with the time already spent there (see :mod:`sim.engine.warm`); a day-0
+    cohort is replaced by them, arrivals by channel restart at ``at``. The log runs from
+    ``at`` to ``at + horizon_days`` and its ``warm_start`` says which customers were carried
+    over. Runs on the vectorised engine (customers who do not interact).
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(
@@ -137,9 +147,32 @@ def run(
     check_count(replications, "replications")
     workers = cap_workers(workers)
     check_backend(backend, address)
+    if customers is not None and start_from is not None:
+        raise ScenarioError(
+            "customers sets the size of a day-0 cohort; with start_from the customers are "
+            "those of the log",
+            field="customers",
+            fix="drop customers=, or run without start_from",
+        )
     if customers is not None:
         scenario = scenario.with_customers(customers)
     seed = check_seed(scenario.seed if seed is None else seed)
+    if start_from is not None or at is not None:
+        return _run_warm(
+            scenario,
+            replications,
+            seed,
+            engine,
+            workers,
+            progress,
+            backend,
+            address,
+            start_from,
+            at,
+            keep=keep,
+            stream_to=stream_to,
+            keep_events=keep_events,
+        )
     chosen = choose_engine(scenario, engine)
     if chunk_customers is not None:
         check_count(chunk_customers, "chunk_customers")
@@ -216,3 +249,81 @@ def run(
             chosen.name,
         ),
     )
+
+
+def _run_warm(
+    scenario: Scenario,
+    replications: int,
+    seed: int,
+    engine: str,
+    workers: int,
+    progress: bool | None,
+    backend: str,
+    address: str | None,
+    start_from: EventLog | None,
+    at: str | float | None,
+    **unsupported: object,
+) -> RunResult:
+    """``run`` from the state of the customers of ``start_from`` at ``at``."""
+    if start_from is None or at is None:
+        missing = "start_from" if start_from is None else "at"
+        raise ScenarioError(
+            f"a warm start needs both start_from and at; {missing} is missing",
+            field=missing,
+            fix="sim.run(scenario, start_from=sim.read_events(...), at='2025-06-30')",
+        )
+    if (
+        unsupported["keep"] is not None
+        or unsupported["stream_to"] is not None
+        or not (unsupported["keep_events"])
+    ):
+        raise ScenarioError(
+            "a warm start keeps its replications in memory: keep, stream_to and "
+            "keep_events=False are not available with start_from",
+            field="start_from",
+            fix="run without keep/stream_to, or without start_from",
+        )
+    reason = warm.cannot_warm_start(scenario, engine)
+    if reason is None and engine not in ("auto", "vectorised"):
+        choose_engine(scenario, engine)  # an unknown name gets its message
+        reason = f"a warm start runs on the vectorised engine only, not '{engine}'"
+    if reason is not None:
+        raise ScenarioError(
+            f"cannot warm-start scenario '{scenario.name}': {reason}",
+            field="start_from",
+            fix="use engine='auto' (the vectorised engine) with a scenario whose customers do "
+            "not interact (no budgets), or simulate new cohorts without start_from",
+        )
+    state = warm.warm_state(scenario, start_from, at)
+    compiled = CompiledScenario.build(scenario)
+    started = time.perf_counter()
+    logs: dict[Hashable, EventLog] = {}
+    bar = progress_bar(replications, "replications", progress)
+
+    def finished(key: Hashable, log: EventLog) -> None:
+        logs[key] = log
+        bar.update()
+
+    try:
+        run_tasks(
+            warm.warm_replication,
+            [(r, (compiled, state, seed, r)) for r in range(replications)],
+            finished,
+            workers=workers,
+            backend=backend,
+            address=address,
+        )
+    finally:
+        bar.close()
+    log = EventLog.concat([logs[r] for r in sorted(logs)])
+    record = provenance(
+        scenario,
+        seed,
+        len(logs),
+        replications,
+        int(log.customers.sum()),
+        time.perf_counter() - started,
+        "vectorised",
+    )
+    record["warm_start"] = {"day": state.at, "customers": len(state)}
+    return RunResult(scenario=scenario, log=log, complete=True, provenance=record)
