@@ -38,7 +38,7 @@ def plot_check(result: CheckResult, ax: Axes | None = None) -> Figure:
     ax.plot(weeks, w["observed"], "o", color=PALETTE[5], markersize=3, label="observed")
     ax.set_xlabel("week")
     ax.set_ylabel("purchases")
-    ax.legend(frameon=False)
+    ax.legend(loc="upper right", frameon=False)
     return fig
 
 
@@ -62,7 +62,7 @@ def plot_check_funnel(result: CheckResult, ax: Axes | None = None) -> Figure:
     )
     ax.set_xticks(list(x), f["item"])
     ax.set_ylabel("share of customers reaching")
-    ax.legend(frameon=False)
+    ax.legend(loc="upper right", frameon=False)
     return fig
 
 
@@ -89,7 +89,7 @@ def plot_check_retention(result: CheckResult, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("day of the data" if warm else "days since the customer's start")
     ax.set_ylabel("share buying again at or after")
     ax.set_ylim(bottom=0)
-    ax.legend(frameon=False)
+    ax.legend(loc="upper right", frameon=False)
     return fig
 
 

@@ -103,7 +103,7 @@ def funnel(obj, ax: Axes | None = None) -> Figure:
         ax.set_title(f"Funnel: {first.scenario.name}")
     else:
         ax.set_title("Funnel by scenario")
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(loc="upper right", frameon=False, fontsize=8)
     return fig
 
 
@@ -372,7 +372,7 @@ def retention(obj, ax: Axes | None = None, by: str | None = "persona") -> Figure
     ax.set_xlabel("days since first purchase", labelpad=12 + 10 * len(curves))
     ax.set_ylabel("share still active")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(loc="upper right", frameon=False, fontsize=8)
     return fig
 
 
@@ -509,7 +509,7 @@ def time_to_purchase(obj, ax: Axes | None = None) -> Figure:
     ax.set_xlim(left=0)
     ax.set_xlabel("days from entry to first purchase")
     ax.set_ylabel("share of purchasers")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(loc="lower right", frameon=False, fontsize=8)
     return fig
 
 
@@ -582,7 +582,7 @@ def adoption(
     bass = table.attrs["bass"]
     ax.set_xlabel("day")
     ax.set_title(f"Adoption: {s.name} (Bass p={bass['p']:.3g}, q={bass['q']:.3g})")
-    ax.legend(loc="best", frameon=False, fontsize=8)
+    ax.legend(loc="lower right", frameon=False, fontsize=8)
     return fig
 
 
