@@ -324,7 +324,7 @@ class Calibrator:
         durations = v.duration
         if pooled_fit is not None:
             positive = v.duration[ended & (v.duration > 0)]
-            floor = float(positive.min()) / 2 if len(positive) else 1e-3
+            floor = _zero_floor(positive)
             durations = np.where(ended & (v.duration <= 0), floor, v.duration)
             durations = np.where(open_, np.maximum(durations, 1e-9), durations)
         never_pool = pooled_fit.never if pooled_fit is not None else fit.get("never", 0.0)
@@ -475,7 +475,7 @@ class Calibrator:
             }
         zeros = ended <= 0
         if zeros.any():
-            floor = float(np.min(ended[~zeros])) / 2 if (~zeros).any() else 1e-3
+            floor = _zero_floor(ended[~zeros])
             self._note(
                 f"stage '{stage}': {int(zeros.sum())} visits lasted 0 days (same timestamp); "
                 f"counted as {floor:.3g} days so that continuous laws can be fitted"
@@ -718,3 +718,11 @@ def _attributes(personas: Sequence[str]) -> list[str]:
         name = "is_" + re.sub(r"\W+", "_", persona).strip("_").lower()
         out.append(name if name not in out else f"{name}_{i}")
     return out
+
+
+def _zero_floor(positive: np.ndarray) -> float:
+    """The duration a visit of 0 days counts as: half the shortest positive one (1e-3 days
+    when there is none), never so small that its logarithm is minus infinity."""
+    if not len(positive):
+        return 1e-3
+    return max(float(np.min(positive)) / 2, float(np.finfo(float).tiny))
