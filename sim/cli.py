@@ -225,6 +225,14 @@ def _add_calibration_commands(sub) -> None:
         "--personas",
         help="'auto': find latent personas in the data (K by BIC); a number: that many",
     )
+    fit.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="numeric column of a customer attribute (repeatable): its log-odds effect on each "
+        "stage's moves is fitted by multinomial logit and written as [[effect]] rules",
+    )
     fit.add_argument("-o", "--output", type=Path, required=True, help="scenario file to write")
     chk = sub.add_parser("check", help="simulate a fitted scenario beside the observed data")
     chk.add_argument("scenario", type=Path, help="fitted scenario file (TOML)")
@@ -298,9 +306,28 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                 f"--personas must be 'auto' or a number, got {personas!r}", field="--personas"
             )
         personas = int(personas)
+    attributes = None
+    if args.attribute:
+        from sim.calibrate.table import read_attributes
+
+        attributes = read_attributes(
+            args.data,
+            args.attribute,
+            customer=args.customer,
+            time=args.time,
+            stage=args.stage,
+            stage_map=args.map,
+            until=args.until,
+        )
     fit = Calibrator(
-        min_observations=args.min_observations, name=args.output.stem, personas=personas
-    ).fit(log)
+        min_observations=args.min_observations,
+        name=args.output.stem,
+        personas=personas,
+        attributes=args.attribute,
+    ).fit(log, attributes=attributes)
+    if fit.attribute_effects_ is not None and len(fit.attribute_effects_):
+        print("Attribute effects (multinomial logit: log-odds of 'to' against 'against')")
+        print(fit.attribute_effects_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if fit.mixture_ is not None:
         print("Latent personas (EM; the number with the lowest BIC is chosen)")
         print(fit.mixture_.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))

@@ -190,4 +190,26 @@ def summary_table(cal: Calibrator) -> pd.DataFrame:
                 }
             )
         )
+    a = getattr(cal, "attribute_effects_", None)
+    if a is not None and len(a):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "part": "attribute effect",
+                    "stage": a["stage"],
+                    "persona": "all",
+                    "what": "log-odds of to "
+                    + a["to"]
+                    + " against "
+                    + a["against"]
+                    + " per unit of "
+                    + a["attribute"],
+                    "estimate": a["coefficient"],
+                    "ci_low": a["ci_low"],
+                    "ci_high": a["ci_high"],
+                    "observations": a["visits"],
+                    "note": "multinomial logit (reference: the mean " + a["attribute"] + ")",
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)

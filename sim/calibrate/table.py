@@ -69,6 +69,74 @@ def read_table(
         raise err.located(str(path)) from None
 
 
+def read_attributes(
+    path: str | Path,
+    columns: Sequence[str],
+    *,
+    customer: str,
+    time: str,
+    stage: str | None = None,
+    stage_map: str | Path | None = None,
+    until: str | float | None = None,
+) -> pd.DataFrame:
+    """Customer attributes of an export: one row per customer of the log :func:`read_table`
+    reads from the same file and options, in that log's customer order (what
+    ``Calibrator(attributes=columns).fit(log, attributes=...)`` takes).
+
+    Each column must hold one number per customer (the same on all their rows); a customer
+    whose rows disagree is refused, naming the column and the customer.
+    """
+    path = Path(path)
+    raw = _read(path)
+    try:
+        missing = [c for c in columns if c not in raw.columns]
+        if missing:
+            raise EventLogError(
+                f"no column {', '.join(map(repr, missing))} (given as --attribute)",
+                field="columns",
+                fix=f"the file has {', '.join(map(str, raw.columns))}",
+            )
+        ids = _events(raw, customer, time, stage, None, None, stage_map, until, 1, ids=True)[1]
+        values = raw[[customer, *columns]].copy()
+        for c in columns:
+            numbers = pd.to_numeric(values[c], errors="coerce")
+            bad = numbers.isna() & values[c].notna()
+            if bad.any():
+                rows = values.index[bad][:3].tolist()
+                raise EventLogError(
+                    f"attribute '{c}' holds text, not numbers (rows {rows}: "
+                    f"{values.loc[bad, c].head(3).tolist()})",
+                    field=c,
+                    fix="code categories as 0/1 columns, one per category",
+                )
+            values[c] = numbers
+        grouped = values.groupby(customer, sort=False)[list(columns)]
+        spread = grouped.nunique()
+        for c in columns:
+            several = spread.index[spread[c] > 1]
+            if len(several):
+                raise EventLogError(
+                    f"attribute '{c}' changes between the rows of {len(several)} customers "
+                    f"(e.g. customer {several[0]!r}); an attribute is one value per customer",
+                    field=c,
+                    fix="give each customer one value (e.g. their value at the first order)",
+                )
+        return grouped.first().reindex(ids).reset_index(drop=True)
+    except EventLogError as err:
+        raise err.located(str(path)) from None
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise EventLogError("file not found", source=str(path), fix="check the path") from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise EventLogError(f"cannot read the file: {err}", source=str(path)) from None
+
+
 def _events(
     raw: pd.DataFrame,
     customer: str,
@@ -79,7 +147,8 @@ def _events(
     stage_map: str | Path | None,
     until: str | float | None,
     repeat_steps: int,
-) -> EventLog:
+    ids: bool = False,
+) -> Any:
     wanted = {"--customer": customer, "--time": time, "--stage": stage, "--value": value}
     wanted["--segment"] = segment
     for option, column in wanted.items():
@@ -196,6 +265,11 @@ def _events(
     seen_edges = frame.dropna(subset=["from_stage"])[["from_stage", "to_stage"]].drop_duplicates()
     edges |= set(map(tuple, seen_edges.to_numpy().tolist()))
     horizon = limit if limit is not None else (float(frame["time"].max()) if len(frame) else 0.0)
+    if ids:
+        # the customers in the order EventLog.from_frame numbers them: by entry time, an
+        # entry row before other rows at the same time, ties in row order
+        order = np.lexsort((frame["from_stage"].notna().to_numpy(), frame["time"].to_numpy()))
+        return None, pd.unique(frame["customer"].to_numpy()[order])
     log = EventLog.from_frame(
         frame,
         stages=stages,
