@@ -34,6 +34,7 @@ import pandas as pd
 from sim.analysis.stats import proportion_ci
 from sim.calibrate.attributes import attribute_groups, attribute_matrix, fit_logit, wald_interval
 from sim.calibrate.check import CheckResult, check
+from sim.calibrate.heterogeneity import use_gamma_personas
 from sim.calibrate.latent import latent_personas, persona_table, summary_table, use_mixture
 from sim.calibrate.likelihood import (
     FAMILIES,
@@ -90,7 +91,13 @@ class Calibrator:
         data (a mixture over customers' whole journeys by EM, the number chosen by BIC among
         1 .. ``max_personas``); a whole number K: exactly K latent personas. They are named
         ``segment_1`` ...; ``personas_`` says what distinguishes them and ``mixture_`` how
-        each K scored.
+        each K scored. ``"gamma"`` (a transaction log's repeat-purchase loop): every customer
+        has their own purchase rate and never-again share, from a gamma and a beta law
+        fitted by maximum likelihood (``heterogeneity_``) and carried by quadrature personas
+        (see :mod:`sim.calibrate.heterogeneity`).
+    attributes:
+        Names of numeric customer attributes (columns of the table given to :meth:`fit`)
+        whose log-odds effects on each stage's moves are fitted by multinomial logit.
     """
 
     def __init__(
@@ -131,11 +138,11 @@ class Calibrator:
         self.confidence = float(confidence)
         self.hidden_ends = tuple(hidden_ends)
         self.name = name
-        if personas not in (None, "auto") and (
+        if personas not in (None, "auto", "gamma") and (
             isinstance(personas, bool) or not isinstance(personas, int) or personas < 1
         ):
             raise ScenarioError(
-                f"personas must be 'auto' or a whole number >= 1, got {personas!r}",
+                f"personas must be 'auto', 'gamma' or a whole number >= 1, got {personas!r}",
                 field="personas",
             )
         self.personas = personas
@@ -187,7 +194,7 @@ class Calibrator:
         self._check_data(log, hidden)
         self.mixture_ = None
         x = self._attribute_matrix(log, attributes)
-        if self.personas is not None:
+        if self.personas is not None and self.personas != "gamma":
             log = latent_personas(self, log, hidden)
         v = visits(log, hidden)
         self._visits = v
@@ -213,10 +220,15 @@ class Calibrator:
             use_mixture(self, log, personas)
         self.scenario_ = self._scenario(log, personas)
         self.attribute_effects_ = None
+        self.heterogeneity_ = None
         if x is not None:
             self._use_attributes(log, v, x)
+        if self.personas == "gamma":
+            use_gamma_personas(self, log, v)
         self.summary_ = summary_table(self)
-        self.personas_ = persona_table(self, personas)
+        self.personas_ = (
+            self._gamma_personas if self.personas == "gamma" else persona_table(self, personas)
+        )
         return self
 
     def _attribute_matrix(self, log: EventLog, frame: pd.DataFrame | None) -> np.ndarray | None:

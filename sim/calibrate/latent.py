@@ -190,6 +190,23 @@ def summary_table(cal: Calibrator) -> pd.DataFrame:
                 }
             )
         )
+    h = getattr(cal, "heterogeneity_", None)
+    if h is not None:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "part": "heterogeneity",
+                    "stage": "",
+                    "persona": "all",
+                    "what": h["parameter"] + ": " + h["meaning"],
+                    "estimate": h["estimate"],
+                    "ci_low": h["ci_low"],
+                    "ci_high": h["ci_high"],
+                    "observations": h["customers"],
+                    "note": "maximum likelihood (gamma rates, beta never-again shares)",
+                }
+            )
+        )
     a = getattr(cal, "attribute_effects_", None)
     if a is not None and len(a):
         parts.append(
