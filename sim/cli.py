@@ -223,7 +223,8 @@ def _add_calibration_commands(sub) -> None:
     )
     fit.add_argument(
         "--personas",
-        help="'auto': find latent personas in the data (K by BIC); a number: that many",
+        help="'auto': find latent personas in the data (K by BIC); a number: that many; "
+        "'gamma' (transaction log): each customer's own purchase rate and never-again share",
     )
     fit.add_argument(
         "--attribute",
@@ -300,10 +301,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     log = _read_data(args, args.until, args.repeat_steps or 1)
     personas = args.personas
-    if personas is not None and personas != "auto":
+    if personas is not None and personas not in ("auto", "gamma"):
         if not personas.isdigit():
             raise ScenarioError(
-                f"--personas must be 'auto' or a number, got {personas!r}", field="--personas"
+                f"--personas must be 'auto' or a number (or 'gamma'), got {personas!r}",
+                field="--personas",
             )
         personas = int(personas)
     attributes = None
@@ -328,6 +330,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if fit.attribute_effects_ is not None and len(fit.attribute_effects_):
         print("Attribute effects (multinomial logit: log-odds of 'to' against 'against')")
         print(fit.attribute_effects_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if fit.heterogeneity_ is not None:
+        print("Each customer's own purchase rate (gamma) and never-again share (beta), by ML")
+        print(fit.heterogeneity_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if fit.mixture_ is not None:
         print("Latent personas (EM; the number with the lowest BIC is chosen)")
         print(fit.mixture_.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))

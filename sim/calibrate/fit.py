@@ -194,7 +194,11 @@ class Calibrator:
         self._check_data(log, hidden)
         self.mixture_ = None
         x = self._attribute_matrix(log, attributes)
-        if self.personas is not None and self.personas != "gamma":
+        if self.personas == "gamma" and len(log.personas) > 1:
+            self._note("the data's segments are set aside: personas='gamma' finds its own")
+            one = np.zeros(len(log), dtype=np.int16)
+            log = replace(log, persona=one, personas=("all",)).validate()
+        elif self.personas is not None and self.personas != "gamma":
             log = latent_personas(self, log, hidden)
         v = visits(log, hidden)
         self._visits = v

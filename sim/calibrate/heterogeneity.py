@@ -44,8 +44,8 @@ from sim.model.journey import Journey
 from sim.model.persona import Effect, Persona
 
 #: Quadrature nodes of the rate and of the never-again share (personas = their product).
-RATE_NODES = 8
-NEVER_NODES = 4
+RATE_NODES = 16
+NEVER_NODES = 8
 
 #: The attribute carrying each persona's never-again log-odds against the stage's base.
 ATTRIBUTE = "never_again_log_odds"
@@ -141,17 +141,25 @@ def fit_loop(x: np.ndarray, t_x: np.ndarray, o: np.ndarray, has_open: np.ndarray
 
 
 def personas_of(fit: LoopFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(share, mean gap in days, never-again share) of each quadrature persona."""
-    # generalised Gauss-Laguerre: weight u^(r-1) e^-u, lambda = u / alpha
-    u, wu = special.roots_genlaguerre(RATE_NODES, fit.r - 1)
-    wu = wu / wu.sum()
-    # Gauss-Jacobi on [-1, 1] with weight (1-s)^(b-1) (1+s)^(a-1): q = (1 + s) / 2
-    s, wq = special.roots_jacobi(NEVER_NODES, fit.b - 1, fit.a - 1)
-    wq = wq / wq.sum()
+    """(share, mean gap in days, never-again share) of each quadrature persona.
+
+    A law so tight that its quadrature weights overflow (no heterogeneity to speak of: r or
+    a + b in the hundreds) is carried by one node at its mean."""
+    with np.errstate(all="ignore"):
+        # generalised Gauss-Laguerre: weight u^(r-1) e^-u, rate = u / alpha
+        u, wu = special.roots_genlaguerre(RATE_NODES, fit.r - 1)
+        wu = wu / wu.sum()
+        # Gauss-Jacobi on [-1, 1] with weight (1-s)^(b-1) (1+s)^(a-1): q = (1 + s) / 2
+        s, wq = special.roots_jacobi(NEVER_NODES, fit.b - 1, fit.a - 1)
+        wq = wq / wq.sum()
+    if not (np.all(np.isfinite(wu)) and np.all(np.isfinite(u)) and np.all(u > 0)):
+        u, wu = np.array([fit.r]), np.array([1.0])
     q = (1 + s) / 2
+    if not (np.all(np.isfinite(wq)) and np.all((q > 0) & (q < 1))):
+        q, wq = np.array([fit.a / (fit.a + fit.b)]), np.array([1.0])
     share = np.outer(wu, wq).ravel()
-    gap = np.repeat(fit.alpha / u, NEVER_NODES)
-    never = np.tile(q, RATE_NODES)
+    gap = np.repeat(fit.alpha / u, len(q))
+    never = np.tile(q, len(u))
     return share, gap, never
 
 
@@ -237,5 +245,6 @@ def use_gamma_personas(cal: Calibrator, log, v) -> None:
     cal._note(
         f"personas='gamma': {len(personas)} personas carry a Gamma(r={fit.r:.3g}, "
         f"alpha={fit.alpha:.3g} days) purchase rate and a Beta(a={fit.a:.3g}, b={fit.b:.3g}) "
-        f"never-again share on '{name}' ({RATE_NODES} x {NEVER_NODES} quadrature nodes)"
+        f"never-again share on '{name}' (quadrature nodes: {len(set(gap))} rates x "
+        f"{len(set(never))} shares)"
     )
