@@ -223,7 +223,16 @@ def _add_calibration_commands(sub) -> None:
     )
     fit.add_argument(
         "--personas",
-        help="'auto': find latent personas in the data (K by BIC); a number: that many",
+        help="'auto': find latent personas in the data (K by BIC); a number: that many; "
+        "'gamma' (transaction log): each customer's own purchase rate and never-again share",
+    )
+    fit.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="numeric column of a customer attribute (repeatable): its log-odds effect on each "
+        "stage's moves is fitted by multinomial logit and written as [[effect]] rules",
     )
     fit.add_argument("-o", "--output", type=Path, required=True, help="scenario file to write")
     chk = sub.add_parser("check", help="simulate a fitted scenario beside the observed data")
@@ -321,15 +330,38 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     log = _read_data(args, args.until, args.repeat_steps or 1)
     personas = args.personas
-    if personas is not None and personas != "auto":
+    if personas is not None and personas not in ("auto", "gamma"):
         if not personas.isdigit():
             raise ScenarioError(
-                f"--personas must be 'auto' or a number, got {personas!r}", field="--personas"
+                f"--personas must be 'auto' or a number (or 'gamma'), got {personas!r}",
+                field="--personas",
             )
         personas = int(personas)
+    attributes = None
+    if args.attribute:
+        from sim.calibrate.table import read_attributes
+
+        attributes = read_attributes(
+            args.data,
+            args.attribute,
+            customer=args.customer,
+            time=args.time,
+            stage=args.stage,
+            stage_map=args.map,
+            until=args.until,
+        )
     fit = Calibrator(
-        min_observations=args.min_observations, name=args.output.stem, personas=personas
-    ).fit(log)
+        min_observations=args.min_observations,
+        name=args.output.stem,
+        personas=personas,
+        attributes=args.attribute,
+    ).fit(log, attributes=attributes)
+    if fit.attribute_effects_ is not None and len(fit.attribute_effects_):
+        print("Attribute effects (multinomial logit: log-odds of 'to' against 'against')")
+        print(fit.attribute_effects_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if fit.heterogeneity_ is not None:
+        print("Each customer's own purchase rate (gamma) and never-again share (beta), by ML")
+        print(fit.heterogeneity_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     if fit.mixture_ is not None:
         print("Latent personas (EM; the number with the lowest BIC is chosen)")
         print(fit.mixture_.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))

@@ -350,3 +350,36 @@ def test_ignored_events_are_left_out_whatever_else_is_wrong_with_them(tmp_path):
         write(tmp_path, lines), **{**COLUMNS, "stages": {**STAGES, "newsletter": ""}}
     )
     assert log.skipped == {"ignored event": 1} and len(log) == len(GOOD)
+
+
+def test_sort_rows_reads_a_shuffled_export_as_the_sorted_one_and_names_its_lines(tmp_path):
+    """With sort_rows, rows out of time order are put in order (the same log as the sorted
+    file), and a bad row is still named by its line in the file; without it they are refused."""
+    rows = [
+        (c, f"2025-01-{d:02d}", "visit" if k == 0 else "purchase")
+        for c in range(20)
+        for k, d in enumerate((1 + c % 5, 10 + c % 7))
+    ]
+    ordered = pd.DataFrame(rows, columns=["user", "when", "event"])
+    shuffled = ordered.sample(frac=1, random_state=3)
+    a, b = tmp_path / "ordered.csv", tmp_path / "shuffled.csv"
+    ordered.to_csv(a, index=False)
+    shuffled.to_csv(b, index=False)
+    options = dict(customer="user", time="when", stage="event")
+    want = sim.read_events(a, **options)
+    got = sim.read_events(b, **options, sort_rows=True)
+
+    def journeys(log):  # customers are numbered by the rows' order: compare their journeys
+        rows = log.to_frame()
+        rows["step"] = list(zip(rows["time"], rows["to_stage"].astype(str), strict=True))
+        return sorted(tuple(g) for _, g in rows.groupby("customer")["step"])
+
+    assert got.customers.tolist() == want.customers.tolist() == [20]
+    assert journeys(got) == journeys(want)
+    with pytest.raises(sim.EventLogError, match="out of time order"):
+        sim.read_events(b, **options)
+    broken = shuffled.copy()
+    broken.iloc[7, 1] = "not a date"
+    broken.to_csv(b, index=False)
+    with pytest.raises(sim.EventLogError, match=r"unparseable time in column 'when': line 9 "):
+        sim.read_events(b, **options, sort_rows=True)

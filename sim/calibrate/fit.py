@@ -25,13 +25,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sim.analysis.stats import proportion_ci
+from sim.calibrate.attributes import attribute_groups, attribute_matrix, fit_logit, wald_interval
 from sim.calibrate.check import CheckResult, check
+from sim.calibrate.heterogeneity import use_gamma_personas
 from sim.calibrate.latent import latent_personas, persona_table, summary_table, use_mixture
 from sim.calibrate.likelihood import (
     FAMILIES,
@@ -89,7 +92,13 @@ class Calibrator:
         data (a mixture over customers' whole journeys by EM, the number chosen by BIC among
         1 .. ``max_personas``); a whole number K: exactly K latent personas. They are named
         ``segment_1`` ...; ``personas_`` says what distinguishes them and ``mixture_`` how
-        each K scored.
+        each K scored. ``"gamma"`` (a transaction log's repeat-purchase loop): every customer
+        has their own purchase rate and never-again share, from a gamma and a beta law
+        fitted by maximum likelihood (``heterogeneity_``) and carried by quadrature personas
+        (see :mod:`sim.calibrate.heterogeneity`).
+    attributes:
+        Names of numeric customer attributes (columns of the table given to :meth:`fit`)
+        whose log-odds effects on each stage's moves are fitted by multinomial logit.
     """
 
     def __init__(
@@ -103,6 +112,7 @@ class Calibrator:
         personas: str | int | None = None,
         max_personas: int = 4,
         seed: int = 0,
+        attributes: Sequence[str] = (),
     ) -> None:
         if isinstance(min_observations, bool) or not isinstance(min_observations, int):
             raise ScenarioError(
@@ -129,16 +139,27 @@ class Calibrator:
         self.confidence = float(confidence)
         self.hidden_ends = tuple(hidden_ends)
         self.name = name
-        if personas not in (None, "auto") and (
+        if personas not in (None, "auto", "gamma") and (
             isinstance(personas, bool) or not isinstance(personas, int) or personas < 1
         ):
             raise ScenarioError(
-                f"personas must be 'auto' or a whole number >= 1, got {personas!r}",
+                f"personas must be 'auto', 'gamma' or a whole number >= 1, got {personas!r}",
                 field="personas",
             )
         self.personas = personas
         self.max_personas = max_personas
         self.seed = seed
+        if isinstance(attributes, str):
+            attributes = (attributes,)
+        if len(set(attributes)) != len(attributes):
+            raise ScenarioError(f"attributes named twice in {list(attributes)}", field="attributes")
+        if attributes and personas is not None:
+            raise ScenarioError(
+                "attributes and latent personas cannot be fitted together yet",
+                field="attributes",
+                fix="fit either attribute effects (attributes=[...]) or personas='auto'",
+            )
+        self.attributes = tuple(attributes)
 
     def __repr__(self) -> str:
         fitted = "fitted" if hasattr(self, "scenario_") else "not fitted"
@@ -148,8 +169,15 @@ class Calibrator:
         )
 
     # -- fitting --------------------------------------------------------------------------
-    def fit(self, log: EventLog) -> Calibrator:
+    def fit(self, log: EventLog, attributes: pd.DataFrame | None = None) -> Calibrator:
         """Fit every part of the scenario to ``log``; returns ``self``.
+
+        ``attributes``: one row per customer of ``log`` (in its customer order, as
+        :func:`~sim.calibrate.read_attributes` gives), with the numeric columns named by the
+        Calibrator's ``attributes``; their log-odds coefficients on every stage's moves are
+        estimated by multinomial logit (``attribute_effects_``) and the fitted scenario
+        carries them as ``[[effect]]`` rules on personas that are groups of customers with
+        like attributes.
 
         Raises :class:`~sim.errors.EventLogError` naming the problem and the fix when the
         data cannot support a fit (a stage without data, no purchases, one customer, every
@@ -166,7 +194,12 @@ class Calibrator:
         hidden = self._hidden(log)
         self._check_data(log, hidden)
         self.mixture_ = None
-        if self.personas is not None:
+        x = self._attribute_matrix(log, attributes)
+        if self.personas == "gamma" and len(log.personas) > 1:
+            self._note("the data's segments are set aside: personas='gamma' finds its own")
+            one = np.zeros(len(log), dtype=np.int16)
+            log = replace(log, persona=one, personas=("all",)).validate()
+        elif self.personas is not None and self.personas != "gamma":
             log = latent_personas(self, log, hidden)
         v = visits(log, hidden)
         self._visits = v
@@ -191,9 +224,137 @@ class Calibrator:
         if self.mixture_ is not None and len(personas) > 1:
             use_mixture(self, log, personas)
         self.scenario_ = self._scenario(log, personas)
+        self.attribute_effects_ = None
+        self.heterogeneity_ = None
+        if x is not None:
+            self._use_attributes(log, v, x)
+        if self.personas == "gamma":
+            use_gamma_personas(self, log, v)
         self.summary_ = summary_table(self)
-        self.personas_ = persona_table(self, personas)
+        self.personas_ = (
+            self._gamma_personas if self.personas == "gamma" else persona_table(self, personas)
+        )
         return self
+
+    def _attribute_matrix(self, log: EventLog, frame: pd.DataFrame | None) -> np.ndarray | None:
+        if not self.attributes:
+            if frame is not None:
+                raise ScenarioError(
+                    "an attribute table was given but no attribute is named",
+                    field="attributes",
+                    fix="name its columns: Calibrator(attributes=[...])",
+                )
+            return None
+        if frame is None:
+            raise ScenarioError(
+                f"attributes {list(self.attributes)} are named but fit() got no attribute table",
+                field="attributes",
+                fix="fit(log, attributes=frame), the frame from sim.calibrate.read_attributes",
+            )
+        if len(log.personas) > 1:
+            raise ScenarioError(
+                "attributes and the data's segments cannot be fitted together yet",
+                field="attributes",
+                fix="leave out the segment column, or the attributes",
+            )
+        return attribute_matrix(frame, self.attributes, int(np.sum(log.customers)))
+
+    def _use_attributes(self, log: EventLog, v: Visits, x: np.ndarray) -> None:
+        """Multinomial logits of every stage's moves on the attributes, carried into the
+        scenario as effects (reference: the customers' mean attributes) on personas that are
+        groups of customers with like attributes."""
+        mean = x.mean(axis=0)
+        journey = self.scenario_.journey
+        stages = list(journey.stages)
+        effects: list[Effect] = []
+        rows: list[dict[str, Any]] = []
+        for s, sf in self._stage_fit.items():
+            name = log.stages[s]
+            ended = (v.stage == s) & ~v.censored
+            targets = np.unique(v.next[ended])
+            if len(targets) < 2:
+                continue
+            if sf["silent_to"] is not None:
+                # the logit rule would move the never-again share too, which the mixture
+                # likelihood holds the same for every customer
+                self._note(
+                    f"stage '{name}': attribute effects are not estimated on a stage with "
+                    "silent exits"
+                )
+                continue
+            code = np.zeros(len(log.stages), dtype=np.int64)
+            code[targets] = np.arange(len(targets))
+            where = f"stage '{name}'"
+            logit = fit_logit(
+                code[v.next[ended]], len(targets), x[v.customer[ended]], self.attributes, where
+            )
+            base = logit.probabilities(mean)[0]
+            i = journey.index(name)
+            stages[i] = replace(
+                stages[i],
+                next={log.stages[t]: float(p) for t, p in zip(targets, base, strict=True)},
+            )
+            se = logit.standard_errors()
+            for j, t in enumerate(targets[1:]):
+                for k, attribute in enumerate(self.attributes):
+                    beta, err = float(logit.coefficients[j, k]), float(se[j, k])
+                    low, high = wald_interval(beta, err, self.confidence)
+                    effects.append(
+                        Effect(
+                            stage=name,
+                            to=log.stages[t],
+                            attribute=attribute,
+                            coefficient=beta,
+                            reference=float(mean[k]),
+                        )
+                    )
+                    rows.append(
+                        {
+                            "stage": name,
+                            "to": log.stages[t],
+                            "against": log.stages[targets[0]],
+                            "attribute": attribute,
+                            "coefficient": beta,
+                            "se": err,
+                            "ci_low": low,
+                            "ci_high": high,
+                            "reference": float(mean[k]),
+                            "visits": logit.visits,
+                        }
+                    )
+        self.attribute_effects_ = pd.DataFrame(
+            rows,
+            columns=[
+                "stage", "to", "against", "attribute", "coefficient", "se", "ci_low",
+                "ci_high", "reference", "visits",
+            ],
+        )  # fmt: skip
+        group, values = attribute_groups(x)
+        counts = np.bincount(group, minlength=len(values))
+        only = self.scenario_.personas[0]
+        groups = tuple(
+            Persona(
+                name=f"group_{g + 1}",
+                share=float(c / counts.sum()),
+                attributes={a: float(values[g, k]) for k, a in enumerate(self.attributes)},
+                order_value=only.order_value,
+                dwell_factors=dict(only.dwell_factors),
+            )
+            for g, c in enumerate(counts)
+        )
+        if not rows:
+            self._note(
+                "no stage has two recorded ways out: the attributes move nothing in the "
+                "fitted scenario"
+            )
+        self.scenario_ = self.scenario_.replace(
+            journey=Journey(stages=tuple(stages), entry=journey.entry),
+            personas=groups,
+            effects=tuple(effects),
+        )
+        self.attribute_groups_ = pd.DataFrame(
+            {"persona": [p.name for p in groups], "customers": counts}
+        ).join(pd.DataFrame(values, columns=list(self.attributes)))
 
     def _hidden(self, log: EventLog) -> np.ndarray:
         hidden = np.zeros(len(log.stages), dtype=bool)
@@ -651,7 +812,13 @@ class Calibrator:
             persona_objs.append(
                 Persona(
                     name=pname,
-                    share=count / total,
+                    # latent personas: the EM shares; counting each customer in their most
+                    # likely segment would move share to the segments that are easy to tell
+                    share=(
+                        float(self._mixture_shares[p])
+                        if self.mixture_ is not None and multi
+                        else count / total
+                    ),
                     attributes={attr[q]: float(q == p) for q in attr} if multi else {},
                     order_value=self._values[p],
                     dwell_factors=factors,

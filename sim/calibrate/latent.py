@@ -207,4 +207,43 @@ def summary_table(cal: Calibrator) -> pd.DataFrame:
                 }
             )
         )
+    h = getattr(cal, "heterogeneity_", None)
+    if h is not None:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "part": "heterogeneity",
+                    "stage": "",
+                    "persona": "all",
+                    "what": h["parameter"] + ": " + h["meaning"],
+                    "estimate": h["estimate"],
+                    "ci_low": h["ci_low"],
+                    "ci_high": h["ci_high"],
+                    "observations": h["customers"],
+                    "note": "maximum likelihood (gamma rates, beta never-again shares)",
+                }
+            )
+        )
+    a = getattr(cal, "attribute_effects_", None)
+    if a is not None and len(a):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "part": "attribute effect",
+                    "stage": a["stage"],
+                    "persona": "all",
+                    "what": "log-odds of to "
+                    + a["to"]
+                    + " against "
+                    + a["against"]
+                    + " per unit of "
+                    + a["attribute"],
+                    "estimate": a["coefficient"],
+                    "ci_low": a["ci_low"],
+                    "ci_high": a["ci_high"],
+                    "observations": a["visits"],
+                    "note": "multinomial logit (reference: the mean " + a["attribute"] + ")",
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)

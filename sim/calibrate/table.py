@@ -38,8 +38,8 @@ def read_table(
     :func:`for_fit` shapes the journey the fit needs.
 
     Columns are named by the arguments. ``time`` holds dates (days since the first time
-    become the log's time; ``start_date`` records it) or numbers of days; each customer's rows
-    in time order. With ``stage``, each row says the customer entered that stage; the
+    become the log's time; ``start_date`` records it) or numbers of days; rows in any order
+    (each customer's are put in time order). With ``stage``, each row says the customer entered that stage; the
     optional TOML ``stage_map`` gives::
 
         stages = ["visit", "cart", "purchase", "post_purchase", "lost", "churned"]
@@ -77,11 +77,110 @@ def read_table(
         end=until,
         # several rows of one order are merged by for_fit, not refused as repeats
         keep_duplicates=True,
+        # an export need not list a customer's rows in time order to be fitted
+        sort_rows=True,
     )
     try:
         return for_fit(log, spec, repeat_steps=repeat_steps, transactions=stage is None)
     except EventLogError as err:
         raise err.located(str(path)) from None
+
+
+#: the column that carries each row's customer through read_table to its log number
+_CUSTOMER_CODE = "__customer_code__"
+
+
+def read_attributes(
+    path: str | Path,
+    columns: Sequence[str],
+    *,
+    customer: str,
+    time: str,
+    stage: str | None = None,
+    stage_map: str | Path | None = None,
+    until: str | float | None = None,
+    repeat_steps: int = 1,
+) -> pd.DataFrame:
+    """Customer attributes of an export: one row per customer of the log :func:`read_table`
+    reads from the same file and options, in that log's customer order (what
+    ``Calibrator(attributes=columns).fit(log, attributes=...)`` takes).
+
+    Each column must hold one number per customer (the same on all their rows); a customer
+    whose rows disagree is refused, naming the column and the customer.
+    """
+    path = Path(path)
+    raw = _read(path)
+    try:
+        missing = [c for c in columns if c not in raw.columns]
+        if missing:
+            raise EventLogError(
+                f"no column {', '.join(map(repr, missing))} (given as --attribute)",
+                field="columns",
+                fix=f"the file has {', '.join(map(str, raw.columns))}",
+            )
+        if customer not in raw.columns:
+            raise EventLogError(
+                f"missing column(s) '{customer}' (customer)",
+                field="columns",
+                fix=f"give --customer one of {', '.join(map(str, raw.columns))}",
+            )
+        values = raw[[customer, *columns]].copy()
+        for c in columns:
+            numbers = pd.to_numeric(values[c], errors="coerce")
+            bad = numbers.isna() & values[c].notna()
+            if bad.any():
+                rows = values.index[bad][:3].tolist()
+                raise EventLogError(
+                    f"attribute '{c}' holds text, not numbers (rows {rows}: "
+                    f"{values.loc[bad, c].head(3).tolist()})",
+                    field=c,
+                    fix="code categories as 0/1 columns, one per category",
+                )
+            values[c] = numbers
+        code, _ = pd.factorize(raw[customer], use_na_sentinel=True)
+        values["code"] = code
+        grouped = values[code >= 0].groupby("code", sort=False)[list(columns)]
+        spread = grouped.nunique()
+        for c in columns:
+            several = spread.index[spread[c] > 1]
+            if len(several):
+                shown = raw[customer].iloc[int(np.flatnonzero(code == several[0])[0])]
+                raise EventLogError(
+                    f"attribute '{c}' changes between the rows of {len(several)} customers "
+                    f"(e.g. customer {shown!r}); an attribute is one value per customer",
+                    field=c,
+                    fix="give each customer one value (e.g. their value at the first order)",
+                )
+        # read the rows as read_table does, each row carrying its customer's code in the
+        # persona column, so the log's own numbering tells which code each customer has
+        tagged = raw.assign(**{_CUSTOMER_CODE: code.astype(str)})
+        log = read_table(
+            tagged,
+            customer=customer,
+            time=time,
+            stage=stage,
+            segment=_CUSTOMER_CODE,
+            stage_map=stage_map,
+            until=until,
+            repeat_steps=repeat_steps,
+        )
+    except EventLogError as err:
+        raise err.located(str(path)) from None
+    _, first_row = np.unique(log.customer, return_index=True)
+    names = np.asarray(log.personas)
+    codes = names[log.persona[first_row]].astype(np.int64)
+    return grouped.first().reindex(codes).reset_index(drop=True)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise EventLogError("file not found", source=str(path), fix="check the path") from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise EventLogError(f"cannot read the file: {err}", source=str(path)) from None
 
 
 def _labels_map(spec: dict[str, Any], path: str | Path | None) -> dict[str, str] | None:

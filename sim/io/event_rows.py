@@ -131,9 +131,15 @@ def _shown(value: Any) -> str:
 
 
 def raise_bad_rows(
-    reason: np.ndarray, frame: pd.DataFrame, columns: dict[str, str], line_offset: int
+    reason: np.ndarray,
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    line_offset: int,
+    lines: np.ndarray | None = None,
 ) -> None:
-    """One error listing, per reason, how many rows and the first of them with their value."""
+    """One error listing, per reason, how many rows and the first of them with their value.
+
+    ``lines``: per row of ``frame``, its position in the source (rows were sorted)."""
     column_of = {
         "missing customer": "customer",
         "unparseable time": "time",
@@ -167,10 +173,14 @@ def raise_bad_rows(
         if not len(rows):
             continue
         first_kind = first_kind or kind
+        if lines is not None:
+            rows = rows[np.argsort(lines[rows], kind="stable")]  # in the file's order
         column = columns.get(column_of[kind], columns["customer"])
         where = "line" if line_offset else "row"
         shown = ", ".join(
-            f"{where} {i + line_offset} ({_shown(frame[column].iloc[i])})" for i in rows[:SHOWN]
+            f"{where} {(i if lines is None else int(lines[i])) + line_offset} "
+            f"({_shown(frame[column].iloc[i])})"
+            for i in rows[:SHOWN]
         )
         more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
         parts.append(f"{len(rows)} {kind} in column '{column}': {shown}{more}")
