@@ -423,22 +423,25 @@ def _backend(args: argparse.Namespace) -> dict:
     return {"backend": "dask", "address": None if args.dask == LOCAL else args.dask}
 
 
-def _streaming(args: argparse.Namespace, scenario: Scenario) -> dict:
-    """With ``--out``, stream the event log when it would be large: into the directory that
-    becomes ``OUT`` (so it ends as ``OUT/events``, and ``OUT`` stays complete or absent)."""
+def _streaming(args: argparse.Namespace) -> dict:
+    """With ``--out``, stream the event log when the run would not fit in memory (the rule:
+    :data:`sim.run.streaming.STREAM_SHARE`): into the directory that becomes ``OUT`` (so it
+    ends as ``OUT/events``, and ``OUT`` stays complete or absent)."""
     from sim.output import work_directory
-    from sim.run.streaming import STREAM_ABOVE, expected_customers
 
     if args.out is None:
         return {}
-    if args.customers is not None and args.customers > 0:
-        try:
-            scenario = scenario.with_customers(args.customers)
-        except ScenarioError:
-            return {}  # the run itself reports it, naming the file
-    if expected_customers(scenario) * max(args.replications, 1) <= STREAM_ABOVE:
-        return {}
-    return {"stream_to": work_directory(args.out) / "events"}
+    return {"stream_to": work_directory(args.out) / "events", "stream": "auto"}
+
+
+def _streamed_note(provenance: dict) -> None:
+    """Say that a run streamed, and why."""
+    streamed = provenance.get("streamed")
+    if streamed:
+        print(
+            f"Streamed the event log to disk in {streamed['chunks']:,} chunk(s): "
+            f"{streamed['reason']}; tables come from counts merged over the chunks.\n"
+        )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -462,7 +465,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 scenario,
                 replications=args.replications,
                 **_run_options(args, keep),
-                **_streaming(args, scenario),
+                **_streaming(args),
             )
     except ScenarioError as err:
         if err.field == "--resume":
@@ -477,6 +480,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"replication(s), seed {p['seed']}, horizon {scenario.horizon_days:g} days "
         f"({p['engine']} engine, {p['elapsed_seconds']:.1f} s)\n"
     )
+    _streamed_note(p)
     _print_funnel(result)
     _print_retention(result)
     if scenario.interventions:

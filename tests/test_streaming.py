@@ -154,14 +154,18 @@ def test_arrivals_and_budgets_stream_whole_replications(subscription, tmp_path):
 
 
 def test_run_out_streams_a_large_run(tmp_path, capsys, monkeypatch):
-    """`sim run --out DIR` streams when the log would be large (threshold lowered here) into
-    DIR/events, and writes the usual tables beside it."""
-    monkeypatch.setattr(streaming, "STREAM_ABOVE", 1000)
+    """`sim run --out DIR` streams when the log would be large (the byte limit lowered here
+    to 5 MiB: 2,000 customers need about 6) into DIR/events, says so, and writes the usual
+    tables beside it; 500 customers (about 1.5 MiB) are held in memory (the twin)."""
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 5 * 2**20)
     monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
     out = tmp_path / "big"
     code = main(["run", str(SCENARIOS / "baseline.toml"), "--customers", "2000", "--out", str(out)])
     assert code == 0
-    assert "Funnel" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Funnel" in printed
+    assert "Streamed the event log to disk in 3 chunk(s): held in memory it would need" in printed
+    assert "more than 5.0 MiB" in printed
     assert len(EventDataset(out / "events").parts()) == 3
     assert {"funnel.csv", "retention.csv", "run.json"} <= {p.name for p in out.iterdir()}
     small = tmp_path / "small"
