@@ -550,6 +550,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             target_half_width=args.target_half_width,
             max_replications=args.max_replications,
             **_run_options(args, keep),
+            # each scenario's log streams into OUT/events/<scenario> when it would not fit
+            stream_to=keep / "events",
+            stream="auto",
         )
     except KeyboardInterrupt:
         _kept_message(keep, args)
@@ -560,6 +563,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         else (" (target reached)" if res.converged else " (maximum reached before the target)")
     )
     print(f"{res!r}{auto}, {res.elapsed_seconds:.1f} s\n")
+    if res.streamed:
+        print(
+            f"Streamed each scenario's event log to disk: {res.streamed}; tables come from "
+            "counts merged over the chunks.\n"
+        )
     table = res.summary(bootstrap=args.bootstrap)
     shown = table.copy()
     shown["95% CI"] = [
