@@ -7,20 +7,23 @@ Bad input prints one message naming the file, the field and the fix, and exits w
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from sim.engine.analytic import expected
 from sim.errors import ScenarioError
-from sim.io.scenario_toml import load_scenario
-from sim.model.scenario import Scenario
-from sim.results import RunResult
+
+if TYPE_CHECKING:
+    from sim.model.scenario import Scenario
+
+# Heavy libraries (numpy, pandas, scipy, matplotlib) are imported by the commands that use
+# them, inside main(): `sim --help` and `sim validate` start quickly, and Ctrl-C while they
+# load is an interruption like any other (exit 130, one line).
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -29,9 +32,16 @@ EXIT_BROKEN_PIPE = 141
 
 
 def _version() -> str:
-    from sim.run.provenance import package_version
+    import sim
 
-    return package_version()
+    return sim.__version__
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file (:func:`sim.load_scenario`)."""
+    from sim.io.scenario_toml import load_scenario as load
+
+    return load(path)
 
 
 def _workers(requested: int) -> int:
@@ -350,7 +360,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _pct(x: float) -> str:
-    return "" if np.isnan(x) else f"{100 * x:5.1f}%"
+    return "" if math.isnan(x) else f"{100 * x:5.1f}%"
 
 
 def _print_funnel(result) -> None:
@@ -361,7 +371,7 @@ def _print_funnel(result) -> None:
     for _, r in overall.iterrows():
         ci = (
             ""
-            if np.isnan(r.conversion_ci_low)
+            if math.isnan(r.conversion_ci_low)
             else f"[{_pct(r.conversion_ci_low).strip()}, {_pct(r.conversion_ci_high).strip()}]"
         )
         rows.append(
@@ -373,6 +383,8 @@ def _print_funnel(result) -> None:
                 "step": _pct(r.step_conversion),
             }
         )
+    import pandas as pd
+
     print(pd.DataFrame(rows).to_string(index=False))
     if len(result.scenario.personas) > 1:
         print("\nConversion to each stage by persona")
@@ -392,7 +404,7 @@ def _print_retention(result) -> None:
     shown = shown.drop(columns=["revenue_ci_low", "revenue_ci_high"])
     print(shown.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
     ttp = result.time_to_purchase(by=None)
-    if len(ttp) and not np.isnan(ttp["median_days"].iloc[0]):
+    if len(ttp) and not math.isnan(ttp["median_days"].iloc[0]):
         t = ttp.iloc[0]
         print(
             f"\nTime to first purchase (purchasers): median {t.median_days:.1f} days, "
@@ -578,10 +590,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for n, a, b in zip(shown.scenario, shown.diff_ci_low, shown.diff_ci_high, strict=True)
     ]
     shown["uplift"] = [
-        ("" if n == res.baseline or np.isnan(u) else f"{100 * u:+.1f}%")
+        ("" if n == res.baseline or math.isnan(u) else f"{100 * u:+.1f}%")
         for n, u in zip(shown.scenario, shown.relative_uplift, strict=True)
     ]
-    shown["p (Holm)"] = ["" if np.isnan(p) else f"{p:.3g}" for p in shown.p_adjusted]
+    shown["p (Holm)"] = ["" if math.isnan(p) else f"{p:.3g}" for p in shown.p_adjusted]
     print(
         shown[
             [
@@ -638,6 +650,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from sim.io.locations import check_output_file
     from sim.output import work_directory
     from sim.report import build_report
+    from sim.results import RunResult
     from sim.run import compare, run
 
     scenarios = _load_named(args.scenarios)
@@ -672,6 +685,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_expected(args: argparse.Namespace) -> int:
+    from sim.engine.analytic import expected
+
     scenario = load_scenario(args.scenario)
     if scenario.market is not None:
         return _expected_adoption(scenario)
@@ -794,7 +809,23 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sim`` command; returns the exit status."""
+    """Entry point of the ``sim`` command; returns the exit status. Ctrl-C anywhere in it
+    (parsing, importing, simulating, writing) exits with status 130 and one line; files are
+    written atomically, so none is left half-written."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Say so in one line."""
+    with contextlib.suppress(OSError, ValueError):  # stderr closed
+        print("interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     commands = {
         "run": _cmd_run,
@@ -815,8 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except OSError as err:  # a disk that fills up or a folder removed while writing
