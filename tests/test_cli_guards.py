@@ -217,12 +217,11 @@ sys.exit(main({argv!r}))
     [
         ("numpy", ["validate", BASELINE]),
         ("pandas", ["run", BASELINE, "--customers", "50"]),
-        ("simpy", ["run", BASELINE, "--customers", "50", "--engine", "simpy"]),
     ],
 )
 def test_ctrl_c_while_a_command_imports_exits_130_with_one_line(module, argv):
-    """Ctrl-C while a command loads numpy, pandas or SimPy ends with status 130 and the one
-    line 'interrupted', no traceback."""
+    """Ctrl-C while a command loads numpy or pandas ends with status 130 and the one line
+    'interrupted', no traceback."""
     code = _CTRL_C_WHILE_IMPORTING.format(module=module, argv=argv)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 130, proc.stderr
