@@ -125,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("out/compare"),
-        help="directory for comparison.csv, roi.csv, per_replication.csv",
+        help="directory for comparison.csv, roi.csv, per_replication.csv (and events/ when "
+        "the runs are too big for memory: they then stream there)",
     )
     cmp.add_argument(
         "--resume",
@@ -443,7 +444,17 @@ def _streaming(args: argparse.Namespace) -> dict:
 
     if args.out is None:
         return {}
-    return {"stream_to": work_directory(args.out) / "events", "stream": "auto"}
+    return {"stream_to": _fresh_events(work_directory(args.out)), "stream": "auto"}
+
+
+def _fresh_events(keep: Path) -> Path:
+    """Where a run kept in ``keep`` streams its events: ``keep/events``, emptied of what an
+    interrupted streamed run left (nothing resumes from it), so that an old dataset never
+    ends up in a new output directory."""
+    import shutil
+
+    shutil.rmtree(keep / "events", ignore_errors=True)
+    return keep / "events"
 
 
 def _streamed_note(provenance: dict) -> None:
@@ -480,7 +491,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 **_streaming(args),
             )
     except ScenarioError as err:
-        if err.field == "--resume":
+        if err.field in ("--resume", "resume"):
             raise
         raise err.located(str(args.scenario)) from None
     except KeyboardInterrupt:
@@ -524,8 +535,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
-    """Where an interrupted run's finished replications are, and how to go on."""
-    if keep is not None and keep.is_dir():
+    """Where an interrupted run's finished replications are, and how to go on (a streamed
+    run keeps none to resume from)."""
+    from sim.run.resume import STATE
+
+    if keep is not None and (keep / STATE).is_file():
         print(
             f"Finished replications are kept in {keep}; run the same command with --resume "
             "to continue.",
@@ -563,7 +577,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             max_replications=args.max_replications,
             **_run_options(args, keep),
             # each scenario's log streams into OUT/events/<scenario> when it would not fit
-            stream_to=keep / "events",
+            stream_to=_fresh_events(keep),
             stream="auto",
         )
     except KeyboardInterrupt:

@@ -179,6 +179,12 @@ def run(
         if reason is None:
             stream_to = None  # it fits: held in memory, with exact analyses
     if stream_to is not None or not keep_events:
+        if resume:
+            raise ScenarioError(
+                "a streamed run cannot be resumed",
+                field="resume",
+                fix="run it again from the start (without resume / --resume)",
+            )
         check_streamed_memory([(compiled, replications)], workers, chunk)
         return run_streamed(
             scenario,
