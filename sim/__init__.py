@@ -9,8 +9,8 @@ Typical use::
     sim.expected(scenario)
 """
 
-import sys
-import types
+import sys as _sys
+import types as _types
 
 from sim.errors import EventLogError, ScenarioError
 
@@ -100,7 +100,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__, *_LAZY})
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     """The package's module type: keeps ``sim.run`` the function run().
 
     Python binds a subpackage to its name on the parent the first time it is imported, so
@@ -108,12 +108,12 @@ class _Package(types.ModuleType):
     folder ``sim/run/``; that binding is refused here and ``sim.run`` found as above."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "run" and isinstance(value, types.ModuleType):
+        if name == "run" and isinstance(value, _types.ModuleType):
             return
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "ArrivalRateFactor",

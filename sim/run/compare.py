@@ -281,43 +281,45 @@ def compare(
                     named, streams, done, started, days, base, seed, common_random_numbers, chunk
                 )
                 result.streamed = reason or "asked to (stream_to or keep_events=False)"
-                if not auto:
-                    break
-                table = result.summary(metrics=[metric])
-                if _converged(table, base, target_half_width) or done >= max_replications:
-                    converged = _converged(table, base, target_half_width)
-                    break
-                goal = min(done + batch, max_replications)
-                continue
-            # refuse, before allocating, a batch whose replications cannot all be held
-            check_memory(
-                [(e, goal) for e in estimates.values()],
-                workers,
-                other_fix=in_memory_fix([(c, goal) for c in compiled.values()], workers, chunk),
-            )
-            tasks = [
-                ((n, r), engines[n], compiled[n], seeds[n], r)
-                for r in range(done, goal)
-                for n in named
-            ]
-            if kept is not None:
-                for task in tasks:
-                    if (found := kept.load(task[0])) is not None:
-                        logs[task[0]] = found
-                tasks = [t for t in tasks if t[0] not in logs]
-            simulate_tasks(
-                tasks,
-                workers,
-                logs,
-                progress,
-                None if kept is None else kept.save,
-                backend,
-                address,
-            )
-            done = goal
-            result = _assemble(
-                named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines
-            )
+            else:
+                # refuse, before allocating, a batch whose replications cannot all be held
+                check_memory(
+                    [(e, goal) for e in estimates.values()],
+                    workers,
+                    other_fix=in_memory_fix([(c, goal) for c in compiled.values()], workers, chunk),
+                )
+                tasks = [
+                    ((n, r), engines[n], compiled[n], seeds[n], r)
+                    for r in range(done, goal)
+                    for n in named
+                ]
+                if kept is not None:
+                    for task in tasks:
+                        if (found := kept.load(task[0])) is not None:
+                            logs[task[0]] = found
+                    tasks = [t for t in tasks if t[0] not in logs]
+                simulate_tasks(
+                    tasks,
+                    workers,
+                    logs,
+                    progress,
+                    None if kept is None else kept.save,
+                    backend,
+                    address,
+                )
+                done = goal
+                result = _assemble(
+                    named,
+                    logs,
+                    done,
+                    seeds,
+                    started,
+                    days,
+                    base,
+                    seed,
+                    common_random_numbers,
+                    engines,
+                )
             if not auto:
                 break
             table = result.summary(metrics=[metric])
