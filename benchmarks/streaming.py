@@ -77,7 +77,9 @@ def fresh(customers: int, out: str | None, target=_run) -> tuple[float, int, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=10_000_000)
+    parser.add_argument(
+        "--customers", type=int, default=10_000_000, help="streamed run (0: skip it)"
+    )
     parser.add_argument("--reference", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, help="folder for the streamed events (a temp dir)")
     parser.add_argument(
@@ -88,6 +90,9 @@ def main() -> None:
     )
     parser.add_argument("--compare-reference", type=int, default=200_000)
     args = parser.parse_args()
+    if not args.customers:  # the comparison alone
+        compare_both(args.compare_customers, args.compare_reference)
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix="sim-stream-"))
     try:
         t_mem, rows_mem, rss_mem = fresh(args.reference, None)

@@ -17,6 +17,8 @@ from sim.errors import EventLogError, ScenarioError
 #: Where each public name lives. Names load on first use (PEP 562), so that ``import sim``
 #: costs a few milliseconds and loads neither pandas, scipy.stats, pyarrow nor matplotlib;
 #: ``sim.run(...)``, ``from sim import run`` and ``sim.plot.funnel(...)`` load what they need.
+#: A new public name goes here (name: module) and in ``__all__``, not in an import line
+#: (``tests/test_package.py`` checks both, and that no heavy library loads with ``sim``).
 _WHERE: dict[str, str] = {
     "Calibrator": "sim.calibrate",
     "Expectation": "sim.engine.analytic",
