@@ -30,9 +30,11 @@ def test_import_sim_loads_no_heavy_library():
 
 
 def test_using_sim_loads_what_it_needs():
-    """The twin: running (streamed to Parquet) loads pandas, scipy.stats and pyarrow, so the
-    probe above sees them when they are there; and `sim.run` stays the function run() when
-    the subpackage sim.run was imported first (Python binds a subpackage on its parent)."""
+    """The twin: asking for `sim.read_events` loads pandas, and running (streamed to Parquet)
+    loads pandas, scipy.stats and pyarrow, so the probe above sees them when they are there;
+    and `sim.run` stays the function run() when the subpackage sim.run was imported first
+    (Python binds a subpackage on its parent)."""
+    assert "pandas" in _loaded_after("import sim\nsim.read_events")
     code = (
         "import sim, tempfile\n"
         "from sim.run import streaming\n"
