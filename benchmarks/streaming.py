@@ -8,7 +8,12 @@ customers (default 1,000,000) with its funnel and retention summary, each in a f
 customers/s (both serial, one worker). Target: peak RSS of the streamed run under 2 GB. This
 machine is shared, so only the ratio, measured in the same run, means much.
 
-Run: ``python benchmarks/streaming.py [--customers N] [--reference N] [--out DIR]``.
+Second workload: ``sim.compare`` of baseline and loyalty, 2 replications each, streamed at
+``--compare-customers`` per replication (default 2,000,000) against held in memory at
+``--compare-reference`` (default 200,000), same measures.
+
+Run: ``python benchmarks/streaming.py [--customers N] [--reference N] [--out DIR]
+[--compare-customers N] [--compare-reference N]``.
 """
 
 from __future__ import annotations
@@ -22,10 +27,25 @@ import time
 from pathlib import Path
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.toml"
+LOYALTY = SCENARIO.with_name("loyalty.toml")
+COMPARE_REPLICATIONS = 2
 
 #: Fresh processes come from a fork server started while this process is small (Linux keeps
 #: the peak RSS across fork and exec).
 CONTEXT = mp.get_context("forkserver")
+
+
+def _compare(customers: int, out: str | None, queue) -> None:
+    import sim
+
+    pair = [sim.load_scenario(SCENARIO), sim.load_scenario(LOYALTY)]
+    started = time.perf_counter()
+    kw = {"replications": COMPARE_REPLICATIONS, "customers": customers, "seed": 1}
+    result = sim.compare(pair, **kw) if out is None else sim.compare(pair, stream_to=out, **kw)
+    result.summary()
+    result.roi()
+    elapsed = time.perf_counter() - started
+    queue.put((elapsed, 0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 def _run(customers: int, out: str | None, queue) -> None:
@@ -45,10 +65,10 @@ def _run(customers: int, out: str | None, queue) -> None:
     queue.put((elapsed, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def fresh(customers: int, out: str | None) -> tuple[float, int, float]:
+def fresh(customers: int, out: str | None, target=_run) -> tuple[float, int, float]:
     """(seconds, event rows, peak RSS MiB) of one run in a new process."""
     queue = CONTEXT.Queue()
-    proc = CONTEXT.Process(target=_run, args=(customers, out, queue))
+    proc = CONTEXT.Process(target=target, args=(customers, out, queue))
     proc.start()
     got = queue.get()
     proc.join()
@@ -57,10 +77,22 @@ def fresh(customers: int, out: str | None) -> tuple[float, int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=10_000_000)
+    parser.add_argument(
+        "--customers", type=int, default=10_000_000, help="streamed run (0: skip it)"
+    )
     parser.add_argument("--reference", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, help="folder for the streamed events (a temp dir)")
+    parser.add_argument(
+        "--compare-customers",
+        type=int,
+        default=2_000_000,
+        help="customers per replication of the streamed comparison (0: skip it)",
+    )
+    parser.add_argument("--compare-reference", type=int, default=200_000)
     args = parser.parse_args()
+    if not args.customers:  # the comparison alone
+        compare_both(args.compare_customers, args.compare_reference)
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix="sim-stream-"))
     try:
         t_mem, rows_mem, rss_mem = fresh(args.reference, None)
@@ -82,6 +114,31 @@ def main() -> None:
     ratio = (args.customers / t_st) / (args.reference / t_mem)
     print(f"  throughput ratio (streamed / in memory): {ratio:.2f}")
     print(f"  streamed peak RSS under 2 GB: {'yes' if rss_st < 2048 else 'NO'}")
+    if args.compare_customers:
+        compare_both(args.compare_customers, args.compare_reference)
+
+
+def compare_both(customers: int, reference: int) -> None:
+    """sim.compare of baseline and loyalty, streamed at ``customers`` per replication against
+    held in memory at ``reference``, each in a fresh process."""
+    out = Path(tempfile.mkdtemp(prefix="sim-stream-compare-"))
+    try:
+        t_mem, _, rss_mem = fresh(reference, None, _compare)
+        t_st, _, rss_st = fresh(customers, str(out), _compare)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    reps = 2 * COMPARE_REPLICATIONS
+    print(f"sim.compare of baseline and loyalty, {COMPARE_REPLICATIONS} replications each")
+    print(
+        f"  in memory  {reference:>12,} customers/replication  {t_mem:8.1f} s  "
+        f"{reps * reference / t_mem:9,.0f} customers/s  peak RSS {rss_mem:7,.0f} MiB"
+    )
+    print(
+        f"  streamed   {customers:>12,} customers/replication  {t_st:8.1f} s  "
+        f"{reps * customers / t_st:9,.0f} customers/s  peak RSS {rss_st:7,.0f} MiB"
+    )
+    ratio = (customers / t_st) / (reference / t_mem)
+    print(f"  throughput ratio (streamed / in memory): {ratio:.2f}")
 
 
 if __name__ == "__main__":

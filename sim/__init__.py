@@ -9,53 +9,71 @@ Typical use::
     sim.expected(scenario)
 """
 
-from sim import analysis, interventions
-from sim.calibrate import Calibrator
-from sim.engine.analytic import Expectation, expected
-from sim.engine.mean_field import expected_adoption
+import sys as _sys
+import types as _types
+
 from sim.errors import EventLogError, ScenarioError
-from sim.events import EventLog
-from sim.io.event_dataset import read_event_dataset
-from sim.io.event_files import read_events
-from sim.io.scenario_toml import load_scenario, save_scenario
-from sim.model import (
-    ArrivalRateFactor,
-    Arrivals,
-    CapacityChange,
-    Channel,
-    ChurnFactor,
-    Cohort,
-    Cost,
-    DwellFactor,
-    Effect,
-    Intervention,
-    Journey,
-    Market,
-    NewTransition,
-    OddsRatio,
-    OrderValueFactor,
-    Persona,
-    ReferralRateFactor,
-    Referrals,
-    RepeatFactor,
-    Resource,
-    Satisfaction,
-    SatisfactionEffect,
-    Scenario,
-    Stage,
-    WordOfMouth,
-    five_stage,
-    six_stage,
-)
-from sim.model.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
-from sim.results import Comparison, RunResult, StreamedRunResult
-from sim.run import compare, package_version, run
 
-__version__ = package_version()
+#: Where each public name lives. Names load on first use (PEP 562), so that ``import sim``
+#: costs a few milliseconds and loads neither pandas, scipy.stats, pyarrow nor matplotlib;
+#: ``sim.run(...)``, ``from sim import run`` and ``sim.plot.funnel(...)`` load what they need.
+#: A new public name goes here (name: module) and in ``__all__``, not in an import line
+#: (``tests/test_package.py`` checks both, and that no heavy library loads with ``sim``).
+_WHERE: dict[str, str] = {
+    "Calibrator": "sim.calibrate",
+    "Expectation": "sim.engine.analytic",
+    "expected": "sim.engine.analytic",
+    "expected_adoption": "sim.engine.mean_field",
+    "EventLog": "sim.events",
+    "read_event_dataset": "sim.io.event_dataset",
+    "read_events": "sim.io.event_files",
+    "load_scenario": "sim.io.scenario_toml",
+    "save_scenario": "sim.io.scenario_toml",
+    **dict.fromkeys(
+        (
+            "ArrivalRateFactor",
+            "Arrivals",
+            "CapacityChange",
+            "Channel",
+            "ChurnFactor",
+            "Cohort",
+            "Cost",
+            "DwellFactor",
+            "Effect",
+            "Intervention",
+            "Journey",
+            "Market",
+            "NewTransition",
+            "OddsRatio",
+            "OrderValueFactor",
+            "Persona",
+            "ReferralRateFactor",
+            "Referrals",
+            "RepeatFactor",
+            "Resource",
+            "Satisfaction",
+            "SatisfactionEffect",
+            "Scenario",
+            "Stage",
+            "WordOfMouth",
+            "five_stage",
+            "six_stage",
+        ),
+        "sim.model",
+    ),
+    **dict.fromkeys(
+        ("Empirical", "Exponential", "Fixed", "Gamma", "Lognormal", "Weibull"),
+        "sim.model.distributions",
+    ),
+    "Comparison": "sim.results",
+    "RunResult": "sim.results",
+    "StreamedRunResult": "sim.results",
+    "compare": "sim.run",
+    "run": "sim.run",
+}
 
-#: Submodules loaded on first use, so that ``import sim`` stays quick (matplotlib is slow to
-#: import) while ``sim.plot.funnel(...)`` works after a plain ``import sim``.
-_LAZY = ("plot", "report")
+#: Submodules reached as attributes (``sim.analysis.funnel``, ``sim.plot.funnel``).
+_LAZY = ("analysis", "interventions", "plot", "report")
 
 
 def __getattr__(name: str):
@@ -63,12 +81,41 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f"sim.{name}")
-    raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            value = metadata.version("journey-sim")
+        except metadata.PackageNotFoundError:  # a source tree that is not installed
+            value = "unknown"
+    elif name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+    else:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    globals()[name] = value  # found once; later look-ups do not come here
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *__all__, *_LAZY})
 
+
+class _Package(_types.ModuleType):
+    """The package's module type: keeps ``sim.run`` the function run().
+
+    Python binds a subpackage to its name on the parent the first time it is imported, so
+    whichever code imported ``sim.run.streaming`` first would turn ``sim.run`` into the
+    folder ``sim/run/``; that binding is refused here and ``sim.run`` found as above."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "run" and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "ArrivalRateFactor",

@@ -7,20 +7,23 @@ Bad input prints one message naming the file, the field and the fix, and exits w
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from sim.engine.analytic import expected
 from sim.errors import ScenarioError
-from sim.io.scenario_toml import load_scenario
-from sim.model.scenario import Scenario
-from sim.results import RunResult
+
+if TYPE_CHECKING:
+    from sim.model.scenario import Scenario
+
+# Heavy libraries (numpy, pandas, scipy, matplotlib) are imported by the commands that use
+# them, inside main(): `sim --help` and `sim validate` start quickly, and Ctrl-C while they
+# load is an interruption like any other (exit 130, one line).
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -29,9 +32,16 @@ EXIT_BROKEN_PIPE = 141
 
 
 def _version() -> str:
-    from sim.run.provenance import package_version
+    import sim
 
-    return package_version()
+    return sim.__version__
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file (:func:`sim.load_scenario`)."""
+    from sim.io.scenario_toml import load_scenario as load
+
+    return load(path)
 
 
 def _workers(requested: int) -> int:
@@ -115,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("out/compare"),
-        help="directory for comparison.csv, roi.csv, per_replication.csv",
+        help="directory for comparison.csv, roi.csv, per_replication.csv (and events/ when "
+        "the runs are too big for memory: they then stream there)",
     )
     cmp.add_argument(
         "--resume",
@@ -415,7 +426,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _pct(x: float) -> str:
-    return "" if np.isnan(x) else f"{100 * x:5.1f}%"
+    return "" if math.isnan(x) else f"{100 * x:5.1f}%"
 
 
 def _print_funnel(result) -> None:
@@ -426,7 +437,7 @@ def _print_funnel(result) -> None:
     for _, r in overall.iterrows():
         ci = (
             ""
-            if np.isnan(r.conversion_ci_low)
+            if math.isnan(r.conversion_ci_low)
             else f"[{_pct(r.conversion_ci_low).strip()}, {_pct(r.conversion_ci_high).strip()}]"
         )
         rows.append(
@@ -438,6 +449,8 @@ def _print_funnel(result) -> None:
                 "step": _pct(r.step_conversion),
             }
         )
+    import pandas as pd
+
     print(pd.DataFrame(rows).to_string(index=False))
     if len(result.scenario.personas) > 1:
         print("\nConversion to each stage by persona")
@@ -457,7 +470,7 @@ def _print_retention(result) -> None:
     shown = shown.drop(columns=["revenue_ci_low", "revenue_ci_high"])
     print(shown.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
     ttp = result.time_to_purchase(by=None)
-    if len(ttp) and not np.isnan(ttp["median_days"].iloc[0]):
+    if len(ttp) and not math.isnan(ttp["median_days"].iloc[0]):
         t = ttp.iloc[0]
         print(
             f"\nTime to first purchase (purchasers): median {t.median_days:.1f} days, "
@@ -488,22 +501,35 @@ def _backend(args: argparse.Namespace) -> dict:
     return {"backend": "dask", "address": None if args.dask == LOCAL else args.dask}
 
 
-def _streaming(args: argparse.Namespace, scenario: Scenario) -> dict:
-    """With ``--out``, stream the event log when it would be large: into the directory that
-    becomes ``OUT`` (so it ends as ``OUT/events``, and ``OUT`` stays complete or absent)."""
+def _streaming(args: argparse.Namespace) -> dict:
+    """With ``--out``, stream the event log when the run would not fit in memory (the rule:
+    :data:`sim.run.streaming.STREAM_SHARE`): into the directory that becomes ``OUT`` (so it
+    ends as ``OUT/events``, and ``OUT`` stays complete or absent)."""
     from sim.output import work_directory
-    from sim.run.streaming import STREAM_ABOVE, expected_customers
 
     if args.out is None:
         return {}
-    if args.customers is not None and args.customers > 0:
-        try:
-            scenario = scenario.with_customers(args.customers)
-        except ScenarioError:
-            return {}  # the run itself reports it, naming the file
-    if expected_customers(scenario) * max(args.replications, 1) <= STREAM_ABOVE:
-        return {}
-    return {"stream_to": work_directory(args.out) / "events"}
+    return {"stream_to": _fresh_events(work_directory(args.out)), "stream": "auto"}
+
+
+def _fresh_events(keep: Path) -> Path:
+    """Where a run kept in ``keep`` streams its events: ``keep/events``, emptied of what an
+    interrupted streamed run left (nothing resumes from it), so that an old dataset never
+    ends up in a new output directory."""
+    import shutil
+
+    shutil.rmtree(keep / "events", ignore_errors=True)
+    return keep / "events"
+
+
+def _streamed_note(provenance: dict) -> None:
+    """Say that a run streamed, and why."""
+    streamed = provenance.get("streamed")
+    if streamed:
+        print(
+            f"Streamed the event log to disk in {streamed['chunks']:,} chunk(s): "
+            f"{streamed['reason']}; tables come from counts merged over the chunks.\n"
+        )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -527,10 +553,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 scenario,
                 replications=args.replications,
                 **_run_options(args, keep),
-                **_streaming(args, scenario),
+                **_streaming(args),
             )
     except ScenarioError as err:
-        if err.field == "--resume":
+        if err.field in ("--resume", "resume"):
             raise
         raise err.located(str(args.scenario)) from None
     except KeyboardInterrupt:
@@ -542,6 +568,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"replication(s), seed {p['seed']}, horizon {scenario.horizon_days:g} days "
         f"({p['engine']} engine, {p['elapsed_seconds']:.1f} s)\n"
     )
+    _streamed_note(p)
     _print_funnel(result)
     _print_retention(result)
     if scenario.interventions:
@@ -573,8 +600,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
-    """Where an interrupted run's finished replications are, and how to go on."""
-    if keep is not None and keep.is_dir():
+    """Where an interrupted run's finished replications are, and how to go on (a streamed
+    run keeps none to resume from)."""
+    from sim.run.resume import STATE
+
+    if keep is not None and (keep / STATE).is_file():
         print(
             f"Finished replications are kept in {keep}; run the same command with --resume "
             "to continue.",
@@ -611,6 +641,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             target_half_width=args.target_half_width,
             max_replications=args.max_replications,
             **_run_options(args, keep),
+            # each scenario's log streams into OUT/events/<scenario> when it would not fit
+            stream_to=_fresh_events(keep),
+            stream="auto",
         )
     except KeyboardInterrupt:
         _kept_message(keep, args)
@@ -621,6 +654,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         else (" (target reached)" if res.converged else " (maximum reached before the target)")
     )
     print(f"{res!r}{auto}, {res.elapsed_seconds:.1f} s\n")
+    if res.streamed:
+        print(
+            f"Streamed each scenario's event log to disk: {res.streamed}; tables come from "
+            "counts merged over the chunks.\n"
+        )
     table = res.summary(bootstrap=args.bootstrap)
     shown = table.copy()
     shown["95% CI"] = [
@@ -631,10 +669,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for n, a, b in zip(shown.scenario, shown.diff_ci_low, shown.diff_ci_high, strict=True)
     ]
     shown["uplift"] = [
-        ("" if n == res.baseline or np.isnan(u) else f"{100 * u:+.1f}%")
+        ("" if n == res.baseline or math.isnan(u) else f"{100 * u:+.1f}%")
         for n, u in zip(shown.scenario, shown.relative_uplift, strict=True)
     ]
-    shown["p (Holm)"] = ["" if np.isnan(p) else f"{p:.3g}" for p in shown.p_adjusted]
+    shown["p (Holm)"] = ["" if math.isnan(p) else f"{p:.3g}" for p in shown.p_adjusted]
     print(
         shown[
             [
@@ -691,6 +729,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from sim.io.locations import check_output_file
     from sim.output import work_directory
     from sim.report import build_report
+    from sim.results import RunResult
     from sim.run import compare, run
 
     scenarios = _load_named(args.scenarios)
@@ -725,6 +764,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_expected(args: argparse.Namespace) -> int:
+    from sim.engine.analytic import expected
+
     scenario = load_scenario(args.scenario)
     if scenario.market is not None:
         return _expected_adoption(scenario)
@@ -847,7 +888,23 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sim`` command; returns the exit status."""
+    """Entry point of the ``sim`` command; returns the exit status. Ctrl-C anywhere in it
+    (parsing, importing, simulating, writing) exits with status 130 and one line; files are
+    written atomically, so none is left half-written."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    """Say so in one line."""
+    with contextlib.suppress(OSError, ValueError):  # stderr closed
+        print("interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     commands = {
         "run": _cmd_run,
@@ -868,8 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except OSError as err:  # a disk that fills up or a folder removed while writing

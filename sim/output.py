@@ -131,6 +131,9 @@ def write_run(
             f"{int(grid[1] - grid[0]) if len(grid) > 1 else 1}",
             "files": [p.name for p in written] + [scenario_path.name],
         }
+        if streamed and "streamed" in meta:
+            # where the dataset ends up, not the folder it was streamed into
+            meta["streamed"] = {**meta["streamed"], "events": "events" if events else None}
         write_text_atomic(tmp / "run.json", json.dumps(meta, indent=2) + "\n")
         return [*(p.name for p in written), scenario_path.name, "run.json"]
 
@@ -144,10 +147,25 @@ def write_comparison(
     work: str | Path | None = None,
 ) -> list[Path]:
     """Write a comparison's tables (``comparison.csv``: every metric and persona;
-    ``roi.csv``; ``per_replication.csv``) and ``run.json`` into ``out_dir``, as a whole."""
+    ``roi.csv``; ``per_replication.csv``) and ``run.json`` into ``out_dir``, as a whole. The
+    Parquet datasets of a streamed comparison go in as ``events/<scenario>/`` (moved in, or
+    streamed there already by ``sim compare --out``)."""
     from sim.analysis.comparison import KEY_METRICS
 
     def fill(tmp: Path) -> list[str]:
+        events = []
+        datasets = [
+            r.directory
+            for r in res.results.values()
+            if isinstance(r, StreamedRunResult) and r.directory is not None
+        ]
+        for directory in datasets:
+            target = tmp / "events" / Path(directory).name
+            if Path(directory).resolve() != target.resolve():
+                target.parent.mkdir(exist_ok=True)
+                Path(directory).rename(target)
+        if datasets:
+            events = ["events"]
         summary = res.summary(metrics=None, persona=None, bootstrap=bootstrap)
         write_frame(summary, tmp / "comparison.csv")
         write_frame(res.roi(), tmp / "roi.csv")
@@ -160,9 +178,21 @@ def write_comparison(
             "paired": res.paired,
             "metrics": list(KEY_METRICS),
             "holm_family": "per persona: every scenario against the baseline x KEY_METRICS",
-            "scenarios": {n: r.provenance for n, r in res.results.items()},
+            "scenarios": {n: _moved(r, tmp) for n, r in res.results.items()},
         }
+        if res.streamed:
+            meta["streamed"] = res.streamed
         write_text_atomic(tmp / "run.json", json.dumps(meta, indent=2) + "\n")
-        return ["comparison.csv", "roi.csv", "per_replication.csv", "run.json"]
+        return [*events, "comparison.csv", "roi.csv", "per_replication.csv", "run.json"]
 
     return write_directory(out_dir, fill, work)
+
+
+def _moved(result: RunResult | StreamedRunResult, tmp: Path) -> dict:
+    """A result's provenance naming its streamed dataset by its place in the output
+    directory being filled (``tmp``), not the folder it was streamed into."""
+    prov = dict(result.provenance)
+    if "streamed" in prov and isinstance(result, StreamedRunResult) and result.directory:
+        name = Path(result.directory).name
+        prov["streamed"] = {**prov["streamed"], "events": f"events/{name}"}
+    return prov

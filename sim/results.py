@@ -135,17 +135,19 @@ class RunResult:
 @dataclass(eq=False)
 class Comparison:
     """Scenarios run side by side. ``per_replication`` keeps every replication's metrics
-    (scenario, replication, persona, metric, value); ``results`` each scenario's run."""
+    (scenario, replication, persona, metric, value); ``results`` each scenario's run (a
+    :class:`StreamedRunResult` when the logs were streamed: ``streamed`` then says why)."""
 
     scenarios: dict[str, Scenario]
     baseline: str
-    results: dict[str, RunResult]
+    results: dict[str, RunResult | StreamedRunResult]
     per_replication: pd.DataFrame
     seed: int
     paired: bool
     replications: int
     converged: bool | None = None
     elapsed_seconds: float = 0.0
+    streamed: str | None = None
     _cache: dict[Any, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def summary(

@@ -194,3 +194,43 @@ def test_init_makes_no_folders(tmp_path, capsys):
     assert main(["init", str(tmp_path / "missing" / "shop")]) == 2
     assert not (tmp_path / "missing").exists()
     assert "does not exist" in capsys.readouterr().err
+
+
+#: Runs the CLI in a fresh interpreter where importing ``{module}`` raises KeyboardInterrupt,
+#: as Ctrl-C does when it arrives while that library loads.
+_CTRL_C_WHILE_IMPORTING = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+from sim.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    "module,argv",
+    [
+        ("numpy", ["validate", BASELINE]),
+        ("pandas", ["run", BASELINE, "--customers", "50"]),
+    ],
+)
+def test_ctrl_c_while_a_command_imports_exits_130_with_one_line(module, argv):
+    """Ctrl-C while a command loads numpy or pandas ends with status 130 and the one line
+    'interrupted', no traceback."""
+    code = _CTRL_C_WHILE_IMPORTING.format(module=module, argv=argv)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "interrupted\n"
+
+
+def test_the_same_commands_run_without_ctrl_c():
+    """The twin: the probe with a library nobody imports changes nothing (status 0)."""
+    code = _CTRL_C_WHILE_IMPORTING.format(module="no_such_module", argv=["validate", BASELINE])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "OK" in proc.stdout

@@ -4,6 +4,8 @@ log held in memory."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,14 +156,18 @@ def test_arrivals_and_budgets_stream_whole_replications(subscription, tmp_path):
 
 
 def test_run_out_streams_a_large_run(tmp_path, capsys, monkeypatch):
-    """`sim run --out DIR` streams when the log would be large (threshold lowered here) into
-    DIR/events, and writes the usual tables beside it."""
-    monkeypatch.setattr(streaming, "STREAM_ABOVE", 1000)
+    """`sim run --out DIR` streams when the log would be large (the byte limit lowered here
+    to 5 MiB: 2,000 customers need about 6) into DIR/events, says so, and writes the usual
+    tables beside it; 500 customers (about 1.5 MiB) are held in memory (the twin)."""
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 5 * 2**20)
     monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
     out = tmp_path / "big"
     code = main(["run", str(SCENARIOS / "baseline.toml"), "--customers", "2000", "--out", str(out)])
     assert code == 0
-    assert "Funnel" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Funnel" in printed
+    assert "Streamed the event log to disk in 3 chunk(s): held in memory it would need" in printed
+    assert "more than 5.0 MiB" in printed
     assert len(EventDataset(out / "events").parts()) == 3
     assert {"funnel.csv", "retention.csv", "run.json"} <= {p.name for p in out.iterdir()}
     small = tmp_path / "small"
@@ -179,3 +185,137 @@ def test_stream_arguments_are_checked(tmp_path):
         sim.run(baseline, customers=10, stream_to=tmp_path, keep_events=False)
     with pytest.raises(sim.ScenarioError, match="chunk_customers"):
         sim.run(baseline, customers=10, keep_events=False, chunk_customers=0)
+
+
+# -- streamed comparisons ---------------------------------------------------------------------
+
+
+def _close(a: pd.DataFrame, b: pd.DataFrame, grid_metric: str = "median_lifetime_days") -> None:
+    """Two comparison tables agree: the same rows, numbers to 1e-9 (relative), and the rows
+    of ``grid_metric`` (read on the 1/64-day grid when streamed) to within the grid. Holm's
+    adjusted p-values depend on every p-value of their family, the grid metric's among them,
+    so they are only held to be p-values, NaN in the same rows."""
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    text = [c for c in a.columns if a[c].dtype == object]
+    pd.testing.assert_frame_equal(a[text], b[text])
+    if "p_adjusted" in a:
+        np.testing.assert_array_equal(a["p_adjusted"].isna(), b["p_adjusted"].isna())
+        assert b["p_adjusted"].dropna().between(0, 1).all()
+    numbers = [c for c in a.columns if c not in text and c != "p_adjusted"]
+    grid = (a["metric"] == grid_metric).to_numpy() if "metric" in a else np.zeros(len(a), bool)
+    np.testing.assert_allclose(b[numbers][~grid], a[numbers][~grid], rtol=1e-9, atol=1e-9)
+    if grid.any():
+        gap = b["mean"][grid] - a["mean"][grid]
+        assert ((gap >= -1e-9) & (gap <= 1 / GRID)).all()
+
+
+def test_a_streamed_comparison_equals_the_in_memory_one(tmp_path):
+    """Baseline against loyalty (an intervention with costs), 4 replications of 1,500
+    customers in chunks of 400: every row of the comparison table (all metrics, every
+    persona), the ROI table and the per-replication metrics agree with the comparison held
+    in memory, to 1e-9 and, for median lifetimes, to the 1/64-day grid; each scenario's log is
+    on disk, row for row. The twin: another seed gives another table, so the check can fail."""
+    pair = [sim.load_scenario(SCENARIOS / f) for f in ("baseline.toml", "loyalty.toml")]
+    kw = {"replications": 4, "seed": 3, "customers": 1500}
+    mem = sim.compare(pair, **kw)
+    st = sim.compare(pair, stream_to=tmp_path, chunk_customers=400, **kw)
+    assert isinstance(st.results["loyalty"], sim.StreamedRunResult) and st.streamed
+    assert mem.streamed is None
+    _close(mem.summary(metrics=None, persona=None), st.summary(metrics=None, persona=None))
+    _close(mem.roi(), st.roi())
+    a, b = mem.per_replication, st.per_replication
+    pd.testing.assert_frame_equal(a.drop(columns="value"), b.drop(columns="value"))
+    for name in ("baseline", "loyalty"):
+        assert EventDataset(tmp_path / name).to_log().customers.sum() == 4 * 1500
+        assert len(EventDataset(tmp_path / name).to_log()) == len(mem.results[name].log)
+    other = sim.compare(pair, keep_events=False, chunk_customers=400, **{**kw, "seed": 4})
+    with pytest.raises(AssertionError):
+        _close(mem.summary(metrics=None, persona=None), other.summary(metrics=None, persona=None))
+
+
+def test_a_streamed_auto_comparison_adds_batches_like_the_in_memory_one():
+    """replications='auto' streamed (summaries only) adds the same batches and stops at the
+    same count as in memory, with the same table."""
+    pair = [sim.load_scenario(SCENARIOS / f) for f in ("baseline.toml", "loyalty.toml")]
+    kw = {
+        "replications": "auto",
+        "seed": 5,
+        "customers": 600,
+        "metric": "revenue_per_customer",
+        "target_half_width": 1e-6,
+        "batch": 2,
+        "max_replications": 4,
+    }
+    mem = sim.compare(pair, **kw)
+    st = sim.compare(pair, keep_events=False, chunk_customers=250, **kw)
+    assert mem.replications == st.replications == 4
+    assert mem.converged is st.converged is False
+    _close(mem.summary(), st.summary())
+
+
+def test_compare_out_streams_each_scenario_when_it_would_not_fit(tmp_path, capsys, monkeypatch):
+    """`sim compare --out DIR` streams (byte limit lowered to 5 MiB; the pair needs about 10)
+    into DIR/events/<scenario>, says so, and writes comparison.csv as the in-memory
+    comparison does (to 1e-9; median lifetimes to the grid); a resumed streamed comparison
+    is refused with the fix."""
+    files = [str(SCENARIOS / f) for f in ("baseline.toml", "loyalty.toml")]
+    args = ["compare", *files, "-r", "3", "--customers", "2000"]
+    assert main([*args, "--out", str(tmp_path / "mem")]) == 0
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 5 * 2**20)
+    monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "big")]) == 0
+    out = capsys.readouterr().out
+    assert "Streamed each scenario's event log to disk: held in memory it would need" in out
+    for name in ("baseline", "loyalty"):
+        assert len(EventDataset(tmp_path / "big" / "events" / name).parts()) == 9
+    assert not (tmp_path / "mem" / "events").exists()
+    _close(
+        pd.read_csv(tmp_path / "mem" / "comparison.csv"),
+        pd.read_csv(tmp_path / "big" / "comparison.csv"),
+    )
+    assert main([*args, "--out", str(tmp_path / "big"), "--resume"]) == 2
+    assert "cannot be resumed" in capsys.readouterr().err
+
+
+# -- routing by the memory estimate -----------------------------------------------------------
+
+
+def test_auto_streams_only_what_would_not_fit(baseline, tmp_path, monkeypatch):
+    """stream='auto' holds 2,000 customers (about 6 MiB) in memory with 1 GiB available, and
+    streams them, saying why, when only 8 MiB are (more than half of it needed)."""
+    sizing = importlib.import_module("sim.engine.sizing")
+    kw = {"customers": 2000, "seed": 1, "stream_to": tmp_path / "ev", "stream": "auto"}
+    monkeypatch.setattr(sizing, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(streaming, "available_memory", lambda: 2**30)
+    assert isinstance(sim.run(baseline, **kw), sim.RunResult)
+    monkeypatch.setattr(sizing, "available_memory", lambda: 8 * 2**20)
+    monkeypatch.setattr(streaming, "available_memory", lambda: 8 * 2**20)
+    st = sim.run(baseline, chunk_customers=500, **kw)
+    assert isinstance(st, sim.StreamedRunResult)
+    reason = st.provenance["streamed"]["reason"]
+    assert "would need about 6.0 MiB, more than half of the 8.0 MiB available" in reason
+    with pytest.raises(sim.ScenarioError, match="'always' or 'auto'"):
+        sim.run(baseline, customers=10, stream_to=tmp_path, stream="sometimes")
+
+
+def test_a_run_that_cannot_fit_names_streaming_as_the_fix(baseline, monkeypatch, capsys):
+    """With 1 GiB available, 2,000,000 customers held in memory (about 5.8 GiB) are refused
+    before anything is drawn, naming `--out DIR` / stream_to=DIR (chunks of 200,000 need
+    about 600 MiB) and fewer customers; `sim run` says the same. The twin: with 500 MiB
+    available a chunk would not fit either, and streaming is not offered."""
+    sizing = importlib.import_module("sim.engine.sizing")
+    for module in (sizing, streaming):
+        monkeypatch.setattr(module, "available_memory", lambda: 2**30)
+    with pytest.raises(sim.ScenarioError) as info:
+        sim.run(baseline, customers=2_000_000)
+    message = str(info.value)
+    assert "stream the event log to disk: sim run --out DIR (in Python: stream_to=DIR)" in message
+    assert "or simulate fewer customers" in message
+    assert main(["run", str(SCENARIOS / "baseline.toml"), "--customers", "2000000"]) == 2
+    assert "--out DIR" in capsys.readouterr().err
+    for module in (sizing, streaming):
+        monkeypatch.setattr(module, "available_memory", lambda: 500 * 2**20)
+    with pytest.raises(sim.ScenarioError) as info:
+        sim.run(baseline, customers=2_000_000)
+    assert "stream" not in str(info.value) and "fewer customers" in str(info.value)

@@ -39,8 +39,8 @@ def read_table(
 
     Columns are named by the arguments. ``time`` holds dates (days since the first time
     become the log's time; ``start_date`` records it) or numbers of days; rows in any order
-    (each customer's are put in time order). With ``stage``, each row says the customer entered that stage; the
-    optional TOML ``stage_map`` gives::
+    (each customer's are put in time order). With ``stage``, each row says the customer
+    entered that stage; the optional TOML ``stage_map`` gives::
 
         stages = ["visit", "cart", "purchase", "post_purchase", "lost", "churned"]
         purchase = ["purchase"]            # entering them is an order (default: 'purchase')

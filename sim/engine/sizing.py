@@ -140,13 +140,16 @@ def estimate_run(compiled: CompiledScenario) -> RunEstimate:
     )
 
 
-def memory_needed(runs: Sequence[tuple[RunEstimate, int]], workers: int) -> float:
+def memory_needed(
+    runs: Sequence[tuple[RunEstimate, int]], workers: int, kept: bool = True
+) -> float:
     """Peak memory of running ``runs`` (an estimate and its number of replications each) on
-    ``workers`` processes: the replications running at once, and every finished one kept."""
+    ``workers`` processes: the replications running at once, and every finished one kept
+    (``kept`` False: none is, their logs go to disk)."""
     tasks = sum(reps for _, reps in runs)
     at_once = max(min(workers, tasks), 1)
     running = max(e.running_bytes for e, _ in runs) * at_once
-    kept = sum(e.kept_bytes * reps for e, reps in runs)
+    kept = sum(e.kept_bytes * reps for e, reps in runs) if kept else 0.0
     return running + kept + (WORKER_BYTES * at_once if workers > 1 else 0)
 
 
@@ -176,11 +179,17 @@ def size_text(n: float) -> str:
 
 
 def check_memory(
-    runs: Sequence[tuple[RunEstimate, int]], workers: int, available: int | None = None
+    runs: Sequence[tuple[RunEstimate, int]],
+    workers: int,
+    available: int | None = None,
+    kept: bool = True,
+    other_fix: str | None = None,
 ) -> float:
     """The memory ``runs`` need (bytes), or a ScenarioError with the estimate and the fix if
-    that is more than is ``available`` (default: what the machine has free now)."""
-    needed = memory_needed(runs, workers)
+    that is more than is ``available`` (default: what the machine has free now). ``kept``:
+    as for :func:`memory_needed`; ``other_fix`` is offered before the usual fix (e.g. to
+    stream the log to disk)."""
+    needed = memory_needed(runs, workers, kept)
     if available is None:
         available = available_memory()
     if available is None or needed <= available:
@@ -188,7 +197,7 @@ def check_memory(
     biggest = max((e for e, _ in runs), key=lambda e: e.running_bytes)
     tasks = sum(reps for _, reps in runs)
     at_once = max(min(workers, tasks), 1)
-    one = memory_needed([(biggest, 1)], 1)
+    one = memory_needed([(biggest, 1)], 1, kept)
     problem = (
         f"this run needs about {size_text(needed)} of memory, more than the "
         f"{size_text(available)} available ({biggest.describe()}; {at_once} replication(s) "
@@ -213,4 +222,6 @@ def check_memory(
     else:
         field = "replications"
         fix = "run fewer replications at once (fewer workers), or fewer replications"
+    if other_fix:
+        fix = f"{other_fix}; or {fix}"
     raise ScenarioError(problem, field=field, fix=fix)

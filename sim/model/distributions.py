@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import special
 
 from sim.errors import ScenarioError, suggest
 
@@ -157,6 +156,8 @@ class Gamma(Distribution):
         return self.mean**2 / self.shape
 
     def quantile(self, u: Any) -> np.ndarray:
+        from scipy import special  # imported where used: reading a scenario needs no scipy
+
         return special.gammaincinv(self.shape, np.asarray(u, dtype=float)) * (
             self.mean / self.shape
         )
@@ -190,6 +191,8 @@ class Lognormal(Distribution):
         return math.expm1(self.sigma**2) * self.mean**2
 
     def quantile(self, u: Any) -> np.ndarray:
+        from scipy import special
+
         return np.exp(self.mu + self.sigma * special.ndtri(np.asarray(u, dtype=float)))
 
     def scaled(self, factor: float) -> Lognormal:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
 
 from sim.errors import ScenarioError
 from sim.model.distributions import Distribution, Empirical, Fixed
@@ -38,6 +37,24 @@ def zero_dwell_probability(dwell: Distribution) -> float:
     return 0.0
 
 
+def strong_components(edges: np.ndarray) -> list[np.ndarray]:
+    """The strongly connected components of a small directed graph (``edges[i, j]``: an edge
+    from i to j), each as its sorted members, in the order of their first member. Journeys
+    have tens of stages: a transitive closure (Warshall) is quick and needs no graph
+    library (scipy.sparse takes longer to import than this takes to run)."""
+    reach = np.asarray(edges, dtype=bool).copy()
+    for k in range(len(reach)):
+        reach |= reach[:, k, None] & reach[None, k, :]
+    together = (reach & reach.T) | np.eye(len(reach), dtype=bool)
+    out, seen = [], np.zeros(len(reach), dtype=bool)
+    for i in range(len(reach)):
+        if not seen[i]:
+            members = np.flatnonzero(together[i])
+            seen[members] = True
+            out.append(members)
+    return out
+
+
 def zero_time_loops(journey: Journey, matrix: np.ndarray) -> list[tuple[tuple[str, ...], float]]:
     """Loops of stages that can be gone round in zero time, with the expected number of
     zero-time moves a customer entering them makes (most first)."""
@@ -53,10 +70,8 @@ def zero_time_loops(journey: Journey, matrix: np.ndarray) -> list[tuple[tuple[st
         except np.linalg.LinAlgError:  # a loop that is certain: infinitely many moves
             moves = np.full(n, np.inf)
     moves = np.where(np.isfinite(moves) & (moves >= 0), moves, np.inf)
-    count, label = connected_components(instant > 0, directed=True, connection="strong")
     loops = []
-    for c in range(count):
-        members = np.flatnonzero(label == c)
+    for members in strong_components(instant > 0):
         if len(members) == 1 and instant[members[0], members[0]] == 0:
             continue  # a single stage that does not lead back to itself is no loop
         loops.append((tuple(journey.names[i] for i in members), float(moves[members].max())))

@@ -4,6 +4,7 @@ adding replications until differences are known well enough."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,12 +19,22 @@ from sim.engine.registry import choose_engine
 from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed, suggest
 from sim.events import EventLog
+from sim.io.event_dataset import clear_dataset
 from sim.model.scenario import Scenario
-from sim.results import Comparison, RunResult
+from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run.backends import check_backend, dask_client
 from sim.run.provenance import package_version, provenance, scenario_digest
-from sim.run.replications import cap_workers, simulate_tasks
+from sim.run.replications import cap_workers, check_stream_options, simulate_tasks
 from sim.run.resume import KeptReplications
+from sim.run.streaming import (
+    Stream,
+    check_streamed_memory,
+    chunk_size,
+    in_memory_fix,
+    plan_chunks,
+    run_chunks,
+    stream_reason,
+)
 
 __all__ = ["KEY_METRICS", "compare"]
 
@@ -134,6 +145,10 @@ def compare(
     resume: bool = False,
     backend: str = "processes",
     address: str | None = None,
+    stream_to: str | Path | None = None,
+    keep_events: bool = True,
+    chunk_customers: int | None = None,
+    stream: str = "always",
 ) -> Comparison:
     """Run scenarios side by side and compare them with the baseline (the first, unless
     named).
@@ -149,6 +164,13 @@ def compare(
     ``backend``
     and ``address`` choose where replications run, as in :func:`sim.run`: with
     ``backend='dask'`` every scenario x replication of a batch is one task on the cluster.
+
+    Large comparisons: with ``stream_to=DIR`` each scenario's event log goes to a Parquet
+    dataset ``DIR/<scenario>`` chunk by chunk, and the tables come from summaries merged as
+    chunks finish (each result is a :class:`~sim.results.StreamedRunResult`), so memory
+    stays bounded whatever the size; ``keep_events=False`` keeps only the summaries;
+    ``chunk_customers`` and ``stream='auto'`` (stream only when the runs would not fit in
+    memory) as for :func:`sim.run.run`. A streamed comparison is not kept for ``resume``.
     """
     named = _names(scenarios)
     base = baseline or next(iter(named))
@@ -175,6 +197,10 @@ def compare(
         check_count(max_replications, "max_replications")
     else:
         check_count(replications, "replications")
+    if chunk_customers is not None:
+        check_count(chunk_customers, "chunk_customers")
+    chunk = chunk_size(chunk_customers)
+    check_stream_options(stream_to, keep_events, stream)
     engines = {n: choose_engine(s, engine).name for n, s in named.items()}
     compiled = {n: CompiledScenario.build(s) for n, s in named.items()}
     seeds = {
@@ -183,6 +209,32 @@ def compare(
         else int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         for i, n in enumerate(named)
     }
+    planned = [(c, max_replications if auto else replications) for c in compiled.values()]
+    reason = None
+    if stream_to is not None and stream == "auto":
+        reason = stream_reason(planned, workers)
+        if reason is None:
+            stream_to = None  # it fits: held in memory, with exact analyses
+    streams = None
+    if stream_to is not None or not keep_events:
+        if resume:
+            raise ScenarioError(
+                "a streamed comparison cannot be resumed",
+                field="resume",
+                fix="run it again from the start (without resume / --resume)",
+            )
+        check_streamed_memory(planned, workers, chunk)
+        folders = dataset_folders(named)
+        streams = {
+            n: Stream(
+                engines[n],
+                compiled[n],
+                seeds[n],
+                None if stream_to is None else str(clear_dataset(Path(stream_to) / folders[n])),
+            )
+            for n in named
+        }
+        keep = None
     with contextlib.ExitStack() as stack:
         if backend == "dask" and address is None:
             # one LocalCluster for every batch of replications='auto'
@@ -211,43 +263,134 @@ def compare(
         converged = None
         estimates = {n: estimate_run(c) for n, c in compiled.items()}
         while True:
-            # refuse, before allocating, a batch whose replications cannot all be held
-            check_memory([(e, goal) for e in estimates.values()], workers)
-            tasks = [
-                ((n, r), engines[n], compiled[n], seeds[n], r)
-                for r in range(done, goal)
-                for n in named
-            ]
-            if kept is not None:
-                for task in tasks:
-                    if (found := kept.load(task[0])) is not None:
-                        logs[task[0]] = found
-                tasks = [t for t in tasks if t[0] not in logs]
-            simulate_tasks(
-                tasks,
-                workers,
-                logs,
-                progress,
-                None if kept is None else kept.save,
-                backend,
-                address,
-            )
-            done = goal
-            result = _assemble(
-                named, logs, done, seeds, started, days, base, seed, common_random_numbers, engines
-            )
+            if streams is not None:
+                if not run_chunks(
+                    streams,
+                    range(done, goal),
+                    chunk,
+                    workers=workers,
+                    backend=backend,
+                    address=address,
+                    progress=progress,
+                ):
+                    raise KeyboardInterrupt
+                done = goal
+                for s in streams.values():
+                    s.write_meta(done)
+                result = _assemble_streamed(
+                    named, streams, done, started, days, base, seed, common_random_numbers, chunk
+                )
+                result.streamed = reason or "asked to (stream_to or keep_events=False)"
+            else:
+                # refuse, before allocating, a batch whose replications cannot all be held
+                check_memory(
+                    [(e, goal) for e in estimates.values()],
+                    workers,
+                    other_fix=in_memory_fix([(c, goal) for c in compiled.values()], workers, chunk),
+                )
+                tasks = [
+                    ((n, r), engines[n], compiled[n], seeds[n], r)
+                    for r in range(done, goal)
+                    for n in named
+                ]
+                if kept is not None:
+                    for task in tasks:
+                        if (found := kept.load(task[0])) is not None:
+                            logs[task[0]] = found
+                    tasks = [t for t in tasks if t[0] not in logs]
+                simulate_tasks(
+                    tasks,
+                    workers,
+                    logs,
+                    progress,
+                    None if kept is None else kept.save,
+                    backend,
+                    address,
+                )
+                done = goal
+                result = _assemble(
+                    named,
+                    logs,
+                    done,
+                    seeds,
+                    started,
+                    days,
+                    base,
+                    seed,
+                    common_random_numbers,
+                    engines,
+                )
             if not auto:
                 break
             table = result.summary(metrics=[metric])
-            widths = (table["diff_ci_high"] - table["diff_ci_low"]) / 2
-            widths = widths[table["scenario"] != base]
-            converged = bool(len(widths) and (widths <= target_half_width).all())
+            converged = _converged(table, base, target_half_width)
             if converged or done >= max_replications:
                 break
             goal = min(done + batch, max_replications)
         result.converged = converged
         result.elapsed_seconds = round(time.perf_counter() - started, 3)
         return result
+
+
+def _converged(table: pd.DataFrame, base: str, target_half_width: float) -> bool:
+    """Whether every difference from the baseline in ``table`` is known to +/- the target."""
+    widths = (table["diff_ci_high"] - table["diff_ci_low"]) / 2
+    widths = widths[table["scenario"] != base]
+    return bool(len(widths) and (widths <= target_half_width).all())
+
+
+def dataset_folders(named: Mapping[str, Scenario]) -> dict[str, str]:
+    """A folder name for each scenario's streamed event log: its name, with characters other
+    than letters, digits, '.', '-' and '_' as '_' (and a number when two would clash)."""
+    out: dict[str, str] = {}
+    for i, name in enumerate(named):
+        folder = re.sub(r"[^\w.-]", "_", name).lstrip(".") or f"scenario-{i}"
+        if folder in out.values():
+            folder = f"{folder}-{i}"
+        out[name] = folder
+    return out
+
+
+def _assemble_streamed(
+    named, streams, reps, started, days, base, seed, paired, chunk
+) -> Comparison:
+    results, frames = {}, []
+    for name, scenario in named.items():
+        s = streams[name]
+        prov = provenance(
+            scenario,
+            s.seed,
+            reps,
+            reps,
+            int(sum(s.sizes.get(r, 0) for r in range(reps))),
+            time.perf_counter() - started,
+            s.engine,
+        )
+        prov["streamed"] = {
+            "chunks": len(plan_chunks(scenario, reps, chunk)),
+            "chunk_customers": chunk,
+            "events": s.directory,
+        }
+        res = StreamedRunResult(
+            scenario=scenario,
+            summary=s.summary,
+            provenance=prov,
+            directory=None if s.directory is None else Path(s.directory),
+        )
+        results[name] = res
+        frames.append(res.metrics(days).assign(scenario=name))
+    per_rep = pd.concat(frames, ignore_index=True)[
+        ["scenario", "replication", "persona", "metric", "value"]
+    ]
+    return Comparison(
+        scenarios=dict(named),
+        baseline=base,
+        results=results,
+        per_replication=per_rep,
+        seed=seed,
+        paired=paired,
+        replications=reps,
+    )
 
 
 def _assemble(named, logs, reps, seeds, started, days, base, seed, paired, engines) -> Comparison:

@@ -20,7 +20,13 @@ from sim.results import RunResult, StreamedRunResult
 from sim.run.backends import check_backend, run_tasks
 from sim.run.provenance import package_version, provenance, scenario_digest
 from sim.run.resume import KeptReplications
-from sim.run.streaming import run_streamed
+from sim.run.streaming import (
+    check_streamed_memory,
+    chunk_size,
+    in_memory_fix,
+    run_streamed,
+    stream_reason,
+)
 
 #: key, engine name, compiled scenario, seed, replication
 Task = tuple[Hashable, str, CompiledScenario, int, int]
@@ -85,6 +91,22 @@ def simulate_tasks(
         bar.close()
 
 
+def check_stream_options(stream_to: str | Path | None, keep_events: bool, stream: str) -> None:
+    """Refuse, with the fix, streaming options that contradict each other."""
+    if stream not in ("always", "auto"):
+        raise ScenarioError(
+            f"stream must be 'always' or 'auto', not {stream!r}",
+            field="stream",
+            fix="'auto' streams to stream_to only when the run would not fit in memory",
+        )
+    if stream_to is not None and not keep_events:
+        raise ScenarioError(
+            "stream_to keeps the events on disk; keep_events=False keeps none",
+            field="keep_events",
+            fix="pass one of them",
+        )
+
+
 def run(
     scenario: Scenario,
     replications: int = 1,
@@ -101,6 +123,7 @@ def run(
     stream_to: str | Path | None = None,
     keep_events: bool = True,
     chunk_customers: int | None = None,
+    stream: str = "always",
     start_from: EventLog | None = None,
     at: str | float | None = None,
 ) -> RunResult | StreamedRunResult:
@@ -129,7 +152,11 @@ def run(
     chunk by chunk (a day-0 cohort is split into chunks of ``chunk_customers`` customers,
     default 200,000, with the same draws as run whole) and a :class:`StreamedRunResult` is
     returned whose analyses come from counts merged over the chunks, so memory stays bounded
-    whatever the size; ``keep_events=False`` does the same keeping only the summaries.
+    whatever the size; ``keep_events=False`` does the same keeping only the summaries. With
+    ``stream='auto'`` a run given ``stream_to`` streams only when it would not fit in memory
+    (the rule: :data:`sim.run.streaming.STREAM_SHARE`), and is held in memory otherwise; the
+    provenance's ``streamed`` entry says why a run streamed. A run that cannot fit in memory
+    and has nowhere to stream is refused, naming ``stream_to`` as the fix.
 
     Warm start: with ``start_from=log`` and ``at`` (a date, or a day number on the log's
     clock) every customer of ``log`` who entered before ``at`` begins in the stage they were
@@ -176,28 +203,41 @@ def run(
     chosen = choose_engine(scenario, engine)
     if chunk_customers is not None:
         check_count(chunk_customers, "chunk_customers")
+    chunk = chunk_size(chunk_customers)
+    check_stream_options(stream_to, keep_events, stream)
+    compiled = CompiledScenario.build(scenario)
+    reason = None
+    if stream_to is not None and stream == "auto":
+        reason = stream_reason([(compiled, replications)], workers)
+        if reason is None:
+            stream_to = None  # it fits: held in memory, with exact analyses
     if stream_to is not None or not keep_events:
-        if stream_to is not None and not keep_events:
+        if resume:
             raise ScenarioError(
-                "stream_to keeps the events on disk; keep_events=False keeps none",
-                field="keep_events",
-                fix="pass one of them",
+                "a streamed run cannot be resumed",
+                field="resume",
+                fix="run it again from the start (without resume / --resume)",
             )
+        check_streamed_memory([(compiled, replications)], workers, chunk)
         return run_streamed(
             scenario,
             replications,
             seed=seed,
             engine=chosen.name,
             directory=stream_to,
-            chunk_customers=chunk_customers,
+            chunk_customers=chunk,
             workers=workers,
             backend=backend,
             address=address,
             progress=progress,
+            reason=reason,
         )
-    compiled = CompiledScenario.build(scenario)
     # refuse, before allocating anything, a run that cannot fit in memory
-    check_memory([(estimate_run(compiled), replications)], workers)
+    check_memory(
+        [(estimate_run(compiled), replications)],
+        workers,
+        other_fix=in_memory_fix([(compiled, replications)], workers, chunk),
+    )
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}
     complete = True

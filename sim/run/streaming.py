@@ -13,10 +13,11 @@ of this.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from collections.abc import Hashable
-from dataclasses import replace
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,14 @@ from sim.analysis.metrics import credited_purchases
 from sim.analysis.summary import LogSummary
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import simulate_replication
+from sim.engine.sizing import (
+    RunEstimate,
+    available_memory,
+    check_memory,
+    estimate_run,
+    memory_needed,
+    size_text,
+)
 from sim.io.event_dataset import clear_dataset, part_name, write_meta, write_part
 from sim.model.acquisition import Cohort
 from sim.model.scenario import Scenario
@@ -37,9 +46,18 @@ from sim.run.provenance import provenance
 #: customer plus about as much per customer active at once, so a chunk stays near 500 MB.
 CHUNK_CUSTOMERS = 200_000
 
-#: ``sim run --out`` streams when customers x replications exceed this (an in-memory log of
-#: this many customers takes about 1 GB with its analyses).
-STREAM_ABOVE = 1_000_000
+#: The rule by which a run with a folder to stream to (``stream="auto"``: ``sim run --out``,
+#: ``sim compare --out``) streams: when, held in memory, it would need (the estimate of
+#: :func:`sim.engine.sizing.memory_needed`) more than this share of the memory available now,
+#: leaving the rest to the analyses, the plots and the machine's other work ...
+STREAM_SHARE = 0.5
+#: ... or more than this many bytes whatever the machine has: a streamed run is not slower
+#: (its log is written part by part instead of at the end), and a run of millions of
+#: customers then stays near one chunk's memory on any machine.
+STREAM_ABOVE_BYTES = 2 * 2**30
+
+#: How a streamed run advises a run that does not fit in memory.
+STREAM_FIX = "stream the event log to disk: sim run --out DIR (in Python: stream_to=DIR)"
 
 
 def expected_customers(scenario: Scenario) -> float:
@@ -47,6 +65,62 @@ def expected_customers(scenario: Scenario) -> float:
     if isinstance(scenario.acquisition, Cohort):
         return float(scenario.acquisition.size)
     return sum(ch.rate_per_day for ch in scenario.acquisition.channels) * scenario.horizon_days
+
+
+def chunk_size(chunk_customers: int | None) -> int:
+    """Customers per chunk: as asked, else :data:`CHUNK_CUSTOMERS`."""
+    return CHUNK_CUSTOMERS if chunk_customers is None else chunk_customers
+
+
+def streamed_estimate(compiled: CompiledScenario, chunk_customers: int) -> RunEstimate:
+    """Sizes of the largest task of a streamed run: a chunk of a cohort that can be split,
+    else a whole replication."""
+    s = compiled.scenario
+    if cannot_split(s) is None and s.acquisition.size > chunk_customers:
+        return estimate_run(compiled.chunk(0, chunk_customers))
+    return estimate_run(compiled)
+
+
+def stream_reason(
+    runs: Sequence[tuple[CompiledScenario, int]],
+    workers: int,
+    available: int | None = None,
+) -> str | None:
+    """Why ``runs`` (a compiled scenario and its replications each) should stream by the rule
+    of :data:`STREAM_SHARE` and :data:`STREAM_ABOVE_BYTES`, in words; None when they fit in
+    memory. ``available`` defaults to the memory available now."""
+    needed = memory_needed([(estimate_run(c), reps) for c, reps in runs], workers)
+    if available is None:
+        available = available_memory()
+    share = math.inf if available is None else STREAM_SHARE * available
+    if needed <= min(share, STREAM_ABOVE_BYTES):
+        return None
+    if share < STREAM_ABOVE_BYTES:
+        limit = f"half of the {size_text(available)} available"
+    else:
+        limit = f"{size_text(STREAM_ABOVE_BYTES)}"
+    return f"held in memory it would need about {size_text(needed)}, more than {limit}"
+
+
+def check_streamed_memory(
+    runs: Sequence[tuple[CompiledScenario, int]], workers: int, chunk_customers: int
+) -> None:
+    """Refuse, before anything runs, streamed runs whose chunks cannot fit in memory."""
+    check_memory(
+        [(streamed_estimate(c, chunk_customers), reps) for c, reps in runs], workers, kept=False
+    )
+
+
+def in_memory_fix(
+    runs: Sequence[tuple[CompiledScenario, int]], workers: int, chunk_customers: int
+) -> str | None:
+    """:data:`STREAM_FIX` when streaming would let ``runs`` fit where holding them would not,
+    else None."""
+    streamed = [(streamed_estimate(c, chunk_customers), reps) for c, reps in runs]
+    available = available_memory()
+    if available is None or memory_needed(streamed, workers, kept=False) > available:
+        return None
+    return STREAM_FIX
 
 
 def cannot_split(scenario: Scenario) -> str | None:
@@ -61,15 +135,17 @@ def cannot_split(scenario: Scenario) -> str | None:
 
 
 def plan_chunks(
-    scenario: Scenario, replications: int, chunk_customers: int
+    scenario: Scenario, replications: int | Sequence[int], chunk_customers: int
 ) -> list[tuple[int, int, int]]:
-    """(replication, first customer, customers) of every chunk to simulate."""
+    """(replication, first customer, customers) of every chunk to simulate, for
+    ``replications`` (a number: 0 to that number less one; or the replication numbers)."""
+    numbers = range(replications) if isinstance(replications, int) else replications
     if cannot_split(scenario) is not None:
-        return [(r, 0, -1) for r in range(replications)]
+        return [(r, 0, -1) for r in numbers]
     size = scenario.acquisition.size
     return [
         (r, first, min(chunk_customers, size - first))
-        for r in range(replications)
+        for r in numbers
         for first in range(0, max(size, 1), chunk_customers)
     ]
 
@@ -97,10 +173,121 @@ def simulate_chunk(
         write_part(log, directory, replication, first)
     meta = {"stage_info": log.stage_info(), "size": int(log.customers[0])}
     s = compiled.scenario
-    credited = (
-        credited_purchases(log, s.interventions, s.journey) if s.interventions else None
-    )
+    credited = credited_purchases(log, s.interventions, s.journey) if s.interventions else None
     return LogSummary.of_log(log, [replication], credited), meta
+
+
+@dataclass(eq=False)
+class Stream:
+    """One scenario's replications streamed so far: what to simulate (engine, compiled
+    scenario, seed, the dataset folder or None) and what came back (the merged summary, each
+    replication's customers, the log's stage metadata)."""
+
+    engine: str
+    compiled: CompiledScenario
+    seed: int
+    directory: str | None
+    summary: LogSummary | None = None
+    sizes: dict[int, int] = field(default_factory=dict)
+    template: dict | None = None
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario streamed."""
+        return self.compiled.scenario
+
+    def write_meta(self, replications: int) -> None:
+        """Describe the dataset (when there is one) for replications 0 to ``replications``
+        less one; a replication not held counts 0 customers."""
+        if self.directory is None or self.template is None:
+            return
+        s = self.scenario
+        held = set(self.summary.counts) if self.summary is not None else set()
+        write_meta(
+            self.directory,
+            self.template,
+            s.persona_names,
+            s.channel_names,
+            tuple(iv.name for iv in s.interventions),
+            s.horizon_days,
+            [self.sizes.get(r, 0) if r in held else 0 for r in range(replications)],
+        )
+
+
+def run_chunks(
+    streams: Mapping[Hashable, Stream],
+    replications: Sequence[int],
+    chunk_customers: int,
+    *,
+    workers: int,
+    backend: str,
+    address: str | None,
+    progress: bool | None,
+) -> bool:
+    """Simulate replications ``replications`` of every stream chunk by chunk (see the module
+    documentation), all streams' chunks as one batch of tasks, merging each chunk's summary
+    into its stream's. Returns True when all finished; after an interruption (Ctrl-C) with
+    something finished, False, and each stream keeps only its whole replications (their
+    parts on disk too); with nothing finished, KeyboardInterrupt goes on."""
+    plans = {k: plan_chunks(s.scenario, replications, chunk_customers) for k, s in streams.items()}
+    tasks = [
+        ((k, r, first), (s.engine, s.compiled, s.seed, r, first, n, s.directory))
+        for r in replications
+        for k, s in streams.items()
+        for q, first, n in plans[k]
+        if q == r
+    ]
+    # summaries are merged in the plan's order whatever order chunks finish in, so sums of
+    # floating-point numbers come out the same on any backend and number of workers
+    order = {k: [(r, first) for r, first, _ in plan] for k, plan in plans.items()}
+    waiting: dict[Hashable, dict[tuple[int, int], LogSummary]] = {k: {} for k in streams}
+    finished: set[Hashable] = set()
+    bar = progress_bar(len(tasks), "chunks", progress)
+
+    def merge(k: Hashable, part: LogSummary) -> None:
+        s = streams[k]
+        s.summary = part if s.summary is None else s.summary.merge(part)
+
+    def done(key: Hashable, value: tuple[LogSummary, dict]) -> None:
+        k, r, first = key
+        part, meta = value
+        waiting[k][(r, first)] = part
+        queue = order[k]
+        while queue and queue[0] in waiting[k]:
+            merge(k, waiting[k].pop(queue.pop(0)))
+        s = streams[k]
+        s.sizes[r] = s.sizes.get(r, 0) + meta["size"]
+        s.template = s.template or meta["stage_info"]
+        finished.add(key)
+        bar.update()
+
+    complete = True
+    try:
+        run_tasks(simulate_chunk, tasks, done, workers=workers, backend=backend, address=address)
+    except KeyboardInterrupt:
+        complete = False
+    finally:
+        bar.close()
+    if complete:
+        return True
+    if not finished:
+        raise KeyboardInterrupt
+    for k, s in streams.items():
+        for key in order[k]:  # what finished out of order
+            if key in waiting[k]:
+                merge(k, waiting[k].pop(key))
+        # keep whole replications only: a replication with a chunk missing would be biased
+        partial = {r for r, first, _ in plans[k] if (k, r, first) not in finished}
+        if s.summary is not None:
+            s.summary.counts = {r: c for r, c in s.summary.counts.items() if r not in partial}
+        if s.directory is not None:
+            for r, first, _ in plans[k]:
+                if r in partial:
+                    (Path(s.directory) / part_name(r, first)).unlink(missing_ok=True)
+                    (Path(s.directory) / f"_reach-{part_name(r, first)[5:]}").unlink(
+                        missing_ok=True
+                    )
+    return False
 
 
 def run_streamed(
@@ -115,55 +302,28 @@ def run_streamed(
     backend: str,
     address: str | None,
     progress: bool | None,
+    reason: str | None = None,
 ) -> StreamedRunResult:
     """Run replications chunk by chunk (see the module documentation); the caller has
-    checked the arguments and chosen the engine."""
-    chunk = CHUNK_CUSTOMERS if chunk_customers is None else chunk_customers
-    compiled = CompiledScenario.build(scenario)
+    checked the arguments and chosen the engine. ``reason`` says why the run streams (None:
+    it was asked to), for the provenance."""
+    chunk = chunk_size(chunk_customers)
     where = None if directory is None else str(clear_dataset(directory))
-    chunks = plan_chunks(scenario, replications, chunk)
-    tasks = [((r, first), (engine, compiled, seed, r, first, n, where)) for r, first, n in chunks]
+    stream = Stream(engine, CompiledScenario.build(scenario), seed, where)
     started = time.perf_counter()
-    summary: LogSummary | None = None
-    sizes: dict[int, int] = {}
-    template = None
-    finished: set[Hashable] = set()
-    bar = progress_bar(len(tasks), "chunks", progress)
-
-    # summaries are merged in the plan's order whatever order chunks finish in, so sums of
-    # floating-point numbers come out the same on any backend and number of workers
-    order = [key for key, _ in tasks]
-    waiting: dict[Hashable, LogSummary] = {}
-
-    def done(key: Hashable, value: tuple[LogSummary, dict]) -> None:
-        nonlocal summary, template
-        part, meta = value
-        waiting[key] = part
-        while order and order[0] in waiting:
-            ready = waiting.pop(order.pop(0))
-            summary = ready if summary is None else summary.merge(ready)
-        sizes[key[0]] = sizes.get(key[0], 0) + meta["size"]
-        template = template or meta["stage_info"]
-        finished.add(key)
-        bar.update()
-
-    complete = True
-    try:
-        run_tasks(simulate_chunk, tasks, done, workers=workers, backend=backend, address=address)
-    except KeyboardInterrupt:
-        complete = False
-    finally:
-        bar.close()
-    for key in order:  # after an interruption: what finished out of order
-        if key in waiting:
-            part = waiting.pop(key)
-            summary = part if summary is None else summary.merge(part)
-    if summary is None:
+    complete = run_chunks(
+        {scenario.name: stream},
+        range(replications),
+        chunk,
+        workers=workers,
+        backend=backend,
+        address=address,
+        progress=progress,
+    )
+    summary = stream.summary
+    if summary is None:  # every chunk finished, yet none came back: cannot happen
         raise KeyboardInterrupt
-    # keep whole replications only: a replication with a chunk missing would be biased
-    whole = [
-        r for r in range(replications) if all((r, f) in finished for q, f, _ in chunks if q == r)
-    ]
+    whole = sorted(summary.counts)
     if not complete:
         warnings.warn(
             f"run interrupted: keeping the {len(whole)} of {replications} replications "
@@ -171,22 +331,8 @@ def run_streamed(
             RuntimeWarning,
             stacklevel=3,
         )
-        summary.counts = {r: c for r, c in summary.counts.items() if r in whole}
-    if where is not None:
-        for r, first, _ in chunks:
-            if r not in whole:
-                (Path(where) / part_name(r, first)).unlink(missing_ok=True)
-                (Path(where) / f"_reach-{part_name(r, first)[5:]}").unlink(missing_ok=True)
-        write_meta(
-            where,
-            template,
-            scenario.persona_names,
-            scenario.channel_names,
-            tuple(iv.name for iv in scenario.interventions),
-            scenario.horizon_days,
-            [sizes.get(r, 0) if r in whole else 0 for r in range(replications)],
-        )
-    customers = int(sum(sizes.get(r, 0) for r in whole))
+    stream.write_meta(replications)
+    customers = int(sum(stream.sizes.get(r, 0) for r in whole))
     prov = provenance(
         scenario,
         seed,
@@ -196,7 +342,12 @@ def run_streamed(
         time.perf_counter() - started,
         engine,
     )
-    prov["streamed"] = {"chunks": len(chunks), "chunk_customers": chunk, "events": where}
+    prov["streamed"] = {
+        "chunks": len(plan_chunks(scenario, replications, chunk)),
+        "chunk_customers": chunk,
+        "events": where,
+        "reason": reason or "asked to (stream_to or keep_events=False)",
+    }
     return StreamedRunResult(
         scenario=scenario,
         summary=summary,
