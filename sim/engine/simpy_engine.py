@@ -193,6 +193,20 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         for moves in (credited_moves(s.journey, iv) for iv in ivs)
     ]
     reserves = budgets.reserves
+    # interventions that, once they reach a customer, act on them for good (lasting or open
+    # to the horizon, no conversion reserved): a customer all of whose eligible ones have
+    # reached them needs no more settling, which saves a call per move
+    permanent = sum(
+        1 << i
+        for i in range(len(ivs))
+        if (lasting[i] or windows[i][1] == math.inf) and not reserves[i]
+    )
+    charging = any(per_conversion)
+    # per stage: the interventions that may reach a customer entering it (their target)
+    reachable_at = [
+        sum(1 << i for i in range(len(ivs)) if targets[i] is None or stage in targets[i])
+        for stage in range(len(c.names))
+    ]
 
     def settle(k: int, stage: int, eligible: int, reached: int, held: int) -> tuple[int, int, int]:
         """On entering a stage: who reaches the customer now, and who acts on them."""
@@ -341,8 +355,12 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         eligible = eligible_of[k]
         active = reached = held = 0
         moves = 0
+        tr = None
         if eligible:
             active, reached, held = settle(k, stage, eligible, reached, held)
+            if active:
+                tr = treatment(p, active)
+        pending = eligible & ~(reached & permanent)
         if influencing and influencing[stage]:
             influence(1)
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
@@ -369,7 +387,6 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 if outcomes_on and has_outcome[stage]:
                     drawn = extra.random()
             if active:
-                tr = treatment(p, active)
                 following = bisect_right(tr.cumulative[stage], u)
                 days *= tr.dwell_factor[stage]
             else:
@@ -424,6 +441,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 purchases += 1
                 if active:
                     value *= tr.value_factor
+                if active and charging:
                     for i in range(len(ivs)):
                         if active >> i & 1 and per_conversion[i] and following in charged[i][stage]:
                             budgets.convert(i, bool(held >> i & 1))
@@ -446,8 +464,12 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 influence(1 if influencing[following] else -1)
             left = stage
             stage = following
-            if eligible:
+            # settling can change something only where an intervention not yet reaching the
+            # customer targets this stage, or one reaching them may stop acting
+            if pending and pending & (reachable_at[stage] | reached):
                 active, reached, held = settle(k, stage, eligible, reached, held)
+                tr = treatment(p, active) if active else None
+                pending = eligible & ~(reached & permanent)
             if referring:
                 if referring[left]:
                     stop_referring(k)
