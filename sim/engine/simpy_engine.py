@@ -92,6 +92,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     value_laws = c.order_value
     treatment = c.treatment
     max_moves = limits.MAX_MOVES_PER_CUSTOMER
+    entry_purchases = int(purchase[entry])
 
     # satisfaction: a score per customer that waiting moves and that shifts some decisions
     sat = s.satisfaction
@@ -349,14 +350,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         score = start_score[p] if sat_on else 0.0
         cumulative = untreated[p]
         slots = list(first_slot)
-        purchases = int(purchase[entry])
+        purchases = entry_purchases
         extra = None
         stage = entry
         eligible = eligible_of[k]
         active = reached = held = 0
         moves = 0
         tr = None
-        if eligible:
+        if eligible & reachable_at[stage] or eligible & ~permanent:
             active, reached, held = settle(k, stage, eligible, reached, held)
             if active:
                 tr = treatment(p, active)
@@ -366,9 +367,6 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
             refer(k, w, active)
         while (slot := slots[stage]) >= 0:
-            moves += 1
-            if moves > max_moves:
-                raise runaway(c, k, stage, env.now, max_moves)
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
                 u = choice(base + slot)
@@ -378,6 +376,11 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 if outcome is not None and has_outcome[stage]:
                     drawn = outcome(base + slot)
             else:
+                # only moves beyond the pre-drawn visits (a few dozen per stage) are counted:
+                # a customer going round without end runs out of those first
+                moves += 1
+                if moves > max_moves:
+                    raise runaway(c, k, stage, env.now, max_moves)
                 extra = extra or own_stream(k)
                 u = extra.random()
                 days = float(dwell_laws[stage].quantile(extra.random())) * dwell_factor[p][stage]
@@ -449,7 +452,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             else:
                 value = 0.0
             add_customer(k)
-            add_time(env.now)
+            add_time(env._now)  # the attribute behind env.now: read once per move
             add_from(stage)
             add_to(following)
             add_value(value)
@@ -475,9 +478,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     stop_referring(k)
                 if referring[stage] and (w := referral_weight(p, active)) > 0:
                     refer(k, w, active)
-        for i in range(len(ivs)):
-            if held >> i & 1:
-                budgets.release(i)
+        if held:
+            for i in range(len(ivs)):
+                if held >> i & 1:
+                    budgets.release(i)
 
     process = env.process
     if market is not None:
