@@ -23,6 +23,7 @@ Run: ``python benchmarks/interacting.py [--market N] [--rounds R]``.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 import tracemalloc
@@ -37,9 +38,34 @@ from sim.engine import CompiledScenario, simulate
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from engine import bare_simpy, waits_per_customer  # noqa: E402
+from engine import bare_schedule, waits_per_customer  # noqa: E402
 
 SCENARIOS = HERE.parent / "scenarios"
+
+
+def bare_simpy(waits: list[list[float]], arrivals: list[float], horizon: float) -> float:
+    """Seconds for SimPy alone to run one process per customer that waits the given delays
+    (a timeout each), started by a source process at their arrival days."""
+    env = simpy.Environment()
+
+    def customer(delays):
+        for d in delays:
+            yield env.timeout(d)
+
+    def source():
+        for arrival, delays in zip(arrivals, waits, strict=True):
+            if arrival > env.now:
+                yield env.timeout(arrival - env.now)
+            env.process(customer(delays))
+
+    started = time.perf_counter()
+    if max(arrivals, default=0.0) == 0.0:
+        for delays in waits:
+            env.process(customer(delays))
+    else:
+        env.process(source())
+    env.run(until=horizon)
+    return time.perf_counter() - started
 
 
 def bare_queue(arrivals: list[float], services: list[float], capacity: int, horizon: float):
@@ -72,14 +98,40 @@ def peak_mib(compiled: CompiledScenario) -> float:
     return peak / 2**20
 
 
-def report(name: str, log: sim.EventLog, ours: list[float], bare: list[float], mib: float):
+def report(
+    name: str,
+    log: sim.EventLog,
+    ours: list[float],
+    bare: list[float],
+    mib: float,
+    schedule: list[float] | None = None,
+):
     t_ours, t_bare = min(ours), min(bare)
     rows = len(log)
     print(f"\n{name}: {int(log.customers.sum()):,} customers, {rows:,} log rows")
+    print(f"  most customers active at once: {concurrency(log):,}")
     print(f"  engine      {t_ours:6.2f} s  {rows / t_ours:10,.0f} events (log rows)/s")
     print(f"  bare SimPy  {t_bare:6.2f} s  {rows / t_bare:10,.0f} events (log rows)/s")
     print(f"  ratio (bare time / engine time, same work): {t_bare / t_ours:.2f}  (target >= 0.5)")
+    if schedule:
+        t_sched = min(schedule)
+        print(
+            f"  bare env.schedule loop (reusable events, no processes) {t_sched:6.2f} s: "
+            f"ratio {t_sched / t_ours:.2f}"
+        )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak Python heap of one engine replication: {mib:.0f} MiB; 1 process")
+    print(f"  peak RSS of this benchmark process so far: {rss:.0f} MiB")
+
+
+def concurrency(log: sim.EventLog) -> int:
+    """Most customers in the journey (entered, not yet at an end stage) at one time."""
+    entry = log.from_stage == sim.events.ENTRY
+    ends = ~entry & log.end_mask[log.to_stage]
+    times = np.concatenate([log.time[entry], log.time[ends]])
+    steps = np.concatenate([np.ones(entry.sum()), -np.ones(ends.sum())])
+    order = np.lexsort((-steps, times))
+    return int(np.cumsum(steps[order]).max(initial=0))
 
 
 def referral(market: int, rounds: int) -> None:
@@ -92,13 +144,15 @@ def referral(market: int, rounds: int) -> None:
     order = np.argsort(arrivals, kind="stable")
     waits = [waits[i] for i in order]
     arrivals = [arrivals[i] for i in order]
-    ours, bare = [], []
+    ours, bare, schedule = [], [], []
     for _ in range(rounds):
         started = time.perf_counter()
         simulate(compiled, 1, 0)
         ours.append(time.perf_counter() - started)
         bare.append(bare_simpy(waits, arrivals, scenario.horizon_days))
-    report(f"referral programme, market of {market:,}", log, ours, bare, peak_mib(compiled))
+        schedule.append(bare_schedule(waits, arrivals, scenario.horizon_days))
+    name = f"referral programme, market of {market:,}"
+    report(name, log, ours, bare, peak_mib(compiled), schedule)
 
 
 def support_queue(rounds: int) -> None:

@@ -768,7 +768,11 @@ def _cmd_expected(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     if scenario.market is not None:
-        return _expected_adoption(scenario)
+        try:
+            expected(scenario)
+        except ScenarioError as refusal:
+            # the same refusal as sim.expected, then the curve its message points to
+            return _expected_adoption(scenario, refusal)
     exp = expected(scenario)
     print(f"{scenario.name}: exact expectations over whole journeys (no horizon)\n")
     print(exp.summary.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
@@ -778,14 +782,15 @@ def _cmd_expected(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expected_adoption(scenario: Scenario) -> int:
-    """A scenario with a market has no exact chain: print the mean-field adoption curve."""
+def _expected_adoption(scenario: Scenario, refusal: ScenarioError) -> int:
+    """A scenario with a market has no exact chain: say so in the words of sim.expected, then
+    print the mean-field adoption curve (sim.expected_adoption)."""
     from sim.engine.mean_field import expected_adoption
 
     curve = expected_adoption(scenario)
     print(
-        f"{scenario.name}: customers interact ({scenario.interacting}), so there is no exact "
-        f"Markov answer; the adoption curve from the mean-field equations instead.\n"
+        f"{scenario.name}: no exact answer (sim.expected refuses: {refusal.problem}).\n"
+        f"The adoption curve from the mean-field equations instead (sim.expected_adoption).\n"
         f"Method: {curve.attrs['method']}\n"
     )
     step = max(1, len(curve) // 12)

@@ -20,6 +20,8 @@ wait               float64   days the customer queued for a resource in the stag
 abandoned          bool      the customer gave up waiting: the move is an abandonment
 satisfaction       float64   the customer's satisfaction score after the row, in [-1, 1]
                              (0 where the scenario has none)
+outcome            int16     code into ``outcomes``: the service outcome of the visit to
+                             ``from_stage`` the row ends, -1 where none was drawn
 =================  ========  ==============================================================
 
 Invariants, all checked by :meth:`EventLog.validate`:
@@ -34,7 +36,8 @@ Invariants, all checked by :meth:`EventLog.validate`:
 - times are finite and lie in [0, ``horizon_days``]; a customer who has not reached an end
   stage is censored at the horizon (still active, never counted as lost);
 - ``wait`` is finite, >= 0, and non-zero only on rows leaving a stage that uses a resource
-  (``stage_resources``); ``abandoned`` rows leave such a stage too.
+  (``stage_resources``); ``abandoned`` rows leave such a stage too;
+- ``outcome`` is -1 on entry rows and otherwise -1 or a code into ``outcomes``.
 
 Resources (shared capacity) travel with the log too: ``resources`` (names), ``capacities``,
 ``capacity_changes`` (units added for a time) and, per stage, ``stage_resources`` (the code
@@ -77,10 +80,11 @@ SCHEMA: dict[str, type] = {
     "wait": np.float64,
     "abandoned": np.bool_,
     "satisfaction": np.float64,
+    "outcome": np.int16,
 }
 
-#: The columns every log carries (``treatment``, ``referrer``, ``wait``, ``abandoned`` and
-#: ``satisfaction`` default to none).
+#: The columns every log carries (``treatment``, ``referrer``, ``wait``, ``abandoned``,
+#: ``satisfaction`` and ``outcome`` default to none).
 COLUMNS = tuple(SCHEMA)
 
 #: Columns of the per-intervention reach records.
@@ -133,6 +137,8 @@ class EventLog:
     abandoned: np.ndarray | None = None
     #: the customer's satisfaction score after the row
     satisfaction: np.ndarray | None = None
+    #: code into ``outcomes`` of the service outcome of the visit the row ends (-1: none)
+    outcome: np.ndarray | None = None
     interventions: tuple[str, ...] = ()
     #: one record per customer reached by an intervention: replication, customer, index, day
     reach_replication: np.ndarray | None = None
@@ -154,6 +160,8 @@ class EventLog:
     #: entry row is the stage they were in then, not an arrival, and their history before it
     #: is not in this log. None: every customer arrived in this log.
     warm_start: tuple[float, int] | None = None
+    #: names of the service outcomes ``outcome`` codes into
+    outcomes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.time)
@@ -163,6 +171,7 @@ class EventLog:
             "wait": np.zeros(n),
             "abandoned": np.zeros(n, dtype=np.bool_),
             "satisfaction": np.zeros(n),
+            "outcome": np.full(n, -1, dtype=np.int16),
             "reach_replication": np.zeros(0, dtype=np.int32),
             "reach_customer": np.zeros(0, dtype=np.int32),
             "reach_intervention": np.zeros(0, dtype=np.int16),
@@ -349,6 +358,10 @@ class EventLog:
             frame["abandoned"] = self.abandoned
         if (self.satisfaction != 0).any():
             frame["satisfaction"] = self.satisfaction
+        if self.outcomes:
+            frame["outcome"] = pd.Categorical.from_codes(
+                self.outcome.astype(np.int64), dtype=pd.CategoricalDtype(list(self.outcomes))
+            )
         return frame
 
     @classmethod
@@ -370,7 +383,8 @@ class EventLog:
         Columns ``customer``, ``time``, ``from_stage`` (NaN or empty on entry rows),
         ``to_stage`` are required; ``replication`` (default 0), ``persona``, ``channel``
         (default 'all'), ``value`` (default 0), ``referrer`` (default -1), ``wait`` (default 0),
-        ``abandoned`` (default false) and ``satisfaction`` (default 0) are optional. Stage,
+        ``abandoned`` (default false), ``satisfaction`` (default 0) and ``outcome`` (names,
+        empty where none) are optional. Stage,
         persona and channel columns hold names. ``horizon_days`` defaults to the last time.
         Rows are put in time order (stable, so ties keep their order); customers are numbered
         0.. within each replication in order of entry, and ``referrer`` is renumbered alike.
@@ -454,6 +468,14 @@ class EventLog:
             else np.zeros(n)
         )
         wait, abandoned, satisfaction = wait[order], abandoned[order], satisfaction[order]
+        outcome_names: tuple[str, ...] = ()
+        outcome = np.full(n, -1, dtype=np.int64)
+        if "outcome" in frame:
+            raw, uniques = pd.factorize(frame["outcome"], use_na_sentinel=True)
+            names = [str(u) for u in uniques]
+            outcome_names = tuple(sorted(set(names) - {""}))
+            lookup = [outcome_names.index(u) if u else -1 for u in names]
+            outcome = np.array([*lookup, -1], dtype=np.int64)[raw][order]
         rep, time, from_stage, to_stage = (
             rep[order],
             time[order],
@@ -497,6 +519,8 @@ class EventLog:
             wait=wait,
             abandoned=abandoned,
             satisfaction=satisfaction,
+            outcome=outcome.astype(np.int16),
+            outcomes=outcome_names,
             customers=counts,
             stages=stages,
             personas=persona_names,
@@ -661,6 +685,15 @@ def _validate_queues(log: EventLog, entry: np.ndarray) -> None:
     )
     if len(bad):
         _fail("satisfaction scores must lie in [-1, 1]", "satisfaction", bad)
+    bad = np.flatnonzero(
+        (log.outcome < -1) | (log.outcome >= len(log.outcomes)) | (entry & (log.outcome != -1))
+    )
+    if len(bad):
+        _fail(
+            "outcome codes must be -1 (none, always on entry rows) or a code into outcomes",
+            "outcome",
+            bad,
+        )
     bad = np.flatnonzero(log.abandoned & ~leaves_queue)
     if len(bad):
         _fail("an abandonment of a stage that uses no resource", "abandoned", bad)

@@ -134,6 +134,7 @@ def build_report(obj: Comparison | RunResult, path: str | Path, title: str | Non
         "<h2>Customers in each stage over time</h2>",
         _image(plot.occupancy(first), "stage occupancy"),
     ]
+    parts += interaction_sections(results)
     parts.append("<h2>Scenarios</h2>")
     for name, res in results.items():
         s = res.scenario
@@ -155,3 +156,139 @@ def build_report(obj: Comparison | RunResult, path: str | Path, title: str | Non
     path = Path(path)
     write_text_atomic(path, page)
     return path
+
+
+# -- customers who affect each other: sections only for scenarios that have them -------------
+
+
+def interaction_sections(results: dict[str, RunResult]) -> list[str]:
+    """HTML of the queue, adoption, referral and satisfaction sections, each only when some
+    scenario has the section of the scenario file behind it ([[resource]], [market],
+    [referrals], [satisfaction]); nothing for scenarios without them."""
+    parts: list[str] = []
+    queued = {n: r for n, r in results.items() if r.scenario.resources}
+    if queued:
+        parts += _queue_section(queued)
+    market = {n: r for n, r in results.items() if r.scenario.market is not None}
+    if market:
+        parts += _adoption_section(market)
+    referring = {n: r for n, r in results.items() if r.scenario.referrals is not None}
+    if referring:
+        parts += _referral_section(referring)
+    scored = {n: r for n, r in results.items() if r.scenario.satisfaction is not None}
+    if scored:
+        parts += _satisfaction_section(scored)
+    return parts
+
+
+def _queue_section(results: dict[str, RunResult]) -> list[str]:
+    from sim.analysis.queues import queue_summary, waiting_time_distribution
+
+    parts = [
+        "<h2>Queues</h2>",
+        "<p>Per resource: probability of waiting, mean wait, abandonment (customers who gave "
+        "up waiting) and utilisation, means over replications with 95% CIs; then the "
+        "waiting-time distribution (days, all queue visits pooled) and queue length and "
+        "utilisation day by day.</p>",
+    ]
+    for name, res in results.items():
+        summary = queue_summary(res.log)
+        columns = ["resource", "capacity", "visits", "p_wait", "mean_wait", "mean_wait_ci_low"]
+        columns += ["mean_wait_ci_high", "abandonment", "abandonment_ci_low"]
+        columns += ["abandonment_ci_high", "utilisation", "utilisation_ci_low"]
+        columns += ["utilisation_ci_high"]
+        shares = ("p_wait", "abandonment", "abandonment_ci_low", "abandonment_ci_high")
+        shares += ("utilisation", "utilisation_ci_low", "utilisation_ci_high")
+        parts += [
+            f"<h3>{html.escape(name)}</h3>",
+            _table(summary[columns], shares),
+            _table(waiting_time_distribution(res.log), ("waited",)),
+            _image(plot.queues(res), f"queues of {name}"),
+        ]
+    return parts
+
+
+def _adoption_section(results: dict[str, RunResult]) -> list[str]:
+    import numpy as np
+
+    from sim.analysis.adoption import acquisition_sources, adoption_curve
+    from sim.engine.mean_field import expected_adoption
+
+    parts = [
+        "<h2>Adoption from the market</h2>",
+        "<p>Customers from the market, cumulative: the simulated mean (95% CI), the Bass "
+        "curve fitted to it on the market's size, and the mean-field expectation "
+        "(sim.expected_adoption); then how customers came.</p>",
+    ]
+    for name, res in results.items():
+        s = res.scenario
+        curve = adoption_curve(res.log, s.market.size)
+        fitted = curve.attrs["bass"]
+        days = np.unique(np.linspace(0, np.floor(s.horizon_days), 7).round())
+        shown = curve.set_index("day").loc[days].reset_index()
+        expected = expected_adoption(s, days=days)
+        shown["mean_field"] = expected["adopted"].to_numpy()
+        columns = ["day", "adopted", "adopted_ci_low", "adopted_ci_high", "by_word_of_mouth"]
+        columns += ["by_referral", "bass", "mean_field"]
+        parts += [
+            f"<h3>{html.escape(name)}</h3>",
+            f"<p>Fitted Bass: p = {fitted['p']:.3g}, q = {fitted['q']:.3g} per day; the "
+            f"scenario's p = {s.market.external_rate:.3g}. Mean field: "
+            f"{html.escape(expected.attrs['method'])}.</p>",
+            _table(shown[columns]),
+            _image(plot.adoption(res, p=fitted["p"], q=fitted["q"]), f"adoption curve of {name}"),
+            _table(acquisition_sources(res.log), ("share", "share_ci_low", "share_ci_high")),
+        ]
+    return parts
+
+
+def _referral_section(results: dict[str, RunResult]) -> list[str]:
+    from sim.analysis.adoption import k_factor_by_cohort, referral_summary
+
+    parts = [
+        "<h2>Referrals</h2>",
+        "<p>Customers referred per replication, the viral coefficient (K-factor), the depth "
+        "of the referral trees and the cycle time in days (means with 95% CIs); then the "
+        "K-factor of each month's new customers (later months have had less time to "
+        "refer).</p>",
+    ]
+    for name, res in results.items():
+        parts += [
+            f"<h3>{html.escape(name)}</h3>",
+            _table(referral_summary(res.log)),
+            _table(k_factor_by_cohort(res.log)),
+        ]
+    return parts
+
+
+def _satisfaction_section(results: dict[str, RunResult]) -> list[str]:
+    import pandas as pd
+
+    from sim.analysis.satisfaction import outcome_table, pain_points, survey
+
+    parts = [
+        "<h2>Satisfaction: surveys against the truth, and pain points</h2>",
+        "<p>A survey of 20% of the customers entering the stages where satisfaction moves "
+        "decisions, answered by all alike and when the unhappy answer more (bias 2), beside "
+        "the truth of everyone invited; then where customers end their journey, by "
+        "satisfaction band and what they had just been through (mean per replication).</p>",
+    ]
+    for name, res in results.items():
+        s = res.scenario
+        sat = s.satisfaction
+        stages = tuple(dict.fromkeys(e.stage for e in sat.effects)) or s.journey.transient
+        rows = []
+        for label, bias in (("all answer alike", 0.0), ("the unhappy answer more", 2.0)):
+            table = survey(res.log, stages, share=0.2, bias=bias)
+            table.insert(1, "respondents", label)
+            rows.append(table)
+        surveys = pd.concat(rows, ignore_index=True)
+        pains = pain_points(res.log).sort_values("customers", ascending=False).head(15)
+        parts += [
+            f"<h3>{html.escape(name)}</h3>",
+            _table(surveys, ("response_rate",)),
+            _table(pains),
+        ]
+        if sat.outcomes:
+            parts.append(_table(outcome_table(res.log), ("share",)))
+    return parts

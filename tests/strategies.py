@@ -297,3 +297,50 @@ def scenarios_with_referrals(draw, max_customers: int = 10) -> sim.Scenario:
             ),
         )
     return scenario.replace(referrals=referrals, interventions=interventions)
+
+
+@st.composite
+def scenarios_with_outcomes(draw, max_customers: int = 20) -> sim.Scenario:
+    """A random scenario with queues and a satisfaction score that waiting, abandonment and
+    service outcomes on one or two stages move (changes up to +-3, beyond the score's
+    bounds), with a goodwill credit and an outcome odds ratio on some."""
+    scenario = draw(scenarios_with_resources(max_customers))
+    stages = draw(
+        st.lists(st.sampled_from(scenario.journey.transient), min_size=1, max_size=2, unique=True)
+    )
+    outcomes = {}
+    for i, stage in enumerate(stages):
+        shares = draw(st.lists(st.floats(0, 1), min_size=1, max_size=3))
+        total = max(sum(shares), 1.0) * draw(st.floats(1, 1.5))
+        outcomes[stage] = {
+            f"o{i}_{j}": {"share": share / total, "satisfaction": draw(st.floats(-3, 3))}
+            for j, share in enumerate(shares)
+        }
+    sat = sim.Satisfaction(
+        start=draw(st.floats(-1, 1)),
+        per_day_waited=draw(st.floats(-5, 0)),
+        abandoned=draw(st.floats(-1, 0)),
+        outcomes=outcomes,
+    )
+    scenario = scenario.replace(satisfaction=sat)
+    if draw(st.booleans()):
+        stage = stages[0]
+        outcome = draw(st.sampled_from(["", *outcomes[stage]]))
+        effects = [
+            sim.SatisfactionChange(
+                amount=draw(st.floats(-2, 2)), stage=draw(st.sampled_from(["", stage])), outcome=""
+            )
+        ]
+        if outcome:
+            effects = [
+                sim.SatisfactionChange(amount=draw(st.floats(-2, 2)), stage=stage, outcome=outcome),
+                sim.OutcomeOddsRatio(stage=stage, outcome=outcome, ratio=draw(st.floats(0.1, 5))),
+            ]
+        goodwill = sim.Intervention(
+            name="goodwill",
+            reach=draw(st.floats(0, 1)),
+            effects=tuple(effects),
+            cost=sim.Cost(per_credit=draw(st.floats(0, 10))),
+        )
+        scenario = scenario.with_interventions(goodwill)
+    return scenario

@@ -172,3 +172,21 @@ def test_expected_on_a_market_prints_the_mean_field_curve(capsys):
     assert "mean-field" in out and "adopted" in out
     assert main(["expected", str(SCENARIOS / "support_staffing.toml")]) == 2
     assert "do not affect each other" in capsys.readouterr().err
+
+
+def test_expected_says_what_python_says_about_a_market(capsys):
+    """`sim expected` and `sim.expected` agree on a scenario with a market: the CLI prints the
+    refusal `sim.expected` raises, word for word, before the mean-field curve it points to; the
+    curve counts the advocates making referrals (not 0 as when only word-of-mouth stages were
+    counted)."""
+    import sim
+
+    path = SCENARIOS / "referral_programme.toml"
+    with pytest.raises(sim.ScenarioError) as refusal:
+        sim.expected(sim.load_scenario(path))
+    assert main(["expected", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert refusal.value.problem in out and "sim.expected_adoption" in out
+    last = out.strip().splitlines()[-1].split()
+    header = next(line for line in out.splitlines() if line.strip().startswith("day")).split()
+    assert float(last[header.index("referrers")]) > 10

@@ -241,6 +241,14 @@ BREAKS = {
         "referrer",
         lambda log: _with(log, "referrer", _set(0, 10_000)),
     ),
+    "outcome on an entry row": (
+        "outcome",
+        lambda log: _with(replace(log, outcomes=("good",)), "outcome", _set(0, 0)),
+    ),
+    "outcome code outside the names": (
+        "outcome",
+        lambda log: _with(log, "outcome", lambda v, lg: v.__setitem__(_first_move(lg), 0)),
+    ),
     "move along no edge": ("to_stage", lambda log: replace(log, edges=log.edges[1:])),
     "stage names repeat": (
         "stages",

@@ -111,3 +111,38 @@ def test_report_command_writes_one_file(tmp_path, capsys):
         == 0
     )
     assert out.exists() and f"Report: {out}" in capsys.readouterr().out
+
+
+INTERACTION_SECTIONS = (
+    "<h2>Queues</h2>",
+    "<h2>Adoption from the market</h2>",
+    "<h2>Referrals</h2>",
+    "<h2>Satisfaction: surveys against the truth, and pain points</h2>",
+)
+
+
+def test_report_shows_queues_adoption_referrals_and_satisfaction_where_they_exist(report, tmp_path):
+    """The report of support_staffing holds the queue section (summary, waiting-time
+    distribution, plot) and the satisfaction section (surveys beside the truth, pain points);
+    that of referral_programme the adoption section (against the fitted Bass curve and the
+    mean field) and the referral section (K-factor); the baseline comparison's holds none."""
+    support = sim.load_scenario(SCENARIOS / "support_staffing.toml").replace(horizon_days=40)
+    referral = sim.load_scenario(SCENARIOS / "referral_programme.toml").replace(
+        horizon_days=90, market=sim.Market(size=2000, external_rate=0.002)
+    )
+    expected = {
+        "support": (support, {INTERACTION_SECTIONS[0], INTERACTION_SECTIONS[3]}),
+        "referral": (referral, {INTERACTION_SECTIONS[1], INTERACTION_SECTIONS[2]}),
+    }
+    for name, (scenario, sections) in expected.items():
+        result = sim.run(scenario, replications=2, seed=1)
+        text = build_report(result, tmp_path / f"{name}.html").read_text()
+        assert {s for s in INTERACTION_SECTIONS if s in text} == sections, name
+    support_text = (tmp_path / "support.html").read_text()
+    assert "wait_q90" in support_text and "true_nps" in support_text
+    assert 'alt="queues of support_staffing"' in support_text
+    referral_text = (tmp_path / "referral.html").read_text()
+    assert "Fitted Bass" in referral_text and "k_factor" in referral_text
+    assert "mean_field" in referral_text
+    baseline_text = report[0].read_text()
+    assert not any(s in baseline_text for s in INTERACTION_SECTIONS)

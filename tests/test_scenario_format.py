@@ -85,8 +85,9 @@ def test_the_complete_example_uses_every_field_and_runs(tmp_path):
 #: sections, fields and effect kinds of customers who interact, shown in their own example
 INTERACTING = {"market", "word_of_mouth", "referrals", "resource", "satisfaction"}
 INTERACTING_FIELDS = {"uses", "patience", "abandon_to", "patience_factor"}
-INTERACTING_FIELDS |= {"per_referral", "per_unit_day"}
+INTERACTING_FIELDS |= {"per_referral", "per_unit_day", "per_credit"}
 INTERACTING_KINDS = {"referral_rate_factor", "capacity_change"}
+INTERACTING_KINDS |= {"satisfaction_change", "outcome_odds_ratio"}
 
 
 def test_the_interacting_example_uses_every_field_of_its_sections_and_runs(tmp_path):

@@ -20,7 +20,7 @@ from sim.analysis.queues import (
     queue_visits,
     waiting_time_distribution,
 )
-from sim.analysis.satisfaction import nps, pain_points, survey
+from sim.analysis.satisfaction import nps, outcome_table, pain_points, survey
 from sim.analysis.stats import holm, mean_ci, proportion_ci
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.analysis.tables import retention, retention_grid, retention_summary, time_to_purchase
@@ -44,6 +44,7 @@ __all__ = [
     "mean_ci",
     "median_lifetime",
     "nps",
+    "outcome_table",
     "pain_points",
     "proportion_ci",
     "queue_over_time",

@@ -10,7 +10,7 @@ import pandas as pd
 from sim.analysis.customers import customer_arrays, customer_groups, reach_matrix
 from sim.analysis.survival import kaplan_meier, lifetimes, median_lifetime, survival_at
 from sim.events import ALL, EventLog
-from sim.model.intervention import CapacityChange, Intervention
+from sim.model.intervention import CapacityChange, Intervention, SatisfactionChange
 from sim.model.journey import Journey
 from sim.model.logit import credited_moves
 
@@ -35,14 +35,36 @@ def credited_purchases(
     return out
 
 
+def satisfaction_credits(log: EventLog, interventions: Sequence[Intervention]) -> np.ndarray:
+    """Per replication x intervention: the satisfaction changes (goodwill credits) each
+    intervention made, read from the log as the engine made them: one per
+    ``satisfaction_change`` effect on each row that ends a visit (not an abandoned one) to its
+    stage, with its outcome, while the intervention acted (its ``treatment`` bit)."""
+    size = int(log.replication.max()) + 1 if len(log) else 0
+    out = np.zeros((size, len(interventions)), dtype=np.int64)
+    served = (log.from_stage >= 0) & ~log.abandoned
+    for i, iv in enumerate(interventions):
+        acted = served & (log.treatment >> i & 1).astype(bool)
+        for e in iv.of_kind(SatisfactionChange):
+            rows = acted
+            if e.stage:
+                rows = rows & (log.from_stage == log.stages.index(e.stage))
+            if e.outcome:
+                code = log.outcomes.index(e.outcome) if e.outcome in log.outcomes else -2
+                rows = rows & (log.outcome == code)
+            out[:, i] += np.bincount(log.replication[rows], minlength=size)
+    return out
+
+
 def intervention_costs(
     log: EventLog, interventions: Sequence[Intervention], journey: Journey | None = None
 ) -> pd.DataFrame:
     """Cost of each intervention in each replication, from the event log: ``fixed`` once,
-    ``reached`` customers x the per-reached price (``reach_cost``), and ``purchases`` credited
+    ``reached`` customers x the per-reached price (``reach_cost``), ``purchases`` credited
     to the intervention (see :func:`credited_purchases`) x its ``per_conversion`` price
-    (``purchase_cost``); ``total`` is their sum. ``journey`` (the scenario's) is needed when
-    there are interventions."""
+    (``purchase_cost``), ``credits`` (satisfaction changes, :func:`satisfaction_credits`) x
+    its ``per_credit`` price (``credit_cost``); ``total`` is their sum. ``journey`` (the
+    scenario's) is needed when there are interventions."""
     if interventions and journey is None:
         raise TypeError("intervention_costs needs journey= (the scenario's journey)")
     credited = credited_purchases(log, interventions, journey) if interventions else None
@@ -57,7 +79,8 @@ def intervention_costs(
         # a referred customer's entry row carries the interventions acting on their referrer
         referral = (log.from_stage < 0) & (log.referrer >= 0) & (log.treatment >> i & 1 > 0)
         counts[2, :, i] = np.bincount(log.replication[referral], minlength=size)
-    return cost_table(interventions, log.horizon_days, rep_ids.tolist(), *counts)
+    credits = satisfaction_credits(log, interventions)
+    return cost_table(interventions, log.horizon_days, rep_ids.tolist(), *counts, credits=credits)
 
 
 def cost_table(
@@ -67,9 +90,11 @@ def cost_table(
     reached: np.ndarray,
     purchases: np.ndarray,
     referrals: np.ndarray,
+    credits: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The cost table from counts indexed [replication, intervention]: customers reached,
-    purchases credited and customers referred; capacity is charged per unit and day of the
+    purchases credited, customers referred and satisfaction credits (none when not given);
+    capacity is charged per unit and day of the
     window within the horizon. Columns as :func:`intervention_costs`."""
     rows = []
     for i, iv in enumerate(interventions):
@@ -89,6 +114,9 @@ def cost_table(
                     "referral_cost": referrals[r, i] * iv.cost.per_referral,
                     "unit_days": unit_days,
                     "capacity_cost": unit_days * iv.cost.per_unit_day,
+                    "credits": int(credits[r, i]) if credits is not None else 0,
+                    "credit_cost": (credits[r, i] if credits is not None else 0)
+                    * iv.cost.per_credit,
                 }
             )
     frame = pd.DataFrame(
@@ -105,6 +133,8 @@ def cost_table(
             "referral_cost",
             "unit_days",
             "capacity_cost",
+            "credits",
+            "credit_cost",
         ],
     )
     frame["total"] = (
@@ -113,6 +143,7 @@ def cost_table(
         + frame["purchase_cost"]
         + frame["referral_cost"]
         + frame["capacity_cost"]
+        + frame["credit_cost"]
     )
     return frame
 

@@ -71,7 +71,8 @@ def survey(
 def pain_points(log: EventLog) -> pd.DataFrame:
     """Where customers end their journey (each end stage, by the stage they left) by the
     satisfaction band they were in when they left, with the wait they had just had and
-    whether they had given up a queue: counts per replication (mean)."""
+    whether they had given up a queue (and, where the log has service outcomes, the outcome
+    of the visit they left: '' for none): counts per replication (mean)."""
     ends = log.end_mask[log.to_stage] & (log.from_stage != ENTRY)
     band = np.clip(np.searchsorted(BANDS[1:-1], log.satisfaction[ends], side="right"), 0, 2)
     frame = pd.DataFrame(
@@ -83,6 +84,43 @@ def pain_points(log: EventLog) -> pd.DataFrame:
             "abandoned": log.abandoned[ends],
         }
     )
+    if log.outcomes:
+        names = np.array([*log.outcomes, ""], dtype=object)
+        frame["outcome"] = names[log.outcome[ends]]  # -1 (none) picks the last: ''
     table = frame.value_counts().rename("customers").reset_index()
     table["customers"] = table["customers"] / max(log.replications, 1)
     return table.sort_values(["end", "from_stage", "band"], ignore_index=True)
+
+
+def outcome_table(log: EventLog) -> pd.DataFrame:
+    """Service outcomes drawn, per stage that has them: visits served (ended other than by
+    abandoning a queue), and per outcome (``''``: nothing of note) how many visits ended with
+    it and their share, with the mean satisfaction after them: the observed counterpart of
+    the scenario's outcome shares."""
+    columns = ["stage", "outcome", "visits", "count", "share", "mean_satisfaction"]
+    if not log.outcomes:
+        return pd.DataFrame(columns=columns)
+    served = (log.from_stage != ENTRY) & ~log.abandoned
+    rows = []
+    for stage in np.unique(log.from_stage[served & (log.outcome >= 0)]):
+        at = served & (log.from_stage == stage)
+        visits = int(at.sum())
+        for code, name in [*enumerate(log.outcomes), (-1, "")]:
+            hit = at & (log.outcome == code)
+            count = int(hit.sum())
+            rows.append(
+                {
+                    "stage": log.stages[stage],
+                    "outcome": name,
+                    "visits": visits,
+                    "count": count,
+                    "share": count / visits if visits else float("nan"),
+                    "mean_satisfaction": float(log.satisfaction[hit].mean())
+                    if count
+                    else float("nan"),
+                }
+            )
+    table = pd.DataFrame(rows, columns=columns)
+    # outcomes of other stages (codes are shared by name) never occur here: leave them out
+    keep = (table["count"] > 0) | (table["outcome"] == "")
+    return table[keep].reset_index(drop=True)

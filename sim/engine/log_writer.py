@@ -40,6 +40,9 @@ def log_metadata(scenario: Scenario) -> dict:
         "horizon_days": scenario.horizon_days,
         "start_date": scenario.start_date,
         "interventions": tuple(iv.name for iv in scenario.interventions),
+        "outcomes": (
+            scenario.satisfaction.outcome_names() if scenario.satisfaction is not None else ()
+        ),
     }
 
 
@@ -80,11 +83,13 @@ def build_event_log(
     market: MarketCustomers | None = None,
     queues: tuple[array, array] | None = None,
     satisfaction: array | None = None,
+    outcomes: array | None = None,
 ) -> EventLog:
     """The run's moves plus the entry rows, merged in time order, and the reach records.
 
     ``queues`` holds per move the days waited and whether the customer abandoned (none: no
-    stage uses a resource); ``satisfaction`` the score after each move (none: no score). The
+    stage uses a resource); ``satisfaction`` the score after each move (none: no score);
+    ``outcomes`` the service outcome code of the visit each move ends (none: no outcomes). The
     market's customers (numbered after the pre-drawn ones during
     the run) are renumbered so that all customers are numbered in order of arrival, pre-drawn
     ones first among equal times.
@@ -128,6 +133,9 @@ def build_event_log(
         sat = c.scenario.satisfaction
         start = np.array([sat.start_of(name) for name in c.scenario.persona_names])
         score = merged(start[cust.persona], satisfaction, np.float64)
+    outcome = None
+    if outcomes is not None:
+        outcome = merged(np.full(n, -1), outcomes, np.int16)
     wait = abandoned = None
     if queues is not None:
         wait = merged(np.zeros(n), queues[0], np.float64)
@@ -147,6 +155,7 @@ def build_event_log(
         abandoned=abandoned,
         referrer=referrer,
         satisfaction=score,
+        outcome=outcome,
         customers=np.array([total], dtype=np.int64),
         **log_metadata(c.scenario),
         reach_replication=np.full(len(reach_customer), replication, dtype=np.int32),

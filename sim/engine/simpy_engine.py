@@ -26,11 +26,18 @@ from sim.engine.compiled import CompiledScenario
 from sim.engine.limits import runaway
 from sim.engine.log_writer import MarketCustomers, build_event_log
 from sim.engine.market import MARKET_BLOCK, MarketProcess, market_key
-from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, stream
+from sim.engine.streams import (
+    OVERFLOW,
+    VALUE_BLOCK,
+    draw_customers,
+    draw_outcomes,
+    name_key,
+    stream,
+)
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
-from sim.model.intervention import CapacityChange, ReferralRateFactor
-from sim.model.logit import credited_moves, transition_matrices, treated_matrix
+from sim.model.intervention import CapacityChange, ReferralRateFactor, SatisfactionChange
+from sim.model.logit import credited_moves, outcome_shares, transition_matrices, treated_matrix
 from sim.model.market import MARKET_CHANNEL
 
 
@@ -85,6 +92,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     value_laws = c.order_value
     treatment = c.treatment
     max_moves = limits.MAX_MOVES_PER_CUSTOMER
+    entry_purchases = int(purchase[entry])
 
     # satisfaction: a score per customer that waiting moves and that shifts some decisions
     sat = s.satisfaction
@@ -129,6 +137,48 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             return ways[-1][0]  # rounding: u reached the end
 
     ivs = s.interventions
+    # service outcomes drawn per visit, and satisfaction changes of interventions (credits)
+    outcomes_on = sat_on and (
+        bool(sat.outcomes) or any(iv.of_kind(SatisfactionChange) for iv in ivs)
+    )
+    outcome_item: list = []
+    if outcomes_on:
+        log_outcome = array("h")
+        add_outcome = log_outcome.append
+        outcome_names = sat.outcome_names()
+        outcomes_of = dict(sat.outcomes)
+        has_outcome = tuple(name in outcomes_of for name in c.names)
+        outcome_item = [
+            None if u is None else u.ravel().item
+            for u in (
+                draw_outcomes(c, seed, (replication, channel_keys[ch]), len(table), cust.first)
+                for ch, table in enumerate(cust.choice)
+            )
+        ]
+        # per stage: (intervention bit, amount, outcome code or None: any visit)
+        credit_at: list[list[tuple[int, float, int | None]]] = [[] for _ in c.names]
+        for i, iv in enumerate(ivs):
+            for e in iv.of_kind(SatisfactionChange):
+                code = outcome_names.index(e.outcome) if e.outcome else None
+                for stage, name in enumerate(c.names):
+                    if e.stage in ("", name):
+                        credit_at[stage].append((1 << i, e.amount, code))
+        # per (stage, interventions acting): cumulative shares, codes and score changes
+        outcome_rows: dict[tuple[int, int], tuple[list[float], list[int], list[float]]] = {}
+
+        def outcome_row(stage: int, active: int) -> tuple[list[float], list[int], list[float]]:
+            row = outcome_rows.get((stage, active))
+            if row is None:
+                name = c.names[stage]
+                acting = [iv for i, iv in enumerate(ivs) if active >> i & 1]
+                shares = outcome_shares(outcomes_of[name], name, acting)
+                cumulative = np.cumsum(shares).tolist()
+                cumulative[-1] = math.inf  # u reaches the last category despite rounding
+                codes = [outcome_names.index(o.name) for o in outcomes_of[name]] + [-1]
+                deltas = [o.satisfaction for o in outcomes_of[name]] + [0.0]
+                row = outcome_rows[(stage, active)] = (cumulative, codes, deltas)
+            return row
+
     # capacity changes act on resources: they reach no customer
     capacity_only = sum(1 << i for i, iv in enumerate(ivs) if iv.capacity_only)
     if capacity_only:
@@ -144,6 +194,20 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         for moves in (credited_moves(s.journey, iv) for iv in ivs)
     ]
     reserves = budgets.reserves
+    # interventions that, once they reach a customer, act on them for good (lasting or open
+    # to the horizon, no conversion reserved): a customer all of whose eligible ones have
+    # reached them needs no more settling, which saves a call per move
+    permanent = sum(
+        1 << i
+        for i in range(len(ivs))
+        if (lasting[i] or windows[i][1] == math.inf) and not reserves[i]
+    )
+    charging = any(per_conversion)
+    # per stage: the interventions that may reach a customer entering it (their target)
+    reachable_at = [
+        sum(1 << i for i in range(len(ivs)) if targets[i] is None or stage in targets[i])
+        for stage in range(len(c.names))
+    ]
 
     def settle(k: int, stage: int, eligible: int, reached: int, held: int) -> tuple[int, int, int]:
         """On entering a stage: who reaches the customer now, and who acts on them."""
@@ -215,6 +279,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     patience_item.append(
                         None if block.patience is None else block.patience.ravel().item
                     )
+                if outcomes_on:
+                    head = (replication, market_key(), b)
+                    drawn = draw_outcomes(c, seed, head, len(block.persona))
+                    outcome_item.append(None if drawn is None else drawn.ravel().item)
             k = n_customers + j
             ch = first_market_channel + source
             persona_of.append(block.persona[row])
@@ -240,6 +308,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 add_abandoned(0)
             if sat_on:
                 add_score(start_score[block.persona[row]])
+            if outcomes_on:
+                add_outcome(-1)
             process(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
@@ -273,42 +343,53 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         base = row_of[k] * slots_per_customer
         choice, dwell = choice_item[tab], dwell_item[tab]
         patience = patience_item[tab] if queues_on else None
+        outcome = outcome_item[tab] if outcomes_on else None
+        drawn = 0.0
         limit = waited = 0.0
         gave_up = 0
         score = start_score[p] if sat_on else 0.0
         cumulative = untreated[p]
         slots = list(first_slot)
-        purchases = int(purchase[entry])
+        purchases = entry_purchases
         extra = None
         stage = entry
         eligible = eligible_of[k]
         active = reached = held = 0
         moves = 0
-        if eligible:
+        tr = None
+        if eligible & reachable_at[stage] or eligible & ~permanent:
             active, reached, held = settle(k, stage, eligible, reached, held)
+            if active:
+                tr = treatment(p, active)
+        pending = eligible & ~(reached & permanent)
         if influencing and influencing[stage]:
             influence(1)
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
             refer(k, w, active)
         while (slot := slots[stage]) >= 0:
-            moves += 1
-            if moves > max_moves:
-                raise runaway(c, k, stage, env.now, max_moves)
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
                 u = choice(base + slot)
                 days = dwell(base + slot)
                 if patience is not None and patient[stage]:
                     limit = patience(base + slot)
+                if outcome is not None and has_outcome[stage]:
+                    drawn = outcome(base + slot)
             else:
+                # only moves beyond the pre-drawn visits (a few dozen per stage) are counted:
+                # a customer going round without end runs out of those first
+                moves += 1
+                if moves > max_moves:
+                    raise runaway(c, k, stage, env.now, max_moves)
                 extra = extra or own_stream(k)
                 u = extra.random()
                 days = float(dwell_laws[stage].quantile(extra.random())) * dwell_factor[p][stage]
                 if queues_on and patient[stage]:
                     limit = float(patience_laws[stage].quantile(extra.random()))
                     limit *= patience_factor[p]
+                if outcomes_on and has_outcome[stage]:
+                    drawn = extra.random()
             if active:
-                tr = treatment(p, active)
                 following = bisect_right(tr.cumulative[stage], u)
                 days *= tr.dwell_factor[stage]
             else:
@@ -338,6 +419,19 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     score += abandon_delta
                 elif waited:
                     score += per_day_waited * waited
+                if outcomes_on:
+                    code = -1
+                    if not gave_up:
+                        if has_outcome[stage]:
+                            shares, codes, deltas = outcome_row(stage, active)
+                            j = bisect_right(shares, drawn)
+                            code = codes[j]
+                            score += deltas[j]
+                        if active and credit_at[stage]:
+                            for bit, amount, wanted in credit_at[stage]:
+                                if active & bit and (wanted is None or wanted == code):
+                                    score += amount
+                    add_outcome(code)
                 score = min(max(score, -1.0), 1.0)
                 if not gave_up and score and shifts[stage]:
                     following = shifted_choice(p, active, stage, u, score)
@@ -350,6 +444,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 purchases += 1
                 if active:
                     value *= tr.value_factor
+                if active and charging:
                     for i in range(len(ivs)):
                         if active >> i & 1 and per_conversion[i] and following in charged[i][stage]:
                             budgets.convert(i, bool(held >> i & 1))
@@ -357,7 +452,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             else:
                 value = 0.0
             add_customer(k)
-            add_time(env.now)
+            add_time(env._now)  # the attribute behind env.now: read once per move
             add_from(stage)
             add_to(following)
             add_value(value)
@@ -372,16 +467,21 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 influence(1 if influencing[following] else -1)
             left = stage
             stage = following
-            if eligible:
+            # settling can change something only where an intervention not yet reaching the
+            # customer targets this stage, or one reaching them may stop acting
+            if pending and pending & (reachable_at[stage] | reached):
                 active, reached, held = settle(k, stage, eligible, reached, held)
+                tr = treatment(p, active) if active else None
+                pending = eligible & ~(reached & permanent)
             if referring:
                 if referring[left]:
                     stop_referring(k)
                 if referring[stage] and (w := referral_weight(p, active)) > 0:
                     refer(k, w, active)
-        for i in range(len(ivs)):
-            if held >> i & 1:
-                budgets.release(i)
+        if held:
+            for i in range(len(ivs)):
+                if held >> i & 1:
+                    budgets.release(i)
 
     process = env.process
     if market is not None:
@@ -424,7 +524,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         )
     queues = (log_wait, log_abandoned) if queues_on else None
     scores = log_score if sat_on else None
-    return build_event_log(c, cust, replication, moves, reaches, adopters, queues, scores)
+    outcomes = log_outcome if outcomes_on else None
+    return build_event_log(c, cust, replication, moves, reaches, adopters, queues, scores, outcomes)
 
 
 def _resources(env: simpy.Environment, s) -> dict[str, simpy.Resource]:

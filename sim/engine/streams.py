@@ -36,6 +36,8 @@ CLOCK, SOURCE = 7, 8
 PATIENCE = 9
 #: Purpose of the uniform that picks the referrer of a market adoption made by referral.
 REFERRER = 10
+#: Purpose of the uniforms that draw the service outcome of a visit (per stage and visit).
+OUTCOME = 11
 
 
 def name_key(name: str) -> int:
@@ -191,6 +193,28 @@ def draw_journeys(
                 u = uniforms(PATIENCE, stage_key, visit)
                 patience[:, slot + visit] = law.quantile(u) * factor
     return persona, eligible, choice, dwell, value, patience
+
+
+def draw_outcomes(
+    c: CompiledScenario, seed: int, head: tuple[int, ...], n: int, first: int = 0
+) -> np.ndarray | None:
+    """Uniforms (n, slots) that draw the service outcome of each pre-drawn visit of ``n``
+    customers keyed by ``head`` (as :func:`draw_journeys`), from one stream per (stage,
+    visit): a customer's outcome on their v-th visit to a stage does not depend on anyone
+    else's events. None when no stage has outcomes."""
+    sat = c.scenario.satisfaction
+    if sat is None or not sat.outcomes:
+        return None
+    out = np.zeros((n, c.slots))
+    for stage, _ in sat.outcomes:
+        s = c.names.index(stage)
+        stage_key = name_key(stage)
+        for visit in range(c.block[s]):
+            rng = stream(seed, *head, OUTCOME, stage_key, visit)
+            if first:
+                rng.bit_generator.advance(first)
+            out[:, c.first_slot[s] + visit] = rng.random(n)
+    return out
 
 
 def draw_customers(c: CompiledScenario, seed: int, replication: int) -> Customers:

@@ -54,12 +54,26 @@ _SECTIONS = {
         "budget",
         "preset",
     ),
-    "cost": ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"),
+    "cost": (
+        "fixed",
+        "per_reached",
+        "per_conversion",
+        "per_referral",
+        "per_unit_day",
+        "per_credit",
+    ),
     "market": ("size", "external_rate"),
     "word_of_mouth": ("stages", "rate"),
     "resource": ("name", "capacity"),
     "referrals": ("stages", "rate", "conversion", "persona_factors"),
-    "satisfaction": ("start", "persona_start", "per_day_waited", "abandoned", "effects"),
+    "satisfaction": (
+        "start",
+        "persona_start",
+        "per_day_waited",
+        "abandoned",
+        "effects",
+        "outcomes",
+    ),
 }
 _TOP = (
     "scenario",
@@ -285,6 +299,7 @@ def _satisfaction(t: Any) -> Satisfaction | None:
         per_day_waited=_get(t, "per_day_waited", float, where, 0.0),
         abandoned=_get(t, "abandoned", float, where, 0.0),
         effects=tuple(_get(t, "effects", list, where, [])),
+        outcomes=_get(t, "outcomes", dict, where, {}),
     )
 
 
@@ -455,7 +470,7 @@ def _intervention_effect(e: Any, where: str) -> Any:
     for key in e:
         if key != "kind" and key not in allowed:
             raise ScenarioError(f"unknown field '{key}'", field=label, fix=suggest(key, allowed))
-    for key in allowed:
+    for key in (f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING):
         if key not in e:
             raise ScenarioError(
                 f"missing field '{key}'", field=label, fix=f"{kind} takes {', '.join(allowed)}"
@@ -623,6 +638,11 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         }
         if sat.persona_start:
             data["satisfaction"]["persona_start"] = dict(sat.persona_start)
+        if sat.outcomes:
+            data["satisfaction"]["outcomes"] = {
+                stage: {o.name: {"share": o.share, "satisfaction": o.satisfaction} for o in os}
+                for stage, os in sat.outcomes
+            }
     if s.resources:
         data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
     if s.market is not None:

@@ -12,8 +12,10 @@ from sim.model.intervention import (
     NewTransition,
     OddsRatio,
     OrderValueFactor,
+    OutcomeOddsRatio,
     ReferralRateFactor,
     RepeatFactor,
+    SatisfactionChange,
 )
 from sim.model.journey import Journey, Stage
 from sim.model.logit import apply_log_odds, transition_matrices
@@ -27,7 +29,7 @@ from sim.model.market import (
 )
 from sim.model.persona import Effect, Persona
 from sim.model.resource import Resource
-from sim.model.satisfaction import Satisfaction, SatisfactionEffect
+from sim.model.satisfaction import Outcome, Satisfaction, SatisfactionEffect
 from sim.model.scenario import Scenario
 
 __all__ = [
@@ -52,12 +54,15 @@ __all__ = [
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",
+    "Outcome",
+    "OutcomeOddsRatio",
     "Persona",
     "ReferralRateFactor",
     "Referrals",
     "RepeatFactor",
     "Resource",
     "Satisfaction",
+    "SatisfactionChange",
     "SatisfactionEffect",
     "Scenario",
     "Stage",

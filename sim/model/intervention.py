@@ -185,6 +185,53 @@ class CapacityChange:
             )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SatisfactionChange:
+    """Adds ``amount`` to the satisfaction of a customer it acts on after each visit to
+    ``stage`` (any stage when empty) that ends with service outcome ``outcome`` (any visit
+    when empty): a goodwill credit after a failed delivery. Each such change is a credit,
+    charged ``Cost.per_credit``."""
+
+    amount: float
+    stage: str = ""
+    outcome: str = ""
+    kind = "satisfaction_change"
+
+    def __post_init__(self) -> None:
+        a = self.amount
+        if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a):
+            raise ScenarioError(
+                f"amount must be a number, got {a!r}",
+                field="satisfaction_change, field 'amount'",
+                fix="the change of the score in [-1, 1], e.g. amount = 0.4",
+            )
+        object.__setattr__(self, "amount", float(a))
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutcomeOddsRatio:
+    """Multiplies the odds of service outcome ``outcome`` at ``stage`` against the stage's
+    other outcomes (and visits with none) by ``ratio``: 0.5 halves the odds of a failed
+    delivery (better quality)."""
+
+    stage: str
+    outcome: str
+    ratio: float
+    kind = "outcome_odds_ratio"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "ratio",
+            positive_number(
+                self.ratio,
+                "ratio",
+                f"outcome_odds_ratio on '{self.stage}' outcome '{self.outcome}'",
+                "0.5 halves the odds of the outcome, 1 changes nothing",
+            ),
+        )
+
+
 InterventionEffect = (
     OddsRatio
     | DwellFactor
@@ -195,6 +242,8 @@ InterventionEffect = (
     | NewTransition
     | ReferralRateFactor
     | CapacityChange
+    | SatisfactionChange
+    | OutcomeOddsRatio
 )
 EFFECT_KINDS: dict[str, type] = {
     cls.kind: cls
@@ -208,6 +257,8 @@ EFFECT_KINDS: dict[str, type] = {
         NewTransition,
         ReferralRateFactor,
         CapacityChange,
+        SatisfactionChange,
+        OutcomeOddsRatio,
     )
 }
 
@@ -222,17 +273,26 @@ class Cost:
     changes trial -> activated is charged for activations, not for every renewal that follows
     while its window is open. ``per_referral`` for each customer brought in by a referral of a
     customer it acts on (a referral reward), ``per_unit_day`` for each unit of capacity it adds
-    and day it is in force (an agent's daily cost). A discount's lower prices show as lower
-    revenue, not as a cost."""
+    and day it is in force (an agent's daily cost), ``per_credit`` for each satisfaction change
+    it makes (a goodwill credit, :class:`SatisfactionChange`). A discount's lower prices show
+    as lower revenue, not as a cost."""
 
     fixed: float = 0.0
     per_reached: float = 0.0
     per_conversion: float = 0.0
     per_referral: float = 0.0
     per_unit_day: float = 0.0
+    per_credit: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"):
+        for name in (
+            "fixed",
+            "per_reached",
+            "per_conversion",
+            "per_referral",
+            "per_unit_day",
+            "per_credit",
+        ):
             v = getattr(self, name)
             if (
                 isinstance(v, bool)

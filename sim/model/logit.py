@@ -177,7 +177,9 @@ def check_interventions(
                     )
         for e in iv.effects:
             field = f"{where}, effect {e.kind}"
-            if hasattr(e, "stage") and e.stage not in journey.names:
+            # a satisfaction change without a stage acts after a visit to any stage
+            stage_named = getattr(e, "stage", None) or e.kind != "satisfaction_change"
+            if hasattr(e, "stage") and stage_named and e.stage not in journey.names:
                 raise ScenarioError(
                     f"unknown stage '{e.stage}'", field=field, fix=suggest(e.stage, journey.names)
                 )
@@ -306,3 +308,26 @@ def credited_moves(journey: Journey, intervention) -> np.ndarray:
     if value != 1:
         credited[:, [s.purchase for s in journey.stages]] = True
     return credited
+
+
+# -- service outcomes ------------------------------------------------------------------------
+# A stage's service outcomes are one more multinomial choice (with "nothing of note" as the
+# last category, the share left over); an intervention's outcome odds ratios shift it by the
+# same rule as transitions.
+
+
+def outcome_shares(outcomes: Sequence, stage: str, interventions: Sequence) -> np.ndarray:
+    """Probabilities of a stage's ``outcomes`` and, last, of a visit with none, while the
+    given interventions act: each :class:`~sim.model.intervention.OutcomeOddsRatio` on the
+    stage adds log(ratio) to its outcome's log-odds against every other category."""
+    from sim.model.intervention import OutcomeOddsRatio
+
+    shares = np.array([o.share for o in outcomes] + [0.0])
+    shares[-1] = max(1.0 - shares[:-1].sum(), 0.0)
+    names = [o.name for o in outcomes]
+    delta = np.zeros(len(shares))
+    for iv in interventions:
+        for e in iv.of_kind(OutcomeOddsRatio):
+            if e.stage == stage and e.outcome in names:
+                delta[names.index(e.outcome)] += np.log(e.ratio)
+    return apply_log_odds(shares, delta)

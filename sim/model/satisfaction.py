@@ -3,7 +3,9 @@ moves their decisions.
 
 A customer starts at their persona's score (``persona_start``, else ``start``). Each day
 queued for a resource adds ``per_day_waited`` (negative: waiting annoys), giving up a queue
-adds ``abandoned``; the score is kept within [-1, 1]. A satisfaction effect adds
+adds ``abandoned``; a service outcome drawn at the end of a visit to a stage (``outcomes``:
+a good call, a failed delivery) adds its own ``satisfaction``; the score is kept within
+[-1, 1]. A satisfaction effect adds
 ``coefficient x score`` to the log-odds of ``stage -> to`` (the same rule as every other
 effect), so an unhappy customer with a negative coefficient on ``renewal -> churned`` churns
 less and one with a positive coefficient churns more.
@@ -49,6 +51,64 @@ class SatisfactionEffect:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """A service outcome of a visit to a stage: drawn with probability ``share`` at the end of
+    each visit, it adds ``satisfaction`` to the customer's score before they decide where to
+    go next."""
+
+    name: str
+    share: float
+    satisfaction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ScenarioError(
+                f"an outcome needs a name, got {self.name!r}",
+                field="satisfaction, field 'outcomes'",
+                fix="e.g. failed_delivery = { share = 0.05, satisfaction = -0.6 }",
+            )
+        where = f"satisfaction outcome '{self.name}'"
+        object.__setattr__(self, "share", _number(self.share, f"{where}, field 'share'", 0, 1))
+        object.__setattr__(
+            self, "satisfaction", _number(self.satisfaction, f"{where}, field 'satisfaction'")
+        )
+
+
+def _stage_outcomes(stage: str, given: object) -> tuple[Outcome, ...]:
+    """One stage's outcomes from Outcome objects or a TOML table {name: {share, satisfaction}}."""
+    where = f"satisfaction, field 'outcomes', stage '{stage}'"
+    if isinstance(given, dict):
+        items = []
+        for name, spec in given.items():
+            if (
+                not isinstance(spec, dict)
+                or set(spec) - {"share", "satisfaction"}
+                or "share" not in spec
+            ):
+                raise ScenarioError(
+                    f"outcome '{name}' must be {{ share = ..., satisfaction = ... }}, got {spec!r}",
+                    field=where,
+                    fix="e.g. failed_delivery = { share = 0.05, satisfaction = -0.6 }",
+                )
+            items.append(Outcome(name=str(name), **spec))
+    else:
+        items = list(given)
+    if not items or not all(isinstance(o, Outcome) for o in items):
+        raise ScenarioError(f"no outcomes given: {given!r}", field=where, fix="name at least one")
+    names = [o.name for o in items]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"outcome names repeat: {names}", field=where, fix="name each once")
+    total = sum(o.share for o in items)
+    if total > 1 + 1e-9:
+        raise ScenarioError(
+            f"outcome shares sum to {total:g}, more than 1",
+            field=where,
+            fix="lower them; visits left over (1 - the sum) end with no outcome of note",
+        )
+    return tuple(items)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Satisfaction:
     """How satisfaction starts, what moves it, and which decisions it moves."""
 
@@ -57,6 +117,8 @@ class Satisfaction:
     per_day_waited: float = 0.0
     abandoned: float = 0.0
     effects: tuple[SatisfactionEffect, ...] = ()
+    #: per stage: the service outcomes drawn at the end of each visit
+    outcomes: tuple[tuple[str, tuple[Outcome, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -92,7 +154,24 @@ class Satisfaction:
                 )
             effects.append(e)
         object.__setattr__(self, "effects", tuple(effects))
+        items = self.outcomes.items() if isinstance(self.outcomes, dict) else self.outcomes
+        outcomes = tuple((str(stage), _stage_outcomes(str(stage), o)) for stage, o in items)
+        stages = [stage for stage, _ in outcomes]
+        if len(set(stages)) != len(stages):
+            raise ScenarioError(
+                f"a stage's outcomes are given twice: {stages}",
+                field="satisfaction, field 'outcomes'",
+                fix="give each stage's outcomes once",
+            )
+        object.__setattr__(self, "outcomes", outcomes)
 
     def start_of(self, persona: str) -> float:
         """A persona's starting score."""
         return dict(self.persona_start).get(persona, self.start)
+
+    def outcome_names(self) -> tuple[str, ...]:
+        """Names of all outcomes, each once, in the order given (their codes in a log)."""
+        names: list[str] = []
+        for _, outcomes in self.outcomes:
+            names.extend(o.name for o in outcomes if o.name not in names)
+        return tuple(names)

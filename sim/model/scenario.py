@@ -9,7 +9,13 @@ from typing import Any
 
 from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
-from sim.model.intervention import CapacityChange, Intervention, ReferralRateFactor
+from sim.model.intervention import (
+    CapacityChange,
+    Intervention,
+    OutcomeOddsRatio,
+    ReferralRateFactor,
+    SatisfactionChange,
+)
 from sim.model.journey import Journey
 from sim.model.logit import check_effects, check_interventions
 from sim.model.loops import check_zero_time_loops
@@ -216,8 +222,57 @@ class Scenario:
 
     def _check_satisfaction(self) -> None:
         sat = self.satisfaction
+        for iv in self.interventions:
+            acts = iv.of_kind(SatisfactionChange) + iv.of_kind(OutcomeOddsRatio)
+            if acts and sat is None:
+                raise ScenarioError(
+                    f"{acts[0].kind} needs customers with a satisfaction score",
+                    field=f"intervention '{iv.name}'",
+                    fix="add a [satisfaction] section",
+                )
+            if iv.cost.per_credit and not iv.of_kind(SatisfactionChange):
+                raise ScenarioError(
+                    "a cost per credit needs a satisfaction change to credit",
+                    field=f"intervention '{iv.name}', field 'cost'",
+                    fix='add { kind = "satisfaction_change", amount = 0.4, ... }',
+                )
+            if iv.cost.per_credit and iv.budget is not None:
+                raise ScenarioError(
+                    "a budget does not yet cap credits paid per satisfaction change",
+                    field=f"intervention '{iv.name}', field 'budget'",
+                    fix="drop the budget, or split the credit into an intervention without one",
+                )
         if sat is None:
             return
+        outcomes = dict(sat.outcomes)
+        for stage in outcomes:
+            if stage not in self.journey.names:
+                raise ScenarioError(
+                    f"unknown stage '{stage}'",
+                    field="satisfaction, field 'outcomes'",
+                    fix=suggest(stage, self.journey.names),
+                )
+            if self.journey.stage(stage).absorbing:
+                raise ScenarioError(
+                    f"'{stage}' is an end stage: nobody visits it to be served",
+                    field="satisfaction, field 'outcomes'",
+                    fix="give outcomes to a stage customers leave",
+                )
+        every = sat.outcome_names()
+        for iv in self.interventions:
+            for e in iv.of_kind(SatisfactionChange) + iv.of_kind(OutcomeOddsRatio):
+                where = f"intervention '{iv.name}', effect {e.kind}"
+                known = [o.name for o in outcomes.get(e.stage, ())] if e.stage else every
+                named = e.outcome or isinstance(e, OutcomeOddsRatio)
+                if named and e.outcome not in known:
+                    raise ScenarioError(
+                        f"unknown outcome '{e.outcome}'"
+                        + (f" at stage '{e.stage}'" if e.stage else ""),
+                        field=where,
+                        fix=suggest(e.outcome, known)
+                        if known
+                        else "give the stage outcomes in [satisfaction.outcomes]",
+                    )
         if not isinstance(sat, Satisfaction):
             raise ScenarioError("satisfaction must be Satisfaction", field="satisfaction")
         for persona, _ in sat.persona_start:
