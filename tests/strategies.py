@@ -297,3 +297,37 @@ def scenarios_with_referrals(draw, max_customers: int = 10) -> sim.Scenario:
             ),
         )
     return scenario.replace(referrals=referrals, interventions=interventions)
+
+
+@st.composite
+def scenarios_with_referral_budget(draw, max_customers: int = 10) -> sim.Scenario:
+    """A referral scenario whose reward programme pays per referral (and perhaps per customer
+    reached and per conversion) from a budget that may run out."""
+    scenario = draw(scenarios_with_referrals(max_customers))
+    journey = scenario.journey
+    # referrals from the entry stage on, in a market of a few hundred: rewards add up
+    scenario = scenario.replace(
+        acquisition=sim.Cohort(size=draw(st.integers(1, max_customers))),
+        market=sim.Market(size=draw(st.integers(100, 400)), external_rate=0.01),
+        referrals=sim.Referrals(
+            stages=(journey.entry, *journey.transient),
+            rate=draw(st.floats(0.5, 3)),
+            conversion=draw(st.floats(0.5, 1)),
+        ),
+    )
+    fixed = draw(st.floats(0, 20))
+    programme = sim.Intervention(
+        name="reward",
+        stages=(journey.entry,),
+        lasting=draw(st.booleans()),
+        reach=draw(st.floats(0.5, 1)),
+        effects=(sim.ReferralRateFactor(factor=draw(st.floats(0.5, 4))),),
+        cost=sim.Cost(
+            fixed=fixed,
+            per_reached=draw(st.sampled_from([0.0, 1.0])),
+            per_conversion=draw(st.sampled_from([0.0, 2.5])),
+            per_referral=draw(st.floats(1, 30)),
+        ),
+        budget=fixed + draw(st.floats(0, 100)),
+    )
+    return scenario.replace(interventions=(programme,))

@@ -106,6 +106,17 @@ class Referrers:
             group[i] = last
             self.where[last] = (key, i)
 
+    def regroup(self, bit: int, reweigh: Callable[[float, int], float]) -> None:
+        """Interventions ``bit`` stop acting on referrals: every referrer they acted on moves
+        to the weight ``reweigh(weight, active)`` without them."""
+        moving = [(key, group) for key, group in self.groups.items() if key[1] & bit and group]
+        for key, group in moving:
+            del self.groups[key]
+            w, active = key
+            for k in group:
+                del self.where[k]
+                self.add(k, reweigh(w, active), active & ~bit)
+
     @property
     def weight(self) -> float:
         """Sum of the weights of all referring customers."""
@@ -209,6 +220,14 @@ class MarketProcess:
         """Customer ``k`` left a referring stage, now."""
         self._advance()
         self.referrers.remove(k)
+        self.referral_weight = self.referrers.weight
+        self._schedule()
+
+    def stop_factors(self, bit: int, reweigh: Callable[[float, int], float]) -> None:
+        """Interventions ``bit`` (a programme whose budget is spent) stop acting on the
+        referrals of customers referring now, from now on."""
+        self._advance()
+        self.referrers.regroup(bit, reweigh)
         self.referral_weight = self.referrers.weight
         self._schedule()
 

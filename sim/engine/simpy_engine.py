@@ -230,6 +230,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_from(ENTRY)
             add_to(entry)
             add_value(value_item[table](row * VALUE_BLOCK) if purchase[entry] else 0.0)
+            if referrer_active and rewarded:
+                referrer_active = reward(referrer_active)
             # the interventions acting on the referrer brought this customer in
             add_treated(referrer_active)
             if referrer >= 0:
@@ -256,7 +258,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             weights: dict[tuple[int, int], float] = {}
 
             def referral_weight(p: int, active: int) -> float:
-                """Persona factor times the referral-rate factors acting (cached)."""
+                """Persona factor times the referral-rate factors acting (cached); those of
+                programmes whose budget is spent no longer act."""
+                active &= ~budgets.closed
                 w = weights.get((p, active))
                 if w is None:
                     w = persona_weight[p]
@@ -266,6 +270,25 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                                 w *= e.factor
                     weights[(p, active)] = w
                 return w
+
+            def reweigh(w: float, active: int) -> float:
+                """The weight of referrers of weight ``w`` once closed programmes stop."""
+                p = next(p for (p, a), v in weights.items() if a == active and v == w)
+                return referral_weight(p, active)
+
+        # referral rewards paid from a budget: the first the budget cannot pay closes the
+        # programme (sim.engine.budgets)
+        rewarded = [i for i in range(len(ivs)) if budgets.pays_rewards(i)]
+
+        def reward(active: int) -> int:
+            """Pay the rewards of one referral; the interventions it is credited to."""
+            before = budgets.closed
+            for i in rewarded:
+                if active >> i & 1 and not budgets.pay_referral(i):
+                    active &= ~(1 << i)
+            if budgets.closed != before and referring:
+                market.stop_factors(budgets.closed & ~before, reweigh)
+            return active
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean
@@ -289,7 +312,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         if influencing and influencing[stage]:
             influence(1)
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
-            refer(k, w, active)
+            refer(k, w, active & ~budgets.closed)
         while (slot := slots[stage]) >= 0:
             moves += 1
             if moves > max_moves:
@@ -378,7 +401,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 if referring[left]:
                     stop_referring(k)
                 if referring[stage] and (w := referral_weight(p, active)) > 0:
-                    refer(k, w, active)
+                    refer(k, w, active & ~budgets.closed)
         for i in range(len(ivs)):
             if held >> i & 1:
                 budgets.release(i)
