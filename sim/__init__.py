@@ -48,6 +48,7 @@ from sim.model import (
     six_stage,
 )
 from sim.model.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
+from sim.model.resource import CapacityFrom
 from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run import compare, package_version, run
 
@@ -75,6 +76,7 @@ __all__ = [
     "Arrivals",
     "Calibrator",
     "CapacityChange",
+    "CapacityFrom",
     "Channel",
     "ChurnFactor",
     "Cohort",

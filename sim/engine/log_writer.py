@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from array import array
 from typing import NamedTuple
 
@@ -46,9 +47,17 @@ def log_metadata(scenario: Scenario) -> dict:
 def resource_info(scenario: Scenario) -> dict:
     """Resource names, capacities and the resource each stage uses (-1: none), for the log."""
     names = [r.name for r in scenario.resources]
+    plans = [r.plan(scenario.horizon_days, scenario.first_weekday) for r in scenario.resources]
+    # a schedule or changes from given days: units added (or taken, < 0) to the day-0 capacity
+    planned = tuple(
+        (code, day, plan[i + 1][0] if i + 1 < len(plan) else math.inf, units - plan[0][1])
+        for code, plan in enumerate(plans)
+        for i, (day, units) in enumerate(plan)
+        if units != plan[0][1]
+    )
     return {
         "resources": tuple(names),
-        "capacities": tuple(r.capacity for r in scenario.resources),
+        "capacities": tuple(plan[0][1] for plan in plans),
         "stage_resources": tuple(
             names.index(st.uses) if st.uses else -1 for st in scenario.journey.stages
         ),
@@ -56,7 +65,8 @@ def resource_info(scenario: Scenario) -> dict:
             (names.index(e.resource), *iv.window_days, e.units)
             for iv in scenario.interventions
             for e in iv.of_kind(CapacityChange)
-        ),
+        )
+        + planned,
     }
 
 

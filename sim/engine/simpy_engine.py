@@ -32,6 +32,7 @@ from sim.model.acquisition import Cohort
 from sim.model.intervention import CapacityChange, ReferralRateFactor
 from sim.model.logit import credited_moves, transition_matrices, treated_matrix
 from sim.model.market import MARKET_CHANNEL
+from sim.model.resource import Resource
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -72,6 +73,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     if queues_on:
         units = _resources(env, s)
         resource_at = tuple(units[st.uses] if st.uses else None for st in s.journey.stages)
+        by_name = {r.name: r for r in s.resources}
+        # per stage: the queue priority of each persona (None: first come, first served)
+        rank_at = tuple(
+            tuple(by_name[st.uses].rank(n) for n in s.persona_names)
+            if st.uses and by_name[st.uses].discipline == "priority"
+            else None
+            for st in s.journey.stages
+        )
         patient = tuple(st.patience is not None for st in s.journey.stages)
         patience_laws = tuple(st.patience for st in s.journey.stages)
         patience_factor = [p.patience_factor for p in s.personas]
@@ -338,7 +347,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 following = bisect_right(cumulative[stage], u)
             if queues_on and (resource := resource_at[stage]) is not None:
                 queued = env.now
-                request = resource.request()
+                ranks = rank_at[stage]
+                request = resource.request() if ranks is None else resource.request(ranks[p])
                 # a free unit is granted at once: not yielding keeps the order of events
                 # exactly as without the resource
                 if not request.triggered:
@@ -450,36 +460,67 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     return build_event_log(c, cust, replication, moves, reaches, adopters, queues, scores)
 
 
+#: Queue priority of the requests that hold units out of use: ahead of every customer.
+BLOCKED = float("-inf")
+
+
 def _resources(env: simpy.Environment, s) -> dict[str, simpy.Resource]:
-    """The scenario's resources. One whose capacity an intervention changes holds its largest
-    capacity, and high-priority blockers hold the units not in force: released when the
-    window opens, taken back (ahead of any waiting customer, as units come free) when it
-    closes."""
-    changes: dict[str, list[tuple[float, float, int]]] = {}
+    """The scenario's resources. One whose capacity varies (a schedule, changes from given
+    days, capacity-change interventions) holds its largest capacity, and a controller holds
+    the units not in force with requests ahead of every customer: released when capacity
+    rises, taken back as units come free when it drops (customers in service finish)."""
+    added: dict[str, list[tuple[float, float, int]]] = {}
     for iv in s.interventions:
         for e in iv.of_kind(CapacityChange):
-            changes.setdefault(e.resource, []).append((*iv.window_days, e.units))
+            added.setdefault(e.resource, []).append((*iv.window_days, e.units))
     out: dict[str, simpy.Resource] = {}
     for r in s.resources:
-        if r.name not in changes:
-            out[r.name] = simpy.Resource(env, capacity=r.capacity)
+        extra = added.get(r.name, [])
+        if not r.varies and not extra:
+            kind = simpy.PriorityResource if r.discipline == "priority" else simpy.Resource
+            out[r.name] = kind(env, capacity=r.capacity)
             continue
-        extra = changes[r.name]
-        resource = simpy.PriorityResource(env, capacity=r.capacity + sum(u for *_, u in extra))
+        steps = capacity_in_force(r, extra, s.horizon_days, s.first_weekday)
+        resource = simpy.PriorityResource(env, capacity=max(1, *(u for _, u in steps)))
         out[r.name] = resource
-        for start, end, units in extra:
-            env.process(_blocker(env, resource, start, end, units))
+        env.process(_controller(env, resource, steps))
     return out
 
 
-def _blocker(env: simpy.Environment, resource: simpy.PriorityResource, start, end, units):
-    """Keeps ``units`` out of use before ``start`` and from ``end`` on."""
-    held = [resource.request(priority=-1) for _ in range(units)]
-    if start > 0:
-        yield env.all_of(held)
-        yield env.timeout(start)
-    for request in held:
-        resource.release(request)
-    if end < math.inf:
-        yield env.timeout(end - env.now)
-        yield env.all_of([resource.request(priority=-1) for _ in range(units)])
+def capacity_in_force(
+    r: Resource, added: list[tuple[float, float, int]], horizon_days: float, first_weekday: int
+) -> list[tuple[float, int]]:
+    """(from day, units in force) at each change over the horizon: the resource's own plan
+    plus the units interventions add for their windows."""
+    plan = r.plan(horizon_days, first_weekday)
+    days = sorted(
+        {d for d, _ in plan}
+        | {w for start, end, _ in added for w in (start, end) if w < horizon_days}
+    )
+    starts = [d for d, _ in plan]
+    steps: list[tuple[float, int]] = []
+    for day in days:
+        units = plan[bisect_right(starts, day) - 1][1]
+        units += sum(u for start, end, u in added if start <= day < end)
+        if not steps or steps[-1][1] != units:
+            steps.append((day, units))
+    return steps
+
+
+def _controller(env: simpy.Environment, resource: simpy.PriorityResource, steps):
+    """Keeps ``resource.capacity - units`` units out of use from each (day, units) step on."""
+    top = resource.capacity
+    held: list[simpy.resources.resource.PriorityRequest] = []
+    for day, units in steps:
+        if day > env.now:
+            yield env.timeout(day - env.now)
+        want = top - units
+        # blockers are granted in the order they asked: those still waiting are the last
+        while len(held) > want:
+            request = held.pop()
+            if request.triggered:
+                resource.release(request)
+            else:
+                request.cancel()
+        while len(held) < want:
+            held.append(resource.request(priority=BLOCKED))

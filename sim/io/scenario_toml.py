@@ -20,7 +20,7 @@ from sim.model.journey import Journey, Stage
 from sim.model.market import Market, Referrals, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
-from sim.model.resource import Resource
+from sim.model.resource import WEEKDAYS, Resource
 from sim.model.satisfaction import Satisfaction
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
@@ -57,7 +57,7 @@ _SECTIONS = {
     "cost": ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"),
     "market": ("size", "external_rate"),
     "word_of_mouth": ("stages", "rate"),
-    "resource": ("name", "capacity"),
+    "resource": ("name", "capacity", "schedule", "changes", "discipline", "priority"),
     "referrals": ("stages", "rate", "conversion", "persona_factors"),
     "satisfaction": ("start", "persona_start", "per_day_waited", "abandoned", "effects"),
 }
@@ -303,7 +303,20 @@ def _referrals(t: Any) -> Referrals | None:
 def _resource(t: dict[str, Any]) -> Resource:
     label = _label("resource", t)
     _check_keys(t, "resource", label)
-    return Resource(name=_get(t, "name", str, label), capacity=_get(t, "capacity", int, label))
+    if "capacity" not in t and "schedule" not in t:
+        raise ScenarioError(
+            "missing field 'capacity'",
+            field=label,
+            fix="add capacity = 5, or a weekly schedule = { mon = 5, ..., sun = 0 }",
+        )
+    return Resource(
+        name=_get(t, "name", str, label),
+        capacity=_get(t, "capacity", int, label, 0),
+        schedule=_get(t, "schedule", (dict, list), label, ()),
+        changes=tuple(_get(t, "changes", list, label, [])),
+        discipline=_get(t, "discipline", str, label, "fifo"),
+        priority=_get(t, "priority", dict, label, {}),
+    )
 
 
 def _section(t: Any, key: str) -> dict[str, Any] | None:
@@ -624,7 +637,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
         if sat.persona_start:
             data["satisfaction"]["persona_start"] = dict(sat.persona_start)
     if s.resources:
-        data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
+        data["resource"] = [_resource_to_dict(r) for r in s.resources]
     if s.market is not None:
         data["market"] = {"size": s.market.size, "external_rate": s.market.external_rate}
     if s.word_of_mouth is not None:
@@ -633,6 +646,22 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "rate": s.word_of_mouth.rate,
         }
     return data
+
+
+def _resource_to_dict(r: Resource) -> dict[str, Any]:
+    def units(capacity: int, schedule: tuple[int, ...]) -> dict[str, Any]:
+        if schedule:
+            return {"schedule": dict(zip(WEEKDAYS, schedule, strict=True))}
+        return {"capacity": capacity}
+
+    row: dict[str, Any] = {"name": r.name, **units(r.capacity, r.schedule)}
+    if r.changes:
+        row["changes"] = [{"day": c.day, **units(c.capacity, c.schedule)} for c in r.changes]
+    if r.discipline != "fifo":
+        row["discipline"] = r.discipline
+    if r.priority:
+        row["priority"] = dict(r.priority)
+    return row
 
 
 def _intervention_to_dict(iv: Intervention) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from sim.model.market import (
     WordOfMouth,
 )
 from sim.model.persona import Effect, Persona
-from sim.model.resource import Resource
+from sim.model.resource import CapacityFrom, Resource
 from sim.model.satisfaction import Satisfaction, SatisfactionEffect
 from sim.model.scenario import Scenario
 
@@ -40,6 +40,7 @@ __all__ = [
     "ArrivalRateFactor",
     "Arrivals",
     "CapacityChange",
+    "CapacityFrom",
     "Channel",
     "ChurnFactor",
     "Cohort",

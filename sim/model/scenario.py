@@ -250,6 +250,14 @@ class Scenario:
             raise ScenarioError("resources must be Resource objects", field="resource")
         names = [r.name for r in resources]
         check_unique(names, "resource", "resource")
+        for r in resources:
+            for persona, _ in r.priority:
+                if persona not in self.persona_names:
+                    raise ScenarioError(
+                        f"unknown persona '{persona}'",
+                        field=f"resource '{r.name}', field 'priority'",
+                        fix=suggest(persona, self.persona_names),
+                    )
         for iv in self.interventions:
             for e in iv.of_kind(CapacityChange):
                 if e.resource not in names:
@@ -309,6 +317,13 @@ class Scenario:
                 fix="change the channels' rate_per_day instead",
             )
         return self.replace(acquisition=Cohort(size=n))
+
+    @property
+    def first_weekday(self) -> int:
+        """Weekday of day 0 (0 Monday .. 6 Sunday): that of ``start_date``, else Monday."""
+        if self.start_date is None:
+            return 0
+        return datetime.date.fromisoformat(self.start_date[:10]).weekday()
 
     @property
     def persona_names(self) -> tuple[str, ...]:
