@@ -48,6 +48,7 @@ from sim.model import (
     six_stage,
 )
 from sim.model.distributions import Empirical, Exponential, Fixed, Gamma, Lognormal, Weibull
+from sim.model.market import NegativeWordOfMouth
 from sim.model.resource import CapacityFrom
 from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run import compare, package_version, run
@@ -95,6 +96,7 @@ __all__ = [
     "Journey",
     "Lognormal",
     "Market",
+    "NegativeWordOfMouth",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",

@@ -91,6 +91,15 @@ REACH_SCHEMA: dict[str, type] = {
     "reach_time": np.float64,
 }
 
+#: Columns of the negative word-of-mouth records: one per person a detractor reached.
+DETRACTOR_SCHEMA: dict[str, type] = {
+    "detractor_replication": np.int32,
+    "detractor_customer": np.int32,
+    "detractor_time": np.float64,
+    "detractor_reached": np.int32,
+    "detractor_lost": np.float64,
+}
+
 #: How many offending rows an error message lists.
 SHOWN = 5
 
@@ -139,6 +148,15 @@ class EventLog:
     reach_customer: np.ndarray | None = None
     reach_intervention: np.ndarray | None = None
     reach_time: np.ndarray | None = None
+    #: one record per person a detractor (a customer who churned dissatisfied) reached:
+    #: replication, the detractor, the day, the customer the person is or became (-1: not a
+    #: customer by the horizon; the last contact before they became one), and the expected
+    #: conversions lost at their decisions while put off by that contact
+    detractor_replication: np.ndarray | None = None
+    detractor_customer: np.ndarray | None = None
+    detractor_time: np.ndarray | None = None
+    detractor_reached: np.ndarray | None = None
+    detractor_lost: np.ndarray | None = None
     #: calendar date of day 0 (ISO 8601), when the log has one
     start_date: str | None = None
     #: rows left out when reading, by reason (``read_events(..., errors="skip")``)
@@ -162,6 +180,7 @@ class EventLog:
             "reach_customer": np.zeros(0, dtype=np.int32),
             "reach_intervention": np.zeros(0, dtype=np.int16),
             "reach_time": np.zeros(0),
+            **{name: np.zeros(0, dtype=dtype) for name, dtype in DETRACTOR_SCHEMA.items()},
         }
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -214,7 +233,7 @@ class EventLog:
     def concat(logs: Sequence[EventLog]) -> EventLog:
         """Join the logs of separate replications (numbered as in each log)."""
         first = logs[0]
-        names = (*COLUMNS, *REACH_SCHEMA)
+        names = (*COLUMNS, *REACH_SCHEMA, *DETRACTOR_SCHEMA)
         cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in names}
         skipped: dict[str, int] = {}
         for log in logs:

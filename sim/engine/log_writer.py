@@ -90,6 +90,7 @@ def build_event_log(
     market: MarketCustomers | None = None,
     queues: tuple[array, array] | None = None,
     satisfaction: array | None = None,
+    detractors: tuple[array, array, array, array] | None = None,
 ) -> EventLog:
     """The run's moves plus the entry rows, merged in time order, and the reach records.
 
@@ -115,6 +116,7 @@ def build_event_log(
     customer = customer[order].astype(np.int32)
     persona, channel, total = cust.persona, cust.channel, n
     referrer = None
+    number = None
     if market is not None:
         arrival = np.concatenate([cust.arrival, market.arrival])
         total = len(arrival)
@@ -138,6 +140,21 @@ def build_event_log(
         sat = c.scenario.satisfaction
         start = np.array([sat.start_of(name) for name in c.scenario.persona_names])
         score = merged(start[cust.persona], satisfaction, np.float64)
+    records = {}
+    if detractors is not None:
+        # ``detractors``: who talked, when, whom (run number or -1), conversions lost
+        talker = np.frombuffer(detractors[0], dtype=np.int_)
+        reached = np.frombuffer(detractors[2], dtype=np.int_)
+        if number is not None:
+            talker = number[talker]
+            reached = np.where(reached >= 0, number[np.maximum(reached, 0)], -1)
+        records = {
+            "detractor_replication": np.full(len(talker), replication, dtype=np.int32),
+            "detractor_customer": talker.astype(np.int32),
+            "detractor_time": np.frombuffer(detractors[1], dtype=np.float64).copy(),
+            "detractor_reached": reached.astype(np.int32),
+            "detractor_lost": np.frombuffer(detractors[3], dtype=np.float64).copy(),
+        }
     wait = abandoned = None
     if queues is not None:
         wait = merged(np.zeros(n), queues[0], np.float64)
@@ -163,6 +180,7 @@ def build_event_log(
         reach_customer=reach_customer,
         reach_intervention=np.frombuffer(reaches[1], dtype=np.int16).copy(),
         reach_time=np.frombuffer(reaches[2], dtype=np.float64).copy(),
+        **records,
     )
 
 

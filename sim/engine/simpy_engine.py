@@ -26,11 +26,24 @@ from sim.engine.compiled import CompiledScenario
 from sim.engine.limits import runaway
 from sim.engine.log_writer import MarketCustomers, build_event_log
 from sim.engine.market import MARKET_BLOCK, MarketProcess, market_key
-from sim.engine.streams import OVERFLOW, VALUE_BLOCK, draw_customers, name_key, stream
+from sim.engine.streams import (
+    DETRACTOR,
+    OVERFLOW,
+    VALUE_BLOCK,
+    draw_customers,
+    name_key,
+    stream,
+)
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
 from sim.model.intervention import CapacityChange, ReferralRateFactor
-from sim.model.logit import credited_moves, transition_matrices, treated_matrix
+from sim.model.logit import (
+    credited_moves,
+    forward_moves,
+    purchase_roles,
+    transition_matrices,
+    treated_matrix,
+)
 from sim.model.market import MARKET_CHANNEL
 from sim.model.resource import Resource
 
@@ -112,10 +125,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         # per (persona, interventions acting, stage): (target, log-probability) of each way out
         log_rows: dict[tuple[int, int, int], list[tuple[int, float]]] = {}
 
-        def shifted_choice(p: int, active: int, stage: int, u: float, score: float) -> int:
-            """The next stage with coefficient x score added to the log-odds of the
-            satisfaction effects' transitions (the rule of sim.model.logit, in plain Python:
-            this runs once per decision)."""
+        def ways_out(p: int, active: int, stage: int) -> list[tuple[int, float]]:
+            """(target, log-probability) of each way out, after persona and interventions."""
             key = (p, active, stage)
             ways = log_rows.get(key)
             if ways is None:
@@ -126,6 +137,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     row = base_rows[p, stage]
                 ways = [(j, math.log(q)) for j, q in enumerate(row.tolist()) if q > 0]
                 log_rows[key] = ways
+            return ways
+
+        def shifted_choice(p: int, active: int, stage: int, u: float, score: float) -> int:
+            """The next stage with coefficient x score added to the log-odds of the
+            satisfaction effects' transitions (the rule of sim.model.logit, in plain Python:
+            this runs once per decision)."""
+            ways = ways_out(p, active, stage)
             shift = shifts[stage]
             logits = [lp + shift.get(j, 0.0) * score for j, lp in ways]
             top = max(logits)  # shift by the maximum so that exp cannot overflow
@@ -136,6 +154,73 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     return j
                 target -= w
             return ways[-1][0]  # rounding: u reached the end
+
+    # negative word of mouth: customers who churn below the threshold put people off
+    wom = s.word_of_mouth
+    neg = wom.negative if wom is not None else None
+    neg_on = neg is not None
+    if neg_on:
+        churn_end = tuple(purchase_roles(s.journey)[0].any(axis=0).tolist())
+        threshold, lasting_days, talking = neg.threshold, neg.lasting, neg.talking
+        named = neg.stages or (s.journey.entry,)
+        # the odds ratio acts only where it changes something (1: nothing, by the rule)
+        put_off_at = tuple(n in named and neg.odds_ratio != 1 for n in c.names)
+        ahead = [frozenset(np.flatnonzero(row).tolist()) for row in forward_moves(s.journey)]
+        log_ratio = math.log(neg.odds_ratio)
+        det_customer, det_time, det_reached, det_lost = (
+            array("l"),
+            array("d"),
+            array("l"),
+            array("d"),
+        )
+        put_off_until, put_off_contact = [0.0] * n_customers, [-1] * n_customers
+
+        def put_off_choice(p: int, active: int, stage: int, u: float, score: float):
+            """The next stage of a customer a detractor put off: log(odds_ratio) added to the
+            log-odds of every way forward (and the satisfaction shift, as for anyone); with
+            the conversions this decision loses in expectation (forward share before less
+            after)."""
+            shift, forward = shifts[stage], ahead[stage]
+            ways = ways_out(p, active, stage)
+            logits = [lp + shift.get(j, 0.0) * score for j, lp in ways]
+            put = [
+                x + log_ratio if j in forward else x for (j, _), x in zip(ways, logits, strict=True)
+            ]
+            top = max(max(logits), max(put))  # shift by the maximum: exp cannot overflow
+            plain = [math.exp(x - top) for x in logits]
+            weights = [math.exp(x - top) for x in put]
+            ahead_of = [j in forward for j, _ in ways]
+            before = sum(w for w, a in zip(plain, ahead_of, strict=True) if a) / sum(plain)
+            total = sum(weights)
+            after = sum(w for w, a in zip(weights, ahead_of, strict=True) if a) / total
+            target = u * total
+            for (j, _), w in zip(ways, weights, strict=True):
+                if target < w:
+                    return j, before - after
+                target -= w
+            return ways[-1][0], before - after  # rounding: u reached the end
+
+        def detractor(k: int):
+            """A detractor's contacts: a Poisson process at ``rate`` over ``talking`` days,
+            drawn from their own stream (keyed by who they are, not by event order)."""
+            if k >= n_customers:
+                key = (market_key(), DETRACTOR, k - n_customers)
+            else:
+                key = (channel_keys[channel_of[k]], DETRACTOR, cust.first + local_of[k])
+            rng = stream(seed, replication, *key)
+            n = int(rng.poisson(neg.rate * talking))
+            days = np.sort(rng.uniform(0.0, talking, n)).tolist()
+            who = rng.random(n).tolist()
+            start = env.now
+            for day, u in zip(days, who, strict=True):
+                if start + day > env.now:
+                    yield timeout(start + day - env.now)
+                now = env.now
+                j = market.put_off.contact(u, market.adopted, now + lasting_days, len(det_time))
+                det_customer.append(k)
+                det_time.append(now)
+                det_reached.append(n_customers + j if j >= 0 else -1)
+                det_lost.append(0.0)
 
     ivs = s.interventions
     # capacity changes act on resources: they reach no customer
@@ -251,6 +336,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 add_abandoned(0)
             if sat_on:
                 add_score(start_score[block.persona[row]])
+            if neg_on:
+                found = market.put_off.adopt(block.put_off[row], j)
+                until, contact = found if found is not None else (0.0, -1)
+                put_off_until.append(until)
+                put_off_contact.append(contact)
+                if contact >= 0:
+                    det_reached[contact] = k
             process(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
@@ -323,6 +415,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
             refer(k, w, active & ~budgets.closed)
         while (slot := slots[stage]) >= 0:
+            if neg_on:
+                entered = env.now
             moves += 1
             if moves > max_moves:
                 raise runaway(c, k, stage, env.now, max_moves)
@@ -374,6 +468,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 score = min(max(score, -1.0), 1.0)
                 if not gave_up and score and shifts[stage]:
                     following = shifted_choice(p, active, stage, u, score)
+                # decided on entering the stage: put off if a detractor reached them lately
+                if neg_on and put_off_at[stage] and not gave_up and put_off_until[k] > entered:
+                    following, lost = put_off_choice(p, active, stage, u, score)
+                    det_lost[put_off_contact[k]] += lost
             if purchase[following]:
                 if purchases < VALUE_BLOCK:
                     value = value_item[tab](row_of[k] * VALUE_BLOCK + purchases)
@@ -401,6 +499,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 add_wait(waited)
                 add_abandoned(gave_up)
                 waited, gave_up = 0.0, 0
+            if neg_on and churn_end[following] and score < threshold:
+                process(detractor(k))
             if influencing and influencing[stage] != influencing[following]:
                 influence(1 if influencing[following] else -1)
             left = stage
@@ -457,7 +557,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         )
     queues = (log_wait, log_abandoned) if queues_on else None
     scores = log_score if sat_on else None
-    return build_event_log(c, cust, replication, moves, reaches, adopters, queues, scores)
+    detractors = (det_customer, det_time, det_reached, det_lost) if neg_on else None
+    return build_event_log(
+        c, cust, replication, moves, reaches, adopters, queues, scores, detractors
+    )
 
 
 #: Queue priority of the requests that hold units out of use: ahead of every customer.

@@ -36,6 +36,9 @@ CLOCK, SOURCE = 7, 8
 PATIENCE = 9
 #: Purpose of the uniform that picks the referrer of a market adoption made by referral.
 REFERRER = 10
+#: Purposes of negative word of mouth: a detractor's contacts (keyed by the detractor), and
+#: the uniform that says whether a market adopter is someone a detractor put off.
+DETRACTOR, PUT_OFF = 11, 12
 
 
 def name_key(name: str) -> int:

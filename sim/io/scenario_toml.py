@@ -17,7 +17,7 @@ from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
 from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
-from sim.model.market import Market, Referrals, WordOfMouth
+from sim.model.market import Market, NegativeWordOfMouth, Referrals, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
 from sim.model.resource import WEEKDAYS, Resource
@@ -56,7 +56,15 @@ _SECTIONS = {
     ),
     "cost": ("fixed", "per_reached", "per_conversion", "per_referral", "per_unit_day"),
     "market": ("size", "external_rate"),
-    "word_of_mouth": ("stages", "rate"),
+    "word_of_mouth": ("stages", "rate", "negative"),
+    "word_of_mouth.negative": (
+        "rate",
+        "threshold",
+        "odds_ratio",
+        "lasting",
+        "talking_days",
+        "stages",
+    ),
     "resource": ("name", "capacity", "schedule", "changes", "discipline", "priority"),
     "referrals": ("stages", "rate", "conversion", "persona_factors"),
     "satisfaction": ("start", "persona_start", "per_day_waited", "abandoned", "effects"),
@@ -344,9 +352,27 @@ def _word_of_mouth(t: Any) -> WordOfMouth | None:
     t = _section(t, "word_of_mouth")
     if t is None:
         return None
+    negative = _negative(t.get("negative"))
+    quiet = negative is not None  # negative word of mouth alone: no stages, no rate
     return WordOfMouth(
         stages=_names(t, "stages", "word_of_mouth"),
-        rate=_get(t, "rate", float, "word_of_mouth"),
+        rate=_get(t, "rate", float, "word_of_mouth", 0.0 if quiet else ...),
+        negative=negative,
+    )
+
+
+def _negative(t: Any) -> NegativeWordOfMouth | None:
+    key = "word_of_mouth.negative"
+    t = _section(t, key)
+    if t is None:
+        return None
+    return NegativeWordOfMouth(
+        rate=_get(t, "rate", float, key),
+        threshold=_get(t, "threshold", float, key),
+        odds_ratio=_get(t, "odds_ratio", float, key),
+        lasting=_get(t, "lasting", float, key),
+        talking_days=_get(t, "talking_days", float, key, None),
+        stages=_names(t, "stages", key),
     )
 
 
@@ -645,6 +671,16 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "stages": list(s.word_of_mouth.stages),
             "rate": s.word_of_mouth.rate,
         }
+        neg = s.word_of_mouth.negative
+        if neg is not None:
+            data["word_of_mouth"]["negative"] = {
+                "rate": neg.rate,
+                "threshold": neg.threshold,
+                "odds_ratio": neg.odds_ratio,
+                "lasting": neg.lasting,
+                **({"talking_days": neg.talking_days} if neg.talking_days is not None else {}),
+                **({"stages": list(neg.stages)} if neg.stages else {}),
+            }
     return data
 
 

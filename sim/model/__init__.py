@@ -22,6 +22,7 @@ from sim.model.market import (
     REFERRAL_CHANNEL,
     WORD_OF_MOUTH_CHANNEL,
     Market,
+    NegativeWordOfMouth,
     Referrals,
     WordOfMouth,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Intervention",
     "Journey",
     "Market",
+    "NegativeWordOfMouth",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",

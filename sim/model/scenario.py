@@ -11,13 +11,14 @@ from sim.errors import ScenarioError, check_unique, suggest
 from sim.model.acquisition import Acquisition, Arrivals, Cohort
 from sim.model.intervention import CapacityChange, Intervention, ReferralRateFactor
 from sim.model.journey import Journey
-from sim.model.logit import check_effects, check_interventions
+from sim.model.logit import check_effects, check_interventions, forward_moves
 from sim.model.loops import check_zero_time_loops
 from sim.model.market import (
     MARKET_CHANNEL,
     REFERRAL_CHANNEL,
     WORD_OF_MOUTH_CHANNEL,
     Market,
+    NegativeWordOfMouth,
     Referrals,
     WordOfMouth,
 )
@@ -171,6 +172,8 @@ class Scenario:
                         field="word_of_mouth, field 'stages'",
                         fix=suggest(stage, self.journey.names),
                     )
+        if wom is not None and wom.negative is not None:
+            self._check_negative(wom.negative)
         self._check_referrals()
         if market is not None and isinstance(self.acquisition, Arrivals):
             for name in (MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, REFERRAL_CHANNEL):
@@ -180,6 +183,31 @@ class Scenario:
                         field="acquisition, field 'channel'",
                         fix="rename the channel",
                     )
+
+    def _check_negative(self, neg: NegativeWordOfMouth) -> None:
+        where = "word_of_mouth.negative"
+        if self.satisfaction is None:
+            raise ScenarioError(
+                "negative word of mouth needs satisfaction scores (detractors churn below the "
+                "threshold)",
+                field=where,
+                fix="add a [satisfaction] section",
+            )
+        forward = forward_moves(self.journey)
+        for stage in neg.stages or (self.journey.entry,):
+            if stage not in self.journey.names:
+                raise ScenarioError(
+                    f"unknown stage '{stage}'",
+                    field=f"{where}, field 'stages'",
+                    fix=suggest(stage, self.journey.names),
+                )
+            if not forward[self.journey.index(stage)].any():
+                raise ScenarioError(
+                    f"no way out of '{stage}' leads toward a purchase: the odds ratio would "
+                    "change nothing there",
+                    field=f"{where}, field 'stages'",
+                    fix="name the stages where customers decide whether to go on",
+                )
 
     def _check_referrals(self) -> None:
         ref = self.referrals
