@@ -569,6 +569,7 @@ def _validate(log: EventLog) -> None:
             _fail(f"codes outside [{low}, {high if np.isscalar(high) else 'count'})", name, bad)
 
     in_range("replication", 0, reps)
+    _validate_detractors(log, in_range)
     if n == 0:
         return
     in_range("customer", 0, np.asarray(log.customers)[log.replication])
@@ -656,6 +657,28 @@ def _validate(log: EventLog) -> None:
     bad = moves[~allowed[log.from_stage[moves], log.to_stage[moves]]]
     if len(bad):
         _fail("moves along no edge of the journey", "to_stage", bad)
+
+
+def _validate_detractors(log: EventLog, in_range) -> None:
+    """Negative word-of-mouth records: one length, customers of their replication, losses
+    of expected conversions >= 0, days within the horizon."""
+    for name, dtype in DETRACTOR_SCHEMA.items():
+        col = getattr(log, name)
+        if col.dtype != dtype or len(col) != len(log.detractor_customer):
+            _fail(f"must be {np.dtype(dtype)} with one entry per detractor record", name)
+    if not len(log.detractor_customer):
+        return
+    in_range("detractor_replication", 0, len(log.customers))
+    size = np.asarray(log.customers)[log.detractor_replication]
+    in_range("detractor_customer", 0, size)
+    in_range("detractor_reached", -1, size)
+    bad = np.flatnonzero(~(log.detractor_lost >= 0) | ~np.isfinite(log.detractor_lost))
+    if len(bad):
+        _fail("lost conversions must be finite and >= 0", "detractor_lost", bad)
+    t = log.detractor_time
+    bad = np.flatnonzero(~((t >= 0) & (t <= log.horizon_days)))
+    if len(bad):
+        _fail("contact days must lie within [0, horizon]", "detractor_time", bad)
 
 
 def _validate_queues(log: EventLog, entry: np.ndarray) -> None:

@@ -5,6 +5,7 @@ the log as without the section (a property), the scenario file's fields and thei
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -89,6 +90,9 @@ def test_put_off_customers_convert_by_the_log_odds_rule():
     summary = detractor_summary(log).set_index("metric")["mean"]
     assert math.isclose(summary["lost_conversions"] * 2, log.detractor_lost.sum())
     assert summary["people_reached"] > summary["became_customers"] > 0
+    broken = dataclasses.replace(log, detractor_reached=log.detractor_reached + 10**6)
+    with pytest.raises(sim.EventLogError, match="detractor_reached"):
+        broken.validate()
 
 
 def test_put_off_conversion_check_fails_without_the_odds_ratio():
