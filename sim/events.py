@@ -95,6 +95,15 @@ REACH_SCHEMA: dict[str, type] = {
     "reach_time": np.float64,
 }
 
+#: Columns of the negative word-of-mouth records: one per person a detractor reached.
+DETRACTOR_SCHEMA: dict[str, type] = {
+    "detractor_replication": np.int32,
+    "detractor_customer": np.int32,
+    "detractor_time": np.float64,
+    "detractor_reached": np.int32,
+    "detractor_lost": np.float64,
+}
+
 #: How many offending rows an error message lists.
 SHOWN = 5
 
@@ -145,6 +154,15 @@ class EventLog:
     reach_customer: np.ndarray | None = None
     reach_intervention: np.ndarray | None = None
     reach_time: np.ndarray | None = None
+    #: one record per person a detractor (a customer who churned dissatisfied) reached:
+    #: replication, the detractor, the day, the customer the person is or became (-1: not a
+    #: customer by the horizon; the last contact before they became one), and the expected
+    #: conversions lost at their decisions while put off by that contact
+    detractor_replication: np.ndarray | None = None
+    detractor_customer: np.ndarray | None = None
+    detractor_time: np.ndarray | None = None
+    detractor_reached: np.ndarray | None = None
+    detractor_lost: np.ndarray | None = None
     #: calendar date of day 0 (ISO 8601), when the log has one
     start_date: str | None = None
     #: rows left out when reading, by reason (``read_events(..., errors="skip")``)
@@ -176,6 +194,7 @@ class EventLog:
             "reach_customer": np.zeros(0, dtype=np.int32),
             "reach_intervention": np.zeros(0, dtype=np.int16),
             "reach_time": np.zeros(0),
+            **{name: np.zeros(0, dtype=dtype) for name, dtype in DETRACTOR_SCHEMA.items()},
         }
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -228,7 +247,7 @@ class EventLog:
     def concat(logs: Sequence[EventLog]) -> EventLog:
         """Join the logs of separate replications (numbered as in each log)."""
         first = logs[0]
-        names = (*COLUMNS, *REACH_SCHEMA)
+        names = (*COLUMNS, *REACH_SCHEMA, *DETRACTOR_SCHEMA)
         cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in names}
         skipped: dict[str, int] = {}
         for log in logs:
@@ -579,6 +598,7 @@ def _validate(log: EventLog) -> None:
             _fail(f"codes outside [{low}, {high if np.isscalar(high) else 'count'})", name, bad)
 
     in_range("replication", 0, reps)
+    _validate_detractors(log, in_range)
     if n == 0:
         return
     in_range("customer", 0, np.asarray(log.customers)[log.replication])
@@ -666,6 +686,28 @@ def _validate(log: EventLog) -> None:
     bad = moves[~allowed[log.from_stage[moves], log.to_stage[moves]]]
     if len(bad):
         _fail("moves along no edge of the journey", "to_stage", bad)
+
+
+def _validate_detractors(log: EventLog, in_range) -> None:
+    """Negative word-of-mouth records: one length, customers of their replication, losses
+    of expected conversions >= 0, days within the horizon."""
+    for name, dtype in DETRACTOR_SCHEMA.items():
+        col = getattr(log, name)
+        if col.dtype != dtype or len(col) != len(log.detractor_customer):
+            _fail(f"must be {np.dtype(dtype)} with one entry per detractor record", name)
+    if not len(log.detractor_customer):
+        return
+    in_range("detractor_replication", 0, len(log.customers))
+    size = np.asarray(log.customers)[log.detractor_replication]
+    in_range("detractor_customer", 0, size)
+    in_range("detractor_reached", -1, size)
+    bad = np.flatnonzero(~(log.detractor_lost >= 0) | ~np.isfinite(log.detractor_lost))
+    if len(bad):
+        _fail("lost conversions must be finite and >= 0", "detractor_lost", bad)
+    t = log.detractor_time
+    bad = np.flatnonzero(~((t >= 0) & (t <= log.horizon_days)))
+    if len(bad):
+        _fail("contact days must lie within [0, horizon]", "detractor_time", bad)
 
 
 def _validate_queues(log: EventLog, entry: np.ndarray) -> None:

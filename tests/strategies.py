@@ -344,3 +344,81 @@ def scenarios_with_outcomes(draw, max_customers: int = 20) -> sim.Scenario:
         )
         scenario = scenario.with_interventions(goodwill)
     return scenario
+
+
+@st.composite
+def scenarios_with_referral_budget(draw, max_customers: int = 10) -> sim.Scenario:
+    """A referral scenario whose reward programme pays per referral (and perhaps per customer
+    reached and per conversion) from a budget that may run out."""
+    scenario = draw(scenarios_with_referrals(max_customers))
+    journey = scenario.journey
+    # referrals from the entry stage on, in a market of a few hundred: rewards add up
+    scenario = scenario.replace(
+        acquisition=sim.Cohort(size=draw(st.integers(1, max_customers))),
+        market=sim.Market(size=draw(st.integers(100, 400)), external_rate=0.01),
+        referrals=sim.Referrals(
+            stages=(journey.entry, *journey.transient),
+            rate=draw(st.floats(0.5, 3)),
+            conversion=draw(st.floats(0.5, 1)),
+        ),
+    )
+    fixed = draw(st.floats(0, 20))
+    programme = sim.Intervention(
+        name="reward",
+        stages=(journey.entry,),
+        lasting=draw(st.booleans()),
+        reach=draw(st.floats(0.5, 1)),
+        effects=(sim.ReferralRateFactor(factor=draw(st.floats(0.5, 4))),),
+        cost=sim.Cost(
+            fixed=fixed,
+            per_reached=draw(st.sampled_from([0.0, 1.0])),
+            per_conversion=draw(st.sampled_from([0.0, 2.5])),
+            per_referral=draw(st.floats(1, 30)),
+        ),
+        budget=fixed + draw(st.floats(0, 100)),
+    )
+    return scenario.replace(interventions=(programme,))
+
+
+@st.composite
+def scenarios_with_capacity_plans(draw, max_customers: int = 30) -> sim.Scenario:
+    """A scenario with resources whose capacity follows a weekly schedule (some days 0) and
+    changes from given days, a queue by persona priority on some, and a capacity-change
+    intervention on some; a start date on some (day 0 is then not a Monday)."""
+    scenario = draw(scenarios_with_resources(max_customers))
+    week = st.lists(st.integers(0, 3), min_size=7, max_size=7).filter(any)
+    resources = []
+    for r in scenario.resources:
+        fields: dict = {"name": r.name}
+        if draw(st.booleans()):
+            fields["schedule"] = tuple(draw(week))
+        else:
+            fields["capacity"] = draw(st.integers(1, 3))
+        days = draw(st.lists(st.floats(0.5, 20), max_size=2, unique=True))
+        fields["changes"] = tuple(
+            sim.CapacityFrom(day=d, schedule=tuple(draw(week)))
+            if draw(st.booleans())
+            else sim.CapacityFrom(day=d, capacity=draw(st.integers(1, 4)))
+            for d in sorted(days)
+        )
+        if draw(st.booleans()):
+            names = scenario.persona_names
+            fields["discipline"] = "priority"
+            fields["priority"] = {names[0]: draw(st.integers(-2, 2))}
+        resources.append(sim.Resource(**fields))
+    interventions = ()
+    if draw(st.booleans()):
+        start = draw(st.floats(0, 10))
+        interventions = (
+            sim.Intervention(
+                name="hire",
+                window_days=(start, start + draw(st.floats(0.5, 10))),
+                effects=(sim.CapacityChange(resource="r0", units=draw(st.integers(1, 2))),),
+            ),
+        )
+    return scenario.replace(
+        resources=tuple(resources),
+        interventions=interventions,
+        start_date=draw(st.sampled_from([None, "2025-01-01", "2025-03-09"])),
+        horizon_days=min(scenario.horizon_days, 40.0),
+    )

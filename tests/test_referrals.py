@@ -4,6 +4,8 @@ twin that must fail), properties of the referral records, reward costs, the anal
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,7 +19,7 @@ from sim.analysis.adoption import (
     referral_summary,
 )
 from sim.events import ENTRY
-from tests.strategies import scenarios_with_referrals
+from tests.strategies import scenarios_with_referral_budget, scenarios_with_referrals
 from tests.validation import SCENARIOS, K, bass_scenario, pure_birth_moments
 
 SIZE, REPLICATIONS = 500, 60
@@ -249,3 +251,47 @@ def test_mean_field_names_the_interventions_it_leaves_out():
     assert "launch" in curve.attrs["method"]
     alone = sim.expected_adoption(scenario, days=np.array([30.0]))
     assert np.allclose(curve["adopted"], alone["adopted"])
+
+
+@settings(max_examples=25)
+@given(scenarios_with_referral_budget())
+def test_referral_rewards_never_exceed_the_budget(scenario):
+    """Whatever the programme pays for (customers reached, conversions, referrals), its total
+    cost in each replication stays within its budget, and every referral credited to it is
+    paid one reward."""
+    programme = scenario.interventions[0]
+    result = sim.run(scenario, replications=2, seed=scenario.seed)
+    costs = result.costs()
+    total, referrals = (costs[c].to_numpy(float) for c in ("total", "referrals"))
+    assert (total <= programme.budget + 1e-6).all()
+    paid = costs["referral_cost"].to_numpy(float)
+    assert np.allclose(paid, referrals * programme.cost.per_referral)
+
+
+def test_a_spent_referral_budget_stops_rewards_and_the_rate_factor():
+    """The bundled programme with a budget of 2,300 (fixed cost 2,000, reward 20) pays exactly
+    (2300 - 2000) / 20 = 15 rewards per replication, though referrals go on; after the last
+    paid one no referral is credited to it, and with its rate factor gone fewer customers are
+    referred than with no cap (same seed, common random numbers)."""
+    scenario = sim.load_scenario(SCENARIOS / "referral_programme.toml").replace(
+        horizon_days=150, market=sim.Market(size=5000, external_rate=0.0002)
+    )
+    capped = scenario.replace(interventions=(replace(scenario.interventions[0], budget=2300.0),))
+    free = sim.run(scenario, replications=2, seed=2)
+    paid = sim.run(capped, replications=2, seed=2)
+    costs = paid.costs()
+    assert (costs["referrals"] == 15).all() and (costs["total"] == 2300).all()
+    assert (free.costs()["referrals"] > 15).all()
+    log = paid.log
+    referred = (log.from_stage == ENTRY) & (log.referrer >= 0)
+    for r in range(2):
+        mine = referred & (log.replication == r)
+        credited = mine & (log.treatment & 1 > 0)
+        last_paid = log.time[credited].max()
+        assert (log.time[mine] > last_paid).any()  # referrals go on, unpaid
+        assert not (credited & (log.time > last_paid)).any()
+
+    def n_referred(log):
+        return ((log.from_stage == ENTRY) & (log.referrer >= 0)).sum()
+
+    assert n_referred(paid.log) < n_referred(free.log)

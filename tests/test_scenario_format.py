@@ -84,6 +84,7 @@ def test_the_complete_example_uses_every_field_and_runs(tmp_path):
 
 #: sections, fields and effect kinds of customers who interact, shown in their own example
 INTERACTING = {"market", "word_of_mouth", "referrals", "resource", "satisfaction"}
+INTERACTING |= {"word_of_mouth.negative"}
 INTERACTING_FIELDS = {"uses", "patience", "abandon_to", "patience_factor"}
 INTERACTING_FIELDS |= {"per_referral", "per_unit_day", "per_credit"}
 INTERACTING_KINDS = {"referral_rate_factor", "capacity_change"}
@@ -97,7 +98,10 @@ def test_the_interacting_example_uses_every_field_of_its_sections_and_runs(tmp_p
     block = next(b for b in _toml_blocks() if "[market]" in b)
     data = tomllib.loads(block)
     for section in INTERACTING:
-        tables = data[section] if isinstance(data[section], list) else [data[section]]
+        table = data
+        for part in section.split("."):  # a sub-table such as word_of_mouth.negative
+            table = table[part]
+        tables = table if isinstance(table, list) else [table]
         assert set(_SECTIONS[section]) <= {k for t in tables for k in t}, section
     used = {k for t in data["stage"] + data["persona"] for k in t}
     used |= {k for t in data["intervention"] for k in t.get("cost", {})}

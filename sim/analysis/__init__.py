@@ -4,6 +4,7 @@ purchase, per-replication metrics, statistics and comparison tables. Never runs 
 from sim.analysis.adoption import (
     acquisition_sources,
     adoption_curve,
+    detractor_summary,
     fit_bass,
     k_factor_by_cohort,
     referral_depth,
@@ -34,6 +35,7 @@ __all__ = [
     "credited_purchases",
     "customer_arrays",
     "customer_table",
+    "detractor_summary",
     "fit_bass",
     "funnel",
     "holm",

@@ -246,3 +246,41 @@ def k_factor_by_cohort(log: EventLog, period_days: float = 30.0) -> pd.DataFrame
             }
         )
     return pd.DataFrame(rows)
+
+
+def detractor_summary(log: EventLog) -> pd.DataFrame:
+    """Negative word of mouth per replication, as means with 95% CIs: ``detractors``
+    (customers who churned dissatisfied and talked), ``people_reached`` (contacts with the
+    market's people), ``reached_customers`` (contacts with someone already a customer, which
+    change nothing), ``became_customers`` (people reached before they became customers:
+    their last contact), and ``lost_conversions``: the conversions lost in expectation at the
+    decisions of customers while put off (each decision's forward probability without the
+    odds ratio less with it, summed)."""
+    entry = log.from_stage == ENTRY
+    key = log.customer_key()
+    arrival = np.full(int(log.customers.sum()), np.nan)
+    arrival[key[entry]] = log.time[entry]
+    offsets = np.concatenate([[0], np.cumsum(log.customers)[:-1]]).astype(np.int64)
+    rep = log.detractor_replication
+    reached = log.detractor_reached >= 0
+    whom = offsets[rep] + np.maximum(log.detractor_reached, 0)
+    after = reached & (arrival[whom] >= log.detractor_time)
+    metrics = {
+        "detractors": [],
+        "people_reached": [],
+        "reached_customers": [],
+        "became_customers": [],
+        "lost_conversions": [],
+    }
+    for r in range(log.replications):
+        mine = rep == r
+        metrics["detractors"].append(len(np.unique(log.detractor_customer[mine])))
+        metrics["people_reached"].append(mine.sum())
+        metrics["reached_customers"].append((mine & reached & ~after).sum())
+        metrics["became_customers"].append((mine & after).sum())
+        metrics["lost_conversions"].append(log.detractor_lost[mine].sum())
+    rows = []
+    for name, values in metrics.items():
+        mean, low, high = mean_ci(np.asarray(values, dtype=float))
+        rows.append({"metric": name, "mean": mean, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)

@@ -19,8 +19,8 @@ from sim.events import ENTRY, EventLog
 
 def queue_visits(log: EventLog, since: float = 0.0, until: float | None = None) -> pd.DataFrame:
     """One row per completed queue visit of customers who joined the queue in
-    [``since``, ``until``): replication, customer, stage, resource, joined (day), wait (days),
-    abandoned, service (days)."""
+    [``since``, ``until``): replication, customer, persona, stage, resource, joined (day),
+    wait (days), abandoned, service (days)."""
     if not log.resources:
         raise EventLogError(
             "the log has no resources: no stage queues for shared capacity",
@@ -44,6 +44,9 @@ def queue_visits(log: EventLog, since: float = 0.0, until: float | None = None) 
         {
             "replication": log.replication[rows],
             "customer": log.customer[rows],
+            "persona": pd.Categorical.from_codes(
+                log.persona[rows].astype(np.int64), categories=list(log.personas)
+            ),
             "stage": pd.Categorical.from_codes(stage, categories=list(log.stages)),
             "resource": pd.Categorical.from_codes(uses[stage], categories=list(log.resources)),
             "joined": joined,

@@ -1,4 +1,10 @@
-"""Spending of interventions in one replication: budgets shared by all customers."""
+"""Spending of interventions in one replication: budgets shared by all customers.
+
+Rewards for referrals (``Cost.per_referral``) are paid from the same budget, one reward per
+referral the programme is credited with, while what is left pays one more: the budget is
+never exceeded. Once it cannot, the intervention is *closed*: it reaches no one else, and the
+engine stops crediting referrals to it and stops applying its referral-rate factor.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ class Budgets:
         ivs = scenario.interventions
         self.per_reached = [iv.cost.per_reached for iv in ivs]
         self.per_conversion = [iv.cost.per_conversion for iv in ivs]
+        self.per_referral = [iv.cost.per_referral for iv in ivs]
         # what reaching and converting may spend: the budget less the fixed cost
         self.cap = [math.inf if iv.budget is None else iv.budget - iv.cost.fixed for iv in ivs]
         self.reserves = [
@@ -21,8 +28,12 @@ class Budgets:
         ]
         self.spent = [0.0] * len(ivs)
         self.reserved = [0.0] * len(ivs)
+        #: bit i set: intervention i's budget can no longer pay a referral reward
+        self.closed = 0
 
     def can_reach(self, i: int) -> bool:
+        if self.closed >> i & 1:
+            return False
         need = self.per_reached[i] + (self.per_conversion[i] if self.reserves[i] else 0.0)
         return self.spent[i] + self.reserved[i] + need <= self.cap[i] + 1e-9
 
@@ -44,3 +55,21 @@ class Budgets:
 
     def release(self, i: int) -> None:
         self.reserved[i] -= self.per_conversion[i]
+
+    def pays_rewards(self, i: int) -> bool:
+        """Intervention ``i`` pays referral rewards from a budget (a cap that may bind)."""
+        return self.per_referral[i] > 0 and self.cap[i] < math.inf
+
+    def pay_referral(self, i: int) -> bool:
+        """Pay one referral reward if the budget allows (False: not paid, nothing spent).
+        Closes the intervention when what is left cannot pay the next reward."""
+        if self.closed >> i & 1:
+            return False
+        reward = self.per_referral[i]
+        if self.spent[i] + self.reserved[i] + reward > self.cap[i] + 1e-9:
+            self.closed |= 1 << i
+            return False
+        self.spent[i] += reward
+        if self.spent[i] + self.reserved[i] + reward > self.cap[i] + 1e-9:
+            self.closed |= 1 << i
+        return True

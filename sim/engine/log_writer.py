@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from array import array
 from typing import NamedTuple
 
@@ -49,9 +50,17 @@ def log_metadata(scenario: Scenario) -> dict:
 def resource_info(scenario: Scenario) -> dict:
     """Resource names, capacities and the resource each stage uses (-1: none), for the log."""
     names = [r.name for r in scenario.resources]
+    plans = [r.plan(scenario.horizon_days, scenario.first_weekday) for r in scenario.resources]
+    # a schedule or changes from given days: units added (or taken, < 0) to the day-0 capacity
+    planned = tuple(
+        (code, day, plan[i + 1][0] if i + 1 < len(plan) else math.inf, units - plan[0][1])
+        for code, plan in enumerate(plans)
+        for i, (day, units) in enumerate(plan)
+        if units != plan[0][1]
+    )
     return {
         "resources": tuple(names),
-        "capacities": tuple(r.capacity for r in scenario.resources),
+        "capacities": tuple(plan[0][1] for plan in plans),
         "stage_resources": tuple(
             names.index(st.uses) if st.uses else -1 for st in scenario.journey.stages
         ),
@@ -59,7 +68,8 @@ def resource_info(scenario: Scenario) -> dict:
             (names.index(e.resource), *iv.window_days, e.units)
             for iv in scenario.interventions
             for e in iv.of_kind(CapacityChange)
-        ),
+        )
+        + planned,
     }
 
 
@@ -84,6 +94,7 @@ def build_event_log(
     queues: tuple[array, array] | None = None,
     satisfaction: array | None = None,
     outcomes: array | None = None,
+    detractors: tuple[array, array, array, array] | None = None,
 ) -> EventLog:
     """The run's moves plus the entry rows, merged in time order, and the reach records.
 
@@ -110,6 +121,7 @@ def build_event_log(
     customer = customer[order].astype(np.int32)
     persona, channel, total = cust.persona, cust.channel, n
     referrer = None
+    number = None
     if market is not None:
         arrival = np.concatenate([cust.arrival, market.arrival])
         total = len(arrival)
@@ -136,6 +148,21 @@ def build_event_log(
     outcome = None
     if outcomes is not None:
         outcome = merged(np.full(n, -1), outcomes, np.int16)
+    records = {}
+    if detractors is not None:
+        # ``detractors``: who talked, when, whom (run number or -1), conversions lost
+        talker = np.frombuffer(detractors[0], dtype=np.int_)
+        reached = np.frombuffer(detractors[2], dtype=np.int_)
+        if number is not None:
+            talker = number[talker]
+            reached = np.where(reached >= 0, number[np.maximum(reached, 0)], -1)
+        records = {
+            "detractor_replication": np.full(len(talker), replication, dtype=np.int32),
+            "detractor_customer": talker.astype(np.int32),
+            "detractor_time": np.frombuffer(detractors[1], dtype=np.float64).copy(),
+            "detractor_reached": reached.astype(np.int32),
+            "detractor_lost": np.frombuffer(detractors[3], dtype=np.float64).copy(),
+        }
     wait = abandoned = None
     if queues is not None:
         wait = merged(np.zeros(n), queues[0], np.float64)
@@ -162,6 +189,7 @@ def build_event_log(
         reach_customer=reach_customer,
         reach_intervention=np.frombuffer(reaches[1], dtype=np.int16).copy(),
         reach_time=np.frombuffer(reaches[2], dtype=np.float64).copy(),
+        **records,
     )
 
 

@@ -32,7 +32,15 @@ import numpy as np
 import simpy
 
 from sim.engine.compiled import CompiledScenario
-from sim.engine.streams import CLOCK, REFERRER, SOURCE, draw_journeys, name_key, stream
+from sim.engine.streams import (
+    CLOCK,
+    PUT_OFF,
+    REFERRER,
+    SOURCE,
+    draw_journeys,
+    name_key,
+    stream,
+)
 from sim.model.market import MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL
 
 #: Adopters whose numbers are drawn together (a fixed size, so the keys do not depend on it).
@@ -52,6 +60,8 @@ class MarketBlock:
     patience: np.ndarray | None
     source: list[float]  # uniforms U_j
     referrer: list[float]  # uniforms picking the referrer
+    #: uniforms saying whether the adopter is someone detractors reached (None: no detractors)
+    put_off: list[float] | None = None
 
 
 def market_key() -> int:
@@ -77,7 +87,50 @@ def draw_block(c: CompiledScenario, seed: int, replication: int, block: int) -> 
         source=stream(seed, *head, SOURCE).random(n).tolist(),
         referrer=stream(seed, *head, REFERRER).random(n).tolist(),
         patience=patience,
+        put_off=(
+            stream(seed, *head, PUT_OFF).random(n).tolist()
+            if s.word_of_mouth is not None and s.word_of_mouth.negative is not None
+            else None
+        ),
     )
+
+
+class PutOff:
+    """The market's people whom detractors reached and who are not yet customers.
+
+    The market's non-customers are alike but for this, so only those reached are tracked, as
+    slots (put off until, contact number) in no particular order: a contact lands on one of
+    the *N* people at random (uniform ``u``): on a customer (the first ``adopted`` numbers),
+    on a tracked person (their days start again) or on an untracked one (a new slot); an
+    adopter is one of the non-customers at random (uniform ``v``), tracked or not."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.slots: list[tuple[float, int]] = []
+
+    def contact(self, u: float, adopted: int, until: float, number: int) -> int:
+        """A contact now: the adopter number it reached if a customer, else -1."""
+        x = u * self.size
+        if x < adopted:
+            return int(x)
+        i = int(x - adopted)
+        if i < len(self.slots):
+            self.slots[i] = (until, number)
+        else:
+            self.slots.append((until, number))
+        return -1
+
+    def adopt(self, v: float, adopted: int) -> tuple[float, int] | None:
+        """The adopter after ``adopted`` others: (put off until, last contact) when a
+        detractor reached them, else None."""
+        i = int(v * (self.size - adopted))
+        if i >= len(self.slots):
+            return None
+        last = self.slots.pop()
+        if i == len(self.slots):
+            return last
+        found, self.slots[i] = self.slots[i], last
+        return found
 
 
 class Referrers:
@@ -105,6 +158,17 @@ class Referrers:
         if last != k:
             group[i] = last
             self.where[last] = (key, i)
+
+    def regroup(self, bit: int, reweigh: Callable[[float, int], float]) -> None:
+        """Interventions ``bit`` stop acting on referrals: every referrer they acted on moves
+        to the weight ``reweigh(weight, active)`` without them."""
+        moving = [(key, group) for key, group in self.groups.items() if key[1] & bit and group]
+        for key, group in moving:
+            del self.groups[key]
+            w, active = key
+            for k in group:
+                del self.where[k]
+                self.add(k, reweigh(w, active), active & ~bit)
 
     @property
     def weight(self) -> float:
@@ -173,6 +237,9 @@ class MarketProcess:
         self.due = math.inf  # when the next adoption happens, as things stand
         self.pending: simpy.Event | None = None  # the timeout that will wake the process
         self.pending_time = math.inf
+        neg = wom.negative if wom is not None else None
+        #: people detractors put off (None: no negative word of mouth)
+        self.put_off = PutOff(self.size) if neg is not None else None
 
     def block(self, j: int) -> tuple[MarketBlock, int]:
         """The block holding adopter ``j``'s numbers, and their row in it."""
@@ -209,6 +276,14 @@ class MarketProcess:
         """Customer ``k`` left a referring stage, now."""
         self._advance()
         self.referrers.remove(k)
+        self.referral_weight = self.referrers.weight
+        self._schedule()
+
+    def stop_factors(self, bit: int, reweigh: Callable[[float, int], float]) -> None:
+        """Interventions ``bit`` (a programme whose budget is spent) stop acting on the
+        referrals of customers referring now, from now on."""
+        self._advance()
+        self.referrers.regroup(bit, reweigh)
         self.referral_weight = self.referrers.weight
         self._schedule()
 

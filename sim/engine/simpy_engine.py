@@ -27,6 +27,7 @@ from sim.engine.limits import runaway
 from sim.engine.log_writer import MarketCustomers, build_event_log
 from sim.engine.market import MARKET_BLOCK, MarketProcess, market_key
 from sim.engine.streams import (
+    DETRACTOR,
     OVERFLOW,
     VALUE_BLOCK,
     draw_customers,
@@ -37,8 +38,16 @@ from sim.engine.streams import (
 from sim.events import ENTRY, EventLog
 from sim.model.acquisition import Cohort
 from sim.model.intervention import CapacityChange, ReferralRateFactor, SatisfactionChange
-from sim.model.logit import credited_moves, outcome_shares, transition_matrices, treated_matrix
+from sim.model.logit import (
+    credited_moves,
+    forward_moves,
+    outcome_shares,
+    purchase_roles,
+    transition_matrices,
+    treated_matrix,
+)
 from sim.model.market import MARKET_CHANNEL
+from sim.model.resource import Resource
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -79,6 +88,14 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     if queues_on:
         units = _resources(env, s)
         resource_at = tuple(units[st.uses] if st.uses else None for st in s.journey.stages)
+        by_name = {r.name: r for r in s.resources}
+        # per stage: the queue priority of each persona (None: first come, first served)
+        rank_at = tuple(
+            tuple(by_name[st.uses].rank(n) for n in s.persona_names)
+            if st.uses and by_name[st.uses].discipline == "priority"
+            else None
+            for st in s.journey.stages
+        )
         patient = tuple(st.patience is not None for st in s.journey.stages)
         patience_laws = tuple(st.patience for st in s.journey.stages)
         patience_factor = [p.patience_factor for p in s.personas]
@@ -111,10 +128,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         # per (persona, interventions acting, stage): (target, log-probability) of each way out
         log_rows: dict[tuple[int, int, int], list[tuple[int, float]]] = {}
 
-        def shifted_choice(p: int, active: int, stage: int, u: float, score: float) -> int:
-            """The next stage with coefficient x score added to the log-odds of the
-            satisfaction effects' transitions (the rule of sim.model.logit, in plain Python:
-            this runs once per decision)."""
+        def ways_out(p: int, active: int, stage: int) -> list[tuple[int, float]]:
+            """(target, log-probability) of each way out, after persona and interventions."""
             key = (p, active, stage)
             ways = log_rows.get(key)
             if ways is None:
@@ -125,6 +140,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     row = base_rows[p, stage]
                 ways = [(j, math.log(q)) for j, q in enumerate(row.tolist()) if q > 0]
                 log_rows[key] = ways
+            return ways
+
+        def shifted_choice(p: int, active: int, stage: int, u: float, score: float) -> int:
+            """The next stage with coefficient x score added to the log-odds of the
+            satisfaction effects' transitions (the rule of sim.model.logit, in plain Python:
+            this runs once per decision)."""
+            ways = ways_out(p, active, stage)
             shift = shifts[stage]
             logits = [lp + shift.get(j, 0.0) * score for j, lp in ways]
             top = max(logits)  # shift by the maximum so that exp cannot overflow
@@ -135,6 +157,73 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     return j
                 target -= w
             return ways[-1][0]  # rounding: u reached the end
+
+    # negative word of mouth: customers who churn below the threshold put people off
+    wom = s.word_of_mouth
+    neg = wom.negative if wom is not None else None
+    neg_on = neg is not None
+    if neg_on:
+        churn_end = tuple(purchase_roles(s.journey)[0].any(axis=0).tolist())
+        threshold, lasting_days, talking = neg.threshold, neg.lasting, neg.talking
+        named = neg.stages or (s.journey.entry,)
+        # the odds ratio acts only where it changes something (1: nothing, by the rule)
+        put_off_at = tuple(n in named and neg.odds_ratio != 1 for n in c.names)
+        ahead = [frozenset(np.flatnonzero(row).tolist()) for row in forward_moves(s.journey)]
+        log_ratio = math.log(neg.odds_ratio)
+        det_customer, det_time, det_reached, det_lost = (
+            array("l"),
+            array("d"),
+            array("l"),
+            array("d"),
+        )
+        put_off_until, put_off_contact = [0.0] * n_customers, [-1] * n_customers
+
+        def put_off_choice(p: int, active: int, stage: int, u: float, score: float):
+            """The next stage of a customer a detractor put off: log(odds_ratio) added to the
+            log-odds of every way forward (and the satisfaction shift, as for anyone); with
+            the conversions this decision loses in expectation (forward share before less
+            after)."""
+            shift, forward = shifts[stage], ahead[stage]
+            ways = ways_out(p, active, stage)
+            logits = [lp + shift.get(j, 0.0) * score for j, lp in ways]
+            put = [
+                x + log_ratio if j in forward else x for (j, _), x in zip(ways, logits, strict=True)
+            ]
+            top = max(max(logits), max(put))  # shift by the maximum: exp cannot overflow
+            plain = [math.exp(x - top) for x in logits]
+            weights = [math.exp(x - top) for x in put]
+            ahead_of = [j in forward for j, _ in ways]
+            before = sum(w for w, a in zip(plain, ahead_of, strict=True) if a) / sum(plain)
+            total = sum(weights)
+            after = sum(w for w, a in zip(weights, ahead_of, strict=True) if a) / total
+            target = u * total
+            for (j, _), w in zip(ways, weights, strict=True):
+                if target < w:
+                    return j, before - after
+                target -= w
+            return ways[-1][0], before - after  # rounding: u reached the end
+
+        def detractor(k: int):
+            """A detractor's contacts: a Poisson process at ``rate`` over ``talking`` days,
+            drawn from their own stream (keyed by who they are, not by event order)."""
+            if k >= n_customers:
+                key = (market_key(), DETRACTOR, k - n_customers)
+            else:
+                key = (channel_keys[channel_of[k]], DETRACTOR, cust.first + local_of[k])
+            rng = stream(seed, replication, *key)
+            n = int(rng.poisson(neg.rate * talking))
+            days = np.sort(rng.uniform(0.0, talking, n)).tolist()
+            who = rng.random(n).tolist()
+            start = env.now
+            for day, u in zip(days, who, strict=True):
+                if start + day > env.now:
+                    yield timeout(start + day - env.now)
+                now = env.now
+                j = market.put_off.contact(u, market.adopted, now + lasting_days, len(det_time))
+                det_customer.append(k)
+                det_time.append(now)
+                det_reached.append(n_customers + j if j >= 0 else -1)
+                det_lost.append(0.0)
 
     ivs = s.interventions
     # service outcomes drawn per visit, and satisfaction changes of interventions (credits)
@@ -298,6 +387,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             add_from(ENTRY)
             add_to(entry)
             add_value(value_item[table](row * VALUE_BLOCK) if purchase[entry] else 0.0)
+            if referrer_active and rewarded:
+                referrer_active = reward(referrer_active)
             # the interventions acting on the referrer brought this customer in
             add_treated(referrer_active)
             if referrer >= 0:
@@ -310,6 +401,13 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 add_score(start_score[block.persona[row]])
             if outcomes_on:
                 add_outcome(-1)
+            if neg_on:
+                found = market.put_off.adopt(block.put_off[row], j)
+                until, contact = found if found is not None else (0.0, -1)
+                put_off_until.append(until)
+                put_off_contact.append(contact)
+                if contact >= 0:
+                    det_reached[contact] = k
             process(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
@@ -326,7 +424,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
             weights: dict[tuple[int, int], float] = {}
 
             def referral_weight(p: int, active: int) -> float:
-                """Persona factor times the referral-rate factors acting (cached)."""
+                """Persona factor times the referral-rate factors acting (cached); those of
+                programmes whose budget is spent no longer act."""
+                active &= ~budgets.closed
                 w = weights.get((p, active))
                 if w is None:
                     w = persona_weight[p]
@@ -336,6 +436,25 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                                 w *= e.factor
                     weights[(p, active)] = w
                 return w
+
+            def reweigh(w: float, active: int) -> float:
+                """The weight of referrers of weight ``w`` once closed programmes stop."""
+                p = next(p for (p, a), v in weights.items() if a == active and v == w)
+                return referral_weight(p, active)
+
+        # referral rewards paid from a budget: the first the budget cannot pay closes the
+        # programme (sim.engine.budgets)
+        rewarded = [i for i in range(len(ivs)) if budgets.pays_rewards(i)]
+
+        def reward(active: int) -> int:
+            """Pay the rewards of one referral; the interventions it is credited to."""
+            before = budgets.closed
+            for i in rewarded:
+                if active >> i & 1 and not budgets.pay_referral(i):
+                    active &= ~(1 << i)
+            if budgets.closed != before and referring:
+                market.stop_factors(budgets.closed & ~before, reweigh)
+            return active
 
     def customer(k: int):
         # this loop runs once per transition of every customer: keep it lean
@@ -365,8 +484,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         if influencing and influencing[stage]:
             influence(1)
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
-            refer(k, w, active)
+            refer(k, w, active & ~budgets.closed)
         while (slot := slots[stage]) >= 0:
+            if neg_on:
+                entered = env.now
             if slot < end_slot[stage]:
                 slots[stage] = slot + 1
                 u = choice(base + slot)
@@ -396,7 +517,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 following = bisect_right(cumulative[stage], u)
             if queues_on and (resource := resource_at[stage]) is not None:
                 queued = env.now
-                request = resource.request()
+                ranks = rank_at[stage]
+                request = resource.request() if ranks is None else resource.request(ranks[p])
                 # a free unit is granted at once: not yielding keeps the order of events
                 # exactly as without the resource
                 if not request.triggered:
@@ -435,6 +557,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 score = min(max(score, -1.0), 1.0)
                 if not gave_up and score and shifts[stage]:
                     following = shifted_choice(p, active, stage, u, score)
+                # decided on entering the stage: put off if a detractor reached them lately
+                if neg_on and put_off_at[stage] and not gave_up and put_off_until[k] > entered:
+                    following, lost = put_off_choice(p, active, stage, u, score)
+                    det_lost[put_off_contact[k]] += lost
             if purchase[following]:
                 if purchases < VALUE_BLOCK:
                     value = value_item[tab](row_of[k] * VALUE_BLOCK + purchases)
@@ -463,6 +589,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 add_wait(waited)
                 add_abandoned(gave_up)
                 waited, gave_up = 0.0, 0
+            if neg_on and churn_end[following] and score < threshold:
+                process(detractor(k))
             if influencing and influencing[stage] != influencing[following]:
                 influence(1 if influencing[following] else -1)
             left = stage
@@ -477,7 +605,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 if referring[left]:
                     stop_referring(k)
                 if referring[stage] and (w := referral_weight(p, active)) > 0:
-                    refer(k, w, active)
+                    refer(k, w, active & ~budgets.closed)
         if held:
             for i in range(len(ivs)):
                 if held >> i & 1:
@@ -525,39 +653,82 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     queues = (log_wait, log_abandoned) if queues_on else None
     scores = log_score if sat_on else None
     outcomes = log_outcome if outcomes_on else None
-    return build_event_log(c, cust, replication, moves, reaches, adopters, queues, scores, outcomes)
+    detractors = (det_customer, det_time, det_reached, det_lost) if neg_on else None
+    return build_event_log(
+        c,
+        cust,
+        replication,
+        moves,
+        reaches,
+        adopters,
+        queues,
+        scores,
+        outcomes=outcomes,
+        detractors=detractors,
+    )
+
+
+#: Queue priority of the requests that hold units out of use: ahead of every customer.
+BLOCKED = float("-inf")
 
 
 def _resources(env: simpy.Environment, s) -> dict[str, simpy.Resource]:
-    """The scenario's resources. One whose capacity an intervention changes holds its largest
-    capacity, and high-priority blockers hold the units not in force: released when the
-    window opens, taken back (ahead of any waiting customer, as units come free) when it
-    closes."""
-    changes: dict[str, list[tuple[float, float, int]]] = {}
+    """The scenario's resources. One whose capacity varies (a schedule, changes from given
+    days, capacity-change interventions) holds its largest capacity, and a controller holds
+    the units not in force with requests ahead of every customer: released when capacity
+    rises, taken back as units come free when it drops (customers in service finish)."""
+    added: dict[str, list[tuple[float, float, int]]] = {}
     for iv in s.interventions:
         for e in iv.of_kind(CapacityChange):
-            changes.setdefault(e.resource, []).append((*iv.window_days, e.units))
+            added.setdefault(e.resource, []).append((*iv.window_days, e.units))
     out: dict[str, simpy.Resource] = {}
     for r in s.resources:
-        if r.name not in changes:
-            out[r.name] = simpy.Resource(env, capacity=r.capacity)
+        extra = added.get(r.name, [])
+        if not r.varies and not extra:
+            kind = simpy.PriorityResource if r.discipline == "priority" else simpy.Resource
+            out[r.name] = kind(env, capacity=r.capacity)
             continue
-        extra = changes[r.name]
-        resource = simpy.PriorityResource(env, capacity=r.capacity + sum(u for *_, u in extra))
+        steps = capacity_in_force(r, extra, s.horizon_days, s.first_weekday)
+        resource = simpy.PriorityResource(env, capacity=max(1, *(u for _, u in steps)))
         out[r.name] = resource
-        for start, end, units in extra:
-            env.process(_blocker(env, resource, start, end, units))
+        env.process(_controller(env, resource, steps))
     return out
 
 
-def _blocker(env: simpy.Environment, resource: simpy.PriorityResource, start, end, units):
-    """Keeps ``units`` out of use before ``start`` and from ``end`` on."""
-    held = [resource.request(priority=-1) for _ in range(units)]
-    if start > 0:
-        yield env.all_of(held)
-        yield env.timeout(start)
-    for request in held:
-        resource.release(request)
-    if end < math.inf:
-        yield env.timeout(end - env.now)
-        yield env.all_of([resource.request(priority=-1) for _ in range(units)])
+def capacity_in_force(
+    r: Resource, added: list[tuple[float, float, int]], horizon_days: float, first_weekday: int
+) -> list[tuple[float, int]]:
+    """(from day, units in force) at each change over the horizon: the resource's own plan
+    plus the units interventions add for their windows."""
+    plan = r.plan(horizon_days, first_weekday)
+    days = sorted(
+        {d for d, _ in plan}
+        | {w for start, end, _ in added for w in (start, end) if w < horizon_days}
+    )
+    starts = [d for d, _ in plan]
+    steps: list[tuple[float, int]] = []
+    for day in days:
+        units = plan[bisect_right(starts, day) - 1][1]
+        units += sum(u for start, end, u in added if start <= day < end)
+        if not steps or steps[-1][1] != units:
+            steps.append((day, units))
+    return steps
+
+
+def _controller(env: simpy.Environment, resource: simpy.PriorityResource, steps):
+    """Keeps ``resource.capacity - units`` units out of use from each (day, units) step on."""
+    top = resource.capacity
+    held: list[simpy.resources.resource.PriorityRequest] = []
+    for day, units in steps:
+        if day > env.now:
+            yield env.timeout(day - env.now)
+        want = top - units
+        # blockers are granted in the order they asked: those still waiting are the last
+        while len(held) > want:
+            request = held.pop()
+            if request.triggered:
+                resource.release(request)
+            else:
+                request.cancel()
+        while len(held) < want:
+            held.append(resource.request(priority=BLOCKED))

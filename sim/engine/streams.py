@@ -38,6 +38,9 @@ PATIENCE = 9
 REFERRER = 10
 #: Purpose of the uniforms that draw the service outcome of a visit (per stage and visit).
 OUTCOME = 11
+#: Purposes of negative word of mouth: a detractor's contacts (keyed by the detractor), and
+#: the uniform that says whether a market adopter is someone a detractor put off.
+DETRACTOR, PUT_OFF = 12, 13
 
 
 def name_key(name: str) -> int:

@@ -17,10 +17,10 @@ from sim.model.acquisition import Arrivals, Channel, Cohort
 from sim.model.builtin import BUILTIN_JOURNEYS, builtin_journey
 from sim.model.intervention import EFFECT_KINDS, Cost, Intervention
 from sim.model.journey import Journey, Stage
-from sim.model.market import Market, Referrals, WordOfMouth
+from sim.model.market import Market, NegativeWordOfMouth, Referrals, WordOfMouth
 from sim.model.persona import Effect, Persona
 from sim.model.presets import preset
-from sim.model.resource import Resource
+from sim.model.resource import WEEKDAYS, Resource
 from sim.model.satisfaction import Satisfaction
 from sim.model.scenario import DEFAULT_PERSONA, Scenario
 
@@ -63,8 +63,16 @@ _SECTIONS = {
         "per_credit",
     ),
     "market": ("size", "external_rate"),
-    "word_of_mouth": ("stages", "rate"),
-    "resource": ("name", "capacity"),
+    "word_of_mouth": ("stages", "rate", "negative"),
+    "word_of_mouth.negative": (
+        "rate",
+        "threshold",
+        "odds_ratio",
+        "lasting",
+        "talking_days",
+        "stages",
+    ),
+    "resource": ("name", "capacity", "schedule", "changes", "discipline", "priority"),
     "referrals": ("stages", "rate", "conversion", "persona_factors"),
     "satisfaction": (
         "start",
@@ -318,7 +326,20 @@ def _referrals(t: Any) -> Referrals | None:
 def _resource(t: dict[str, Any]) -> Resource:
     label = _label("resource", t)
     _check_keys(t, "resource", label)
-    return Resource(name=_get(t, "name", str, label), capacity=_get(t, "capacity", int, label))
+    if "capacity" not in t and "schedule" not in t:
+        raise ScenarioError(
+            "missing field 'capacity'",
+            field=label,
+            fix="add capacity = 5, or a weekly schedule = { mon = 5, ..., sun = 0 }",
+        )
+    return Resource(
+        name=_get(t, "name", str, label),
+        capacity=_get(t, "capacity", int, label, 0),
+        schedule=_get(t, "schedule", (dict, list), label, ()),
+        changes=tuple(_get(t, "changes", list, label, [])),
+        discipline=_get(t, "discipline", str, label, "fifo"),
+        priority=_get(t, "priority", dict, label, {}),
+    )
 
 
 def _section(t: Any, key: str) -> dict[str, Any] | None:
@@ -346,9 +367,27 @@ def _word_of_mouth(t: Any) -> WordOfMouth | None:
     t = _section(t, "word_of_mouth")
     if t is None:
         return None
+    negative = _negative(t.get("negative"))
+    quiet = negative is not None  # negative word of mouth alone: no stages, no rate
     return WordOfMouth(
         stages=_names(t, "stages", "word_of_mouth"),
-        rate=_get(t, "rate", float, "word_of_mouth"),
+        rate=_get(t, "rate", float, "word_of_mouth", 0.0 if quiet else ...),
+        negative=negative,
+    )
+
+
+def _negative(t: Any) -> NegativeWordOfMouth | None:
+    key = "word_of_mouth.negative"
+    t = _section(t, key)
+    if t is None:
+        return None
+    return NegativeWordOfMouth(
+        rate=_get(t, "rate", float, key),
+        threshold=_get(t, "threshold", float, key),
+        odds_ratio=_get(t, "odds_ratio", float, key),
+        lasting=_get(t, "lasting", float, key),
+        talking_days=_get(t, "talking_days", float, key, None),
+        stages=_names(t, "stages", key),
     )
 
 
@@ -644,7 +683,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
                 for stage, os in sat.outcomes
             }
     if s.resources:
-        data["resource"] = [{"name": r.name, "capacity": r.capacity} for r in s.resources]
+        data["resource"] = [_resource_to_dict(r) for r in s.resources]
     if s.market is not None:
         data["market"] = {"size": s.market.size, "external_rate": s.market.external_rate}
     if s.word_of_mouth is not None:
@@ -652,7 +691,33 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "stages": list(s.word_of_mouth.stages),
             "rate": s.word_of_mouth.rate,
         }
+        neg = s.word_of_mouth.negative
+        if neg is not None:
+            data["word_of_mouth"]["negative"] = {
+                "rate": neg.rate,
+                "threshold": neg.threshold,
+                "odds_ratio": neg.odds_ratio,
+                "lasting": neg.lasting,
+                **({"talking_days": neg.talking_days} if neg.talking_days is not None else {}),
+                **({"stages": list(neg.stages)} if neg.stages else {}),
+            }
     return data
+
+
+def _resource_to_dict(r: Resource) -> dict[str, Any]:
+    def units(capacity: int, schedule: tuple[int, ...]) -> dict[str, Any]:
+        if schedule:
+            return {"schedule": dict(zip(WEEKDAYS, schedule, strict=True))}
+        return {"capacity": capacity}
+
+    row: dict[str, Any] = {"name": r.name, **units(r.capacity, r.schedule)}
+    if r.changes:
+        row["changes"] = [{"day": c.day, **units(c.capacity, c.schedule)} for c in r.changes]
+    if r.discipline != "fifo":
+        row["discipline"] = r.discipline
+    if r.priority:
+        row["priority"] = dict(r.priority)
+    return row
 
 
 def _intervention_to_dict(iv: Intervention) -> dict[str, Any]:

@@ -24,11 +24,12 @@ from sim.model.market import (
     REFERRAL_CHANNEL,
     WORD_OF_MOUTH_CHANNEL,
     Market,
+    NegativeWordOfMouth,
     Referrals,
     WordOfMouth,
 )
 from sim.model.persona import Effect, Persona
-from sim.model.resource import Resource
+from sim.model.resource import CapacityFrom, Resource
 from sim.model.satisfaction import Outcome, Satisfaction, SatisfactionEffect
 from sim.model.scenario import Scenario
 
@@ -42,6 +43,7 @@ __all__ = [
     "ArrivalRateFactor",
     "Arrivals",
     "CapacityChange",
+    "CapacityFrom",
     "Channel",
     "ChurnFactor",
     "Cohort",
@@ -51,6 +53,7 @@ __all__ = [
     "Intervention",
     "Journey",
     "Market",
+    "NegativeWordOfMouth",
     "NewTransition",
     "OddsRatio",
     "OrderValueFactor",

@@ -137,6 +137,19 @@ def purchase_roles(journey: Journey) -> tuple[np.ndarray, np.ndarray]:
     return churn, repeat
 
 
+def forward_moves(journey: Journey) -> np.ndarray:
+    """S x S mask of moves forward, toward a purchase: into a purchase stage or a stage from
+    which one can still be reached (negative word of mouth's odds ratio acts on these)."""
+    base = base_matrix(journey) > 0
+    ahead = np.array([s.purchase for s in journey.stages])
+    while True:  # stages that lead to one that leads on, until nothing changes
+        more = ahead | (base & ahead[None, :]).any(axis=1)
+        if (more == ahead).all():
+            break
+        ahead = more
+    return base & ahead[None, :]
+
+
 def check_interventions(
     journey: Journey,
     personas: Sequence[str],

@@ -65,17 +65,102 @@ class Market:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NegativeWordOfMouth:
+    """Detractors put people off. A customer who churns (moves into an end only buyers can
+    reach) with a satisfaction below ``threshold`` becomes a detractor: for ``talking_days``
+    after churning (default: ``lasting``) they reach ``rate`` people a day, each one of the
+    market's *N* people at random. A person reached who is not yet a customer is put off for
+    ``lasting`` days from that contact (a later contact starts the days again); if they
+    become a customer meanwhile, their decisions in ``stages`` (default: the journey's entry
+    stage) made while put off have the odds of every way forward (into a stage from which a
+    purchase can still be reached) multiplied by ``odds_ratio`` through the log-odds rule of
+    :mod:`sim.model.logit`. A contact with someone already a customer changes nothing."""
+
+    rate: float
+    threshold: float
+    odds_ratio: float
+    lasting: float
+    talking_days: float | None = None
+    stages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = "word_of_mouth.negative"
+        object.__setattr__(
+            self,
+            "rate",
+            _rate(self.rate, f"{where}, field 'rate'", "give people reached per day, e.g. 0.5"),
+        )
+        th = self.threshold
+        if isinstance(th, bool) or not isinstance(th, int | float) or not -1 <= th <= 1:
+            raise ScenarioError(
+                f"threshold must be a satisfaction score in [-1, 1], got {th!r}",
+                field=f"{where}, field 'threshold'",
+                fix="e.g. threshold = -0.2: those who churn less satisfied than that talk",
+            )
+        object.__setattr__(self, "threshold", float(th))
+        ratio = self.odds_ratio
+        if (
+            isinstance(ratio, bool)
+            or not isinstance(ratio, int | float)
+            or not math.isfinite(ratio)
+            or ratio <= 0
+        ):
+            raise ScenarioError(
+                f"odds_ratio must be a number > 0, got {ratio!r}",
+                field=f"{where}, field 'odds_ratio'",
+                fix="e.g. odds_ratio = 0.7 (30% lower odds of going on); 1 changes nothing",
+            )
+        object.__setattr__(self, "odds_ratio", float(ratio))
+        for name in ("lasting", "talking_days"):
+            value = getattr(self, name)
+            if value is None and name == "talking_days":
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ScenarioError(
+                    f"{name} must be a number of days > 0, got {value!r}",
+                    field=f"{where}, field '{name}'",
+                    fix=f"e.g. {name} = 30",
+                )
+            object.__setattr__(self, name, float(value))
+        stages = (self.stages,) if isinstance(self.stages, str) else tuple(self.stages)
+        if not all(isinstance(s, str) for s in stages):
+            raise ScenarioError(
+                f"stages must be a list of stage names, got {self.stages!r}",
+                field=f"{where}, field 'stages'",
+                fix='e.g. stages = ["awareness"]',
+            )
+        object.__setattr__(self, "stages", stages)
+
+    @property
+    def talking(self) -> float:
+        """Days a detractor keeps talking after churning."""
+        return self.lasting if self.talking_days is None else self.talking_days
+
+
+@dataclass(frozen=True, kw_only=True)
 class WordOfMouth:
     """Customers in ``stages`` bring in the people of the market: each non-customer becomes
     a customer at ``rate`` x (share of the market in those stages) per day (the Bass
-    coefficient of imitation, q)."""
+    coefficient of imitation, q). ``negative``: detractors who put people off
+    (:class:`NegativeWordOfMouth`); with it alone, ``stages`` may be empty and ``rate`` 0."""
 
     stages: tuple[str, ...]
     rate: float
+    negative: NegativeWordOfMouth | None = None
 
     def __post_init__(self) -> None:
         stages = (self.stages,) if isinstance(self.stages, str) else tuple(self.stages)
-        if not stages or not all(isinstance(s, str) for s in stages):
+        if self.negative is not None and not isinstance(self.negative, NegativeWordOfMouth):
+            raise ScenarioError(
+                "negative must be a NegativeWordOfMouth", field="word_of_mouth.negative"
+            )
+        silent = self.negative is not None and not stages and self.rate == 0
+        if not silent and (not stages or not all(isinstance(s, str) for s in stages)):
             raise ScenarioError(
                 f"stages must be a non-empty list of stage names, got {self.stages!r}",
                 field="word_of_mouth, field 'stages'",

@@ -17,13 +17,14 @@ from sim.model.intervention import (
     SatisfactionChange,
 )
 from sim.model.journey import Journey
-from sim.model.logit import check_effects, check_interventions
+from sim.model.logit import check_effects, check_interventions, forward_moves
 from sim.model.loops import check_zero_time_loops
 from sim.model.market import (
     MARKET_CHANNEL,
     REFERRAL_CHANNEL,
     WORD_OF_MOUTH_CHANNEL,
     Market,
+    NegativeWordOfMouth,
     Referrals,
     WordOfMouth,
 )
@@ -177,6 +178,8 @@ class Scenario:
                         field="word_of_mouth, field 'stages'",
                         fix=suggest(stage, self.journey.names),
                     )
+        if wom is not None and wom.negative is not None:
+            self._check_negative(wom.negative)
         self._check_referrals()
         if market is not None and isinstance(self.acquisition, Arrivals):
             for name in (MARKET_CHANNEL, WORD_OF_MOUTH_CHANNEL, REFERRAL_CHANNEL):
@@ -186,6 +189,31 @@ class Scenario:
                         field="acquisition, field 'channel'",
                         fix="rename the channel",
                     )
+
+    def _check_negative(self, neg: NegativeWordOfMouth) -> None:
+        where = "word_of_mouth.negative"
+        if self.satisfaction is None:
+            raise ScenarioError(
+                "negative word of mouth needs satisfaction scores (detractors churn below the "
+                "threshold)",
+                field=where,
+                fix="add a [satisfaction] section",
+            )
+        forward = forward_moves(self.journey)
+        for stage in neg.stages or (self.journey.entry,):
+            if stage not in self.journey.names:
+                raise ScenarioError(
+                    f"unknown stage '{stage}'",
+                    field=f"{where}, field 'stages'",
+                    fix=suggest(stage, self.journey.names),
+                )
+            if not forward[self.journey.index(stage)].any():
+                raise ScenarioError(
+                    f"no way out of '{stage}' leads toward a purchase: the odds ratio would "
+                    "change nothing there",
+                    field=f"{where}, field 'stages'",
+                    fix="name the stages where customers decide whether to go on",
+                )
 
     def _check_referrals(self) -> None:
         ref = self.referrals
@@ -305,6 +333,14 @@ class Scenario:
             raise ScenarioError("resources must be Resource objects", field="resource")
         names = [r.name for r in resources]
         check_unique(names, "resource", "resource")
+        for r in resources:
+            for persona, _ in r.priority:
+                if persona not in self.persona_names:
+                    raise ScenarioError(
+                        f"unknown persona '{persona}'",
+                        field=f"resource '{r.name}', field 'priority'",
+                        fix=suggest(persona, self.persona_names),
+                    )
         for iv in self.interventions:
             for e in iv.of_kind(CapacityChange):
                 if e.resource not in names:
@@ -364,6 +400,13 @@ class Scenario:
                 fix="change the channels' rate_per_day instead",
             )
         return self.replace(acquisition=Cohort(size=n))
+
+    @property
+    def first_weekday(self) -> int:
+        """Weekday of day 0 (0 Monday .. 6 Sunday): that of ``start_date``, else Monday."""
+        if self.start_date is None:
+            return 0
+        return datetime.date.fromisoformat(self.start_date[:10]).weekday()
 
     @property
     def persona_names(self) -> tuple[str, ...]:
