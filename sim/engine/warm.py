@@ -19,7 +19,12 @@ were in at ``at`` (their last row before ``at``), with the time they had already
 - customers already in an end stage (lost, churned) are carried over unchanged.
 
 Personas: the log's own when every persona name of the log is one of the scenario's, else
-drawn from the scenario's shares. Each customer's numbers come from their own stream, keyed by
+drawn from the posterior given the customer's own history before ``at``: the persona's share
+times the likelihood of their recorded moves (days spent in each stage left, by the persona's
+dwell law, and the way out taken) and of their open visit (no recorded move in the ``e`` days
+since: :math:`\pi + (1 - \pi) S(e)`), the conditional forecast of BG/NBD done by simulation.
+Personas that do not differ on the stages the history covers are drawn from their shares (the
+posterior equals them). Each customer's numbers come from their own stream, keyed by
 their number in the log (``stream(seed, replication, WARM, customer)``: persona, silence, then
 per move dwell, choice and order value), so the same seed gives the same log whatever the
 number of workers.
