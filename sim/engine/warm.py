@@ -19,7 +19,12 @@ were in at ``at`` (their last row before ``at``), with the time they had already
 - customers already in an end stage (lost, churned) are carried over unchanged.
 
 Personas: the log's own when every persona name of the log is one of the scenario's, else
-drawn from the scenario's shares. Each customer's numbers come from their own stream, keyed by
+drawn from the posterior given the customer's own history before ``at``: the persona's share
+times the likelihood of their recorded moves (days spent in each stage left, by the persona's
+dwell law, and the way out taken) and of their open visit (no recorded move in the ``e`` days
+since: :math:`\pi + (1 - \pi) S(e)`), the conditional forecast of BG/NBD done by simulation.
+Personas that do not differ on the stages the history covers are drawn from their shares (the
+posterior equals them). Each customer's numbers come from their own stream, keyed by
 their number in the log (``stream(seed, replication, WARM, customer)``: persona, silence, then
 per move dwell, choice and order value), so the same seed gives the same log whatever the
 number of workers.
@@ -88,6 +93,10 @@ class WarmState:
     channels: tuple[str, ...]
     silent: np.ndarray  # per stage of the scenario: an end the log never records
     start_date: str | None
+    # every move of the carried-over customers before ``at``: (index into ``customer``,
+    # stage left, stage entered, days spent in the stage left); what the persona posterior
+    # conditions on, beside the open visit (``stage``, ``elapsed``)
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.customer)
@@ -181,6 +190,18 @@ def warm_state(scenario: Scenario, log: EventLog, at: str | float) -> WarmState:
     extra = tuple(c for c in log.channels if c not in channels)
     channels = channels + extra
     channel = np.array([channels.index(c) for c in log.channels], dtype=np.int64)[log.channel[rows]]
+    # each move's days in the stage it left: the time since the customer's row before it
+    by_customer = before[np.argsort(who, kind="stable")]  # rows stay in time order per customer
+    owner = log.customer[by_customer].astype(np.int64)
+    moved = np.flatnonzero(log.from_stage[by_customer] != ENTRY)
+    moved = moved[moved > 0]
+    moved = moved[owner[moved - 1] == owner[moved]]
+    history = (
+        np.searchsorted(customers, owner[moved]),
+        stage_code[log.from_stage[by_customer[moved]]],
+        stage_code[log.to_stage[by_customer[moved]]],
+        log.time[by_customer[moved]] - log.time[by_customer[moved - 1]],
+    )
     return WarmState(
         at=day,
         customer=customers.astype(np.int64),
@@ -191,6 +212,7 @@ def warm_state(scenario: Scenario, log: EventLog, at: str | float) -> WarmState:
         channels=channels,
         silent=silent,
         start_date=log.start_date,
+        history=history,
     )
 
 
@@ -239,6 +261,119 @@ def remaining(law: Distribution, e: np.ndarray, u: np.ndarray) -> np.ndarray:
         whole = dist.isf((1 - u) * left)
     r = whole - e
     return np.where((left > 0) & np.isfinite(r), np.maximum(r, 0.0), 0.0)
+
+
+def _scipy_law(law: Distribution):
+    """The scipy law of a dwell with a density (None: a fixed or empirical wait)."""
+    if isinstance(law, Exponential):
+        return stats.expon(scale=law.mean)
+    if isinstance(law, Fixed | Empirical):
+        return None
+    return _frozen(law)
+
+
+def _persona_law(c: CompiledScenario, p: int, stage: int):
+    """Persona ``p``'s scipy dwell law in ``stage`` (its dwell factor applied)."""
+    law = c.dwell[stage]
+    factor = float(c.dwell_factor[p, stage])
+    return _scipy_law(law.scaled(factor) if factor != 1.0 else law)
+
+
+def _covered(c: CompiledScenario, state: WarmState, which: np.ndarray) -> np.ndarray:
+    """Stages the history of customers ``which`` says something about: those they left and
+    those they wait in at ``at``."""
+    stages = [state.stage[which][~np.array(c.absorbing)[state.stage[which]]]]
+    if state.history is not None:
+        who, left = state.history[0], state.history[1]
+        stages.append(left[np.isin(who, which)])
+    return np.unique(np.concatenate(stages)).astype(np.int64)
+
+
+def personas_differ(c: CompiledScenario, state: WarmState, which: np.ndarray) -> bool:
+    """Whether the scenario's personas differ in dwell or ways out on a stage the history of
+    customers ``which`` covers (else their history says nothing about who they are)."""
+    if len(c.scenario.personas) < 2 or len(which) == 0:
+        return False
+    stages = _covered(c, state, which)
+    factors = c.dwell_factor[:, stages]
+    rows = np.array([[c.untreated[p][a] for a in stages] for p in range(len(c.untreated))])
+    return bool(np.any(factors != factors[0]) or np.any(rows != rows[0]))
+
+
+def history_log_likelihood(
+    c: CompiledScenario, state: WarmState, which: np.ndarray, p: int
+) -> np.ndarray:
+    r"""Log-likelihood of each customer's history before ``at`` (customers ``which``) were
+    they of persona ``p``: each recorded move (the days spent in the stage left, by the
+    persona's dwell law, and the way out taken) and the open visit (no recorded move in the
+    ``elapsed`` days since: :math:`\pi + (1 - \pi) S(e)` with :math:`\pi` the share of silent
+    ways out). A fixed or empirical wait has no density: such a stage counts by its ways out
+    only. Interventions in force before ``at`` are not known to the log and are left out."""
+    m = len(which)
+    pos = np.full(len(state), -1, dtype=np.int64)
+    pos[which] = np.arange(m)
+    ll = np.zeros(m)
+    rows = [_probability_row(np.array(r)) for r in c.untreated[p]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if state.history is not None:
+            who, left, entered, days = state.history
+            mine = pos[who] >= 0
+            who, left, entered, days = who[mine], left[mine], entered[mine], days[mine]
+            for a in np.unique(left):
+                g = np.flatnonzero(left == a)
+                term = np.log(rows[a][entered[g]])
+                law = _persona_law(c, p, int(a))
+                if law is not None:
+                    d = days[g]
+                    positive = d[d > 0]
+                    # a visit of 0 days (same-day moves) counts as half the shortest positive
+                    # one, as the fit counts it (a density may be infinite at 0)
+                    floor = positive.min() / 2 if len(positive) else 0.5
+                    term = term + law.logpdf(np.where(d > 0, d, floor))
+                ll += np.bincount(pos[who[g]], weights=term, minlength=m)
+        stage, e = state.stage[which], state.elapsed[which]
+        waiting = ~np.array(c.absorbing)[stage]
+        for a in np.unique(stage[waiting]):
+            g = np.flatnonzero(stage == a)
+            pi = float(rows[a][state.silent].sum())
+            law = _persona_law(c, p, int(a))
+            if law is None:
+                base = survival(c.dwell[a].scaled(float(c.dwell_factor[p, a])), e[g])
+                log_stay = np.log(base)
+            else:
+                log_stay = law.logsf(e[g])
+            ll[g] += np.logaddexp(np.log(pi), np.log1p(-pi) + log_stay)
+    return ll
+
+
+def posterior_personas(
+    c: CompiledScenario, state: WarmState, which: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Personas of customers ``which`` drawn, by inversion of uniforms ``u``, from the
+    posterior given their history: share of the persona times the likelihood of the history
+    under it (:func:`history_log_likelihood`). Personas that do not differ on the stages the
+    history covers leave the posterior equal to the shares, which are then drawn from
+    directly; so is a customer whose history no persona can have produced."""
+    shares = np.array([p.share for p in c.scenario.personas], dtype=float)
+    mix = np.cumsum(shares)
+    prior = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
+    if not personas_differ(c, state, which):
+        return prior
+    log_share = np.log(shares / shares.sum())
+    # two passes over the personas (the normaliser, then the inversion) keep memory at a
+    # few vectors per customer, however many personas (the gamma quadrature has 128)
+    total = np.full(len(which), -np.inf)
+    for p in range(len(shares)):
+        total = np.logaddexp(total, log_share[p] + history_log_likelihood(c, state, which, p))
+    known = np.isfinite(total)
+    cum = np.zeros(len(which))
+    chosen = np.zeros(len(which), dtype=np.int64)
+    for p in range(len(shares)):
+        weight = np.exp(log_share[p] + history_log_likelihood(c, state, which, p) - total)
+        cum += np.where(known, weight, 0.0)
+        chosen += cum <= u
+    chosen = np.minimum(chosen, len(shares) - 1)
+    return np.where(known, chosen, prior)
 
 
 class _Numbers:
@@ -368,9 +503,7 @@ def simulate_warm(c: CompiledScenario, state: WarmState, seed: int, replication:
     persona = state.persona.copy()
     draw = np.flatnonzero(persona < 0)
     if len(draw):
-        mix = np.cumsum([p.share for p in s.personas])
-        u = numbers(draw, PERSONA_SLOT)
-        persona[draw] = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
+        persona[draw] = posterior_personas(c, state, draw, numbers(draw, PERSONA_SLOT))
     reach = _Reach(c, state, persona, seed, replication) if s.interventions else None
     absorbing = np.array(c.absorbing)
     purchase = np.array(c.purchase)
