@@ -84,7 +84,7 @@ def test_same_seed_same_log(scenario, seed):
         c = _log(scenario, other_seed, other_rep)
         entry = scenario.journey.stage(scenario.journey.entry)
         continuous = isinstance(entry.dwell, sim.Exponential | sim.Gamma | sim.Weibull) or (
-            isinstance(entry.dwell, sim.Lognormal) and entry.dwell.sigma > 0
+            isinstance(entry.dwell, sim.Lognormal) and entry.dwell.sigma > 1e-6
         )
         moved = len(a) > scenario.acquisition.size or len(c) > scenario.acquisition.size
         if continuous and moved:

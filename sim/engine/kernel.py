@@ -18,6 +18,8 @@ them needs it, and dropped when no customer of the block can need it any more
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 from array import array
 from bisect import bisect_right
@@ -60,10 +62,21 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     draws = LazyDraws(c, seed, replication)
     # the run's closures, SimPy's queue and the events left in it go when _drive returns
     moves, reaches = _drive(c, draws, seed, replication)
-    entries = draws.entries()
     draws.close()
+    _return_freed_memory()
+    entries = draws.entries()
     time = moves[0][1]
     return scattered_event_log(c, replication, entries, moves, np.arange(len(time)), time, reaches)
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by the run back to the system (glibc keeps freed small blocks, which
+    the event log's large arrays, mapped afresh, cannot reuse); a no-op elsewhere."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -> tuple:

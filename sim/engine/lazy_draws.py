@@ -37,6 +37,8 @@ BLOCK_SHIFT = 12
 BLOCK = 1 << BLOCK_SHIFT
 #: Numbers drawn between two sweeps for blocks no customer can need any more.
 SWEEP_NUMBERS = 1 << 21
+#: A block that at most this many of its customers can need next keeps only their numbers.
+SPARSE_AT = BLOCK // 16
 #: Stage code of a customer who has not entered yet.
 NOT_STARTED = -1
 
@@ -177,11 +179,16 @@ class LazyDraws:
             ch, local = self._channel_of[k], self._local_of[k]
         b = local >> BLOCK_SHIFT
         key = (((ch * self._slots + self.c.first_slot[stage] + visit) << 32) | b) << 1
+        i = local & (BLOCK - 1)
         found = self._blocks.get(key)
         if found is None:
             found = self._draw_block(key, ch, b, stage, visit)
-        i = local & (BLOCK - 1)
-        return found[0](i), found[1](i)
+        try:
+            return found[0](i), found[1](i)
+        except KeyError:
+            # a sparse block without this customer: draw it again, whole
+            found = self._draw_block(key, ch, b, stage, visit)
+            return found[0](i), found[1](i)
 
     def _draw_block(self, key: int, ch: int, b: int, stage: int, visit: int) -> tuple:
         if self._drawn >= SWEEP_NUMBERS:
@@ -206,15 +213,20 @@ class LazyDraws:
             ch, local = self._channel_of[k], self._local_of[k]
         b = local >> BLOCK_SHIFT
         key = (((ch * 64 + purchase) << 32) | b) << 1 | 1
+        i = local & (BLOCK - 1)
         found = self._values.get(key)
-        if found is None:
-            if self._drawn >= SWEEP_NUMBERS:
-                self.sweep()
-            lo = b << BLOCK_SHIFT
-            hi = min(lo + BLOCK, self.sizes[ch])
-            found = self._values[key] = self._value_numbers(ch, lo, hi, purchase).item
-            self._drawn += hi - lo
-        return found(local & (BLOCK - 1))
+        if found is not None:
+            try:
+                return found(i)
+            except KeyError:
+                pass  # a sparse block without this customer: draw it again, whole
+        if self._drawn >= SWEEP_NUMBERS:
+            self.sweep()
+        lo = b << BLOCK_SHIFT
+        hi = min(lo + BLOCK, self.sizes[ch])
+        found = self._values[key] = self._value_numbers(ch, lo, hi, purchase).item
+        self._drawn += hi - lo
+        return found(i)
 
     def _value_numbers(self, ch: int, lo: int, hi: int, purchase: int) -> np.ndarray:
         persona = self.channel_persona[ch][lo:hi]
@@ -229,28 +241,41 @@ class LazyDraws:
         return self.number[ch][lo:hi]
 
     def sweep(self) -> None:
-        """Drop the blocks no customer of theirs can need any more."""
+        """Drop the numbers no customer can need next: a block none of whose customers can
+        make that visit next goes; one that only a few can keeps just their numbers (a
+        customer who needs a dropped number later gets the block drawn again: the same
+        numbers)."""
         self._drawn = 0
         c = self.c
-        where_stage, where_visit = {}, {}
+        where = {}
         for stage, (first, b) in enumerate(zip(c.first_slot, c.block, strict=True)):
             for visit in range(b):
-                where_stage[first + visit], where_visit[first + visit] = stage, visit
-        for key in list(self._blocks):
+                where[first + visit] = stage, visit
+        for key, found in list(self._blocks.items()):
             b = (key >> 1) & 0xFFFFFFFF
             ch, slot = divmod(key >> 33, self._slots)
-            stage, visit = where_stage[slot], where_visit[slot]
+            stage, visit = where[slot]
             who = self._customers(ch, b)
             can = self._reach[self._stage_view[who], stage]
-            if not (can & (self._visit_view[who, stage] <= visit)).any():
+            rows = np.flatnonzero(can & (self._visit_view[who, stage] == visit)).tolist()
+            if not rows:
                 del self._blocks[key]
-        for key in list(self._values):
+            elif len(rows) <= SPARSE_AT and isinstance(found[0].__self__, np.ndarray):
+                u, d = found
+                self._blocks[key] = (
+                    {i: u(i) for i in rows}.__getitem__,
+                    {i: d(i) for i in rows}.__getitem__,
+                )
+        for key, found in list(self._values.items()):
             b = (key >> 1) & 0xFFFFFFFF
             ch, purchase = divmod(key >> 33, 64)
             who = self._customers(ch, b)
             can = self._buys[self._stage_view[who]]
-            if not (can & (self._bought_view[who] <= purchase)).any():
+            rows = np.flatnonzero(can & (self._bought_view[who] == purchase)).tolist()
+            if not rows:
                 del self._values[key]
+            elif len(rows) <= SPARSE_AT and isinstance(found.__self__, np.ndarray):
+                self._values[key] = {i: found(i) for i in rows}.__getitem__
 
     def entries(self) -> tuple[np.ndarray, ...]:
         """Arrival, persona, channel and the value of the entry row of every customer, in
