@@ -106,7 +106,8 @@ class LazyDraws:
         self.channel_persona = [p[1] for p in parts]
         self.persona_list = array("h", self.persona.tobytes())
         self.eligible_list = array("q", eligible.astype(np.int64).tobytes())
-        self.arrival_list = self.arrival.tolist() if order is not None else None
+        cohort = isinstance(s.acquisition, Cohort)
+        self.arrival_list = None if cohort else self.arrival.tolist()
         # the state the engine keeps per customer, read here to drop blocks nobody needs
         stages = len(c.names)
         self.stage_of = array("h", np.full(n, NOT_STARTED, dtype=np.int16).tobytes())
