@@ -278,7 +278,6 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         advance(ev, k, stage, active)
 
     MOVE = (wake,)
-    BEGIN = (begin,)
 
     if isinstance(s.acquisition, Cohort):
         # the process path schedules every customer's start (urgent, at day 0) before the
@@ -296,24 +295,27 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         woken = False
 
         def arrive(ev: _Wake) -> None:
-            # the process path's source, step for step: start (urgent) each customer
-            # arriving by now; else wait ``day - now`` and start the customer on waking,
-            # whatever the clock reads then (the same clock arithmetic)
+            # the process path's source, step for step: each customer arriving by now
+            # starts, else the source waits ``day - now`` and starts the customer on waking,
+            # whatever the clock reads then (the same clock arithmetic). The process path
+            # starts them by urgent events run right after this one: starting them after the
+            # source has scheduled its next wait keeps every event in the same order.
             nonlocal position, woken
+            first = position
             while position < n:
                 if not woken and arrivals[position] > env.now:
                     woken = True
-                    ev.callbacks = (arrive,)
+                    ev.callbacks = ARRIVE
                     schedule(ev, NORMAL, arrivals[position] - env.now)
-                    return
+                    break
                 woken = False
-                customer = _Wake(position)
-                customer.callbacks = BEGIN
-                schedule(customer, URGENT, 0)
                 position += 1
+            for k in range(first, position):
+                begin(_Wake(k))
 
+        ARRIVE = (arrive,)
         source = _Wake(-1)
-        source.callbacks = (arrive,)
+        source.callbacks = ARRIVE
         schedule(source, URGENT, 0)
 
     was_enabled = gc.isenabled()
