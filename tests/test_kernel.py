@@ -61,7 +61,7 @@ def test_dropped_and_sparse_blocks_change_no_number(monkeypatch):
 
     def spy_sweep(self):
         sweep(self)
-        sparse.extend(k for k, f in self._blocks.items() if isinstance(f[0].__self__, dict))
+        sparse.extend(k for k, f in self._blocks.items() if isinstance(f[0], dict))
 
     monkeypatch.setattr(lazy_draws.LazyDraws, "_draw_block", spy_draw)
     monkeypatch.setattr(lazy_draws.LazyDraws, "sweep", spy_sweep)

@@ -88,7 +88,10 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
 
     # the moves, in the order they are made (which is time order)
     log_customer, log_time = array("i"), array("d")
-    log_from, log_to, log_value, log_treated = array("h"), array("h"), array("d"), array("q")
+    log_from, log_to, log_treated = array("h"), array("h"), array("q")
+    # order values, and the number of the move each belongs to
+    log_value, log_value_at = array("d"), array("q")
+    value_at = log_value_at.append
     add_customer, add_time = log_customer.append, log_time.append
     add_from, add_to, add_value = log_from.append, log_to.append, log_value.append
     add_treated = log_treated.append
@@ -189,10 +192,10 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     choice_and_dwell = draws.choice_and_dwell
     value_of = draws.value
 
-    def advance(ev: _Wake, k: int, stage: int, active: int) -> None:
-        """Customer ``k`` has entered ``stage`` (interventions settled): make the moves that
-        take no time, then schedule the event for the next wait, or end the journey."""
-        p = persona_of[k]
+    def advance(ev: _Wake, k: int, p: int, stage: int, active: int) -> None:
+        """Customer ``k`` (persona ``p``) has entered ``stage`` (interventions settled): make
+        the moves that take no time, then schedule the event for the next wait, or end the
+        journey."""
         while True:
             if ending[stage]:
                 ended(k, stage)
@@ -235,6 +238,8 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         """Record the move from ``stage`` to ``following`` now; settle the stage entered.
         Returns the interventions acting there."""
         if purchase[following]:
+            # most moves carry no value: values are recorded with the number of their move
+            value_at(len(log_time))
             count = bought[k]
             if count < VALUE_BLOCK:
                 value = value_of(k, count)
@@ -249,24 +254,24 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                         budgets.convert(i, bool(held >> i & 1))
                         held &= ~(1 << i)
                 held_of[k] = held
-        else:
-            value = 0.0
+            add_value(value)
         add_customer(k)
         add_time(env.now)
         add_from(stage)
         add_to(following)
-        add_value(value)
-        add_treated(active)
-        eligible = eligible_of[k]
-        return settle(k, following, eligible) if eligible else 0
+        if n_ivs:
+            add_treated(active)
+            eligible = eligible_of[k]
+            return settle(k, following, eligible) if eligible else 0
+        return 0
 
     def wake(ev: _Wake) -> None:
         # runs once per wait of every customer: keep it lean
         k = ev.k
-        stage = stage_of[k]
         p = persona_of[k]
-        active = move(k, p, stage, next_of[k], active_of[k] if n_ivs else 0)
-        advance(ev, k, next_of[k], active)
+        following = next_of[k]
+        active = move(k, p, stage_of[k], following, active_of[k] if n_ivs else 0)
+        advance(ev, k, p, following, active)
 
     def begin(ev: _Wake) -> None:
         k = ev.k
@@ -275,7 +280,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         if c.purchase[stage]:
             bought[k] = 1
         active = settle(k, stage, eligible) if eligible else 0
-        advance(ev, k, stage, active)
+        advance(ev, k, persona_of[k], stage, active)
 
     MOVE = (wake,)
 
@@ -327,13 +332,15 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         gc.unfreeze()
         if was_enabled:
             gc.enable()
+    values = np.zeros(len(log_time))
+    values[np.frombuffer(log_value_at, dtype=np.int64)] = np.frombuffer(log_value)
     moves = [
         (
             np.frombuffer(log_customer, dtype=np.int32),
             np.frombuffer(log_time, dtype=np.float64),
             np.frombuffer(log_from, dtype=np.int16),
             np.frombuffer(log_to, dtype=np.int16),
-            np.frombuffer(log_value, dtype=np.float64),
+            values,
             np.frombuffer(log_treated, dtype=np.int64) if n_ivs else None,
         )
     ]

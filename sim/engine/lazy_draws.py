@@ -118,7 +118,8 @@ class LazyDraws:
         self._bought_view = np.frombuffer(self.bought, dtype=np.uint8)
         self._reach = _reach_after_a_move(c)
         self._buys = self._reach[:, np.array(c.purchase, dtype=bool)].any(axis=1)
-        # columns: key -> (choice .item, dwell .item); values: key -> .item
+        # columns: key -> (choices, days), values: key -> values; each read by [row in the
+        # block]: memoryviews of a drawn block (read as Python floats), or dicts of the rows kept
         self._blocks: dict[int, tuple] = {}
         self._values: dict[int, object] = {}
         self._drawn = 0
@@ -185,11 +186,11 @@ class LazyDraws:
         if found is None:
             found = self._draw_block(key, ch, b, stage, visit)
         try:
-            return found[0](i), found[1](i)
+            return found[0][i], found[1][i]
         except KeyError:
             # a sparse block without this customer: draw it again, whole
             found = self._draw_block(key, ch, b, stage, visit)
-            return found[0](i), found[1](i)
+            return found[0][i], found[1][i]
 
     def _draw_block(self, key: int, ch: int, b: int, stage: int, visit: int) -> tuple:
         if self._drawn >= SWEEP_NUMBERS:
@@ -202,7 +203,7 @@ class LazyDraws:
         u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
         factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
         dwell = c.dwell[stage].quantile(u_dwell) * factor
-        found = self._blocks[key] = (u.item, dwell.item)
+        found = self._blocks[key] = (memoryview(u), memoryview(dwell))
         self._drawn += 2 * (hi - lo)
         return found
 
@@ -218,16 +219,16 @@ class LazyDraws:
         found = self._values.get(key)
         if found is not None:
             try:
-                return found(i)
+                return found[i]
             except KeyError:
                 pass  # a sparse block without this customer: draw it again, whole
         if self._drawn >= SWEEP_NUMBERS:
             self.sweep()
         lo = b << BLOCK_SHIFT
         hi = min(lo + BLOCK, self.sizes[ch])
-        found = self._values[key] = self._value_numbers(ch, lo, hi, purchase).item
+        found = self._values[key] = memoryview(self._value_numbers(ch, lo, hi, purchase))
         self._drawn += hi - lo
-        return found(i)
+        return found[i]
 
     def _value_numbers(self, ch: int, lo: int, hi: int, purchase: int) -> np.ndarray:
         persona = self.channel_persona[ch][lo:hi]
@@ -261,11 +262,11 @@ class LazyDraws:
             rows = np.flatnonzero(can & (self._visit_view[who, stage] == visit)).tolist()
             if not rows:
                 del self._blocks[key]
-            elif len(rows) <= SPARSE_AT and isinstance(found[0].__self__, np.ndarray):
+            elif len(rows) <= SPARSE_AT and isinstance(found[0], memoryview):
                 u, d = found
                 self._blocks[key] = (
-                    {i: u(i) for i in rows}.__getitem__,
-                    {i: d(i) for i in rows}.__getitem__,
+                    {i: u[i] for i in rows},
+                    {i: d[i] for i in rows},
                 )
         for key, found in list(self._values.items()):
             b = (key >> 1) & 0xFFFFFFFF
@@ -275,8 +276,8 @@ class LazyDraws:
             rows = np.flatnonzero(can & (self._bought_view[who] == purchase)).tolist()
             if not rows:
                 del self._values[key]
-            elif len(rows) <= SPARSE_AT and isinstance(found.__self__, np.ndarray):
-                self._values[key] = {i: found(i) for i in rows}.__getitem__
+            elif len(rows) <= SPARSE_AT and isinstance(found, memoryview):
+                self._values[key] = {i: found[i] for i in rows}
 
     def entries(self) -> tuple[np.ndarray, ...]:
         """Arrival, persona, channel and the value of the entry row of every customer, in
