@@ -189,7 +189,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 if held >> i & 1:
                     budgets.release(i)
 
-    choice_and_dwell = draws.choice_and_dwell
+    choice_and_dwell = draws.reader()
     value_of = draws.value
 
     def advance(ev: _Wake, k: int, p: int, stage: int, active: int) -> None:

@@ -25,6 +25,7 @@ from sim.engine.streams import (
     PERSONA,
     REACH,
     VALUE,
+    VALUE_BLOCK,
     _arrivals,
     arrival_segments,
     name_key,
@@ -124,6 +125,8 @@ class LazyDraws:
         self._values: dict[int, object] = {}
         self._drawn = 0
         self._slots = c.slots
+        # a block's key: its column (channel, stage and visit) times this, plus its number
+        self._per_column = max(self.sizes) // BLOCK + 1
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
         """Arrival days, personas and intervention eligibility of one channel's customers, as
@@ -175,22 +178,37 @@ class LazyDraws:
     def choice_and_dwell(self, k: int, stage: int, visit: int) -> tuple[float, float]:
         """The uniform choosing the next stage and the days spent, of customer ``k``'s
         ``visit``-th visit to ``stage`` (within the pre-drawn block)."""
-        if self.one_channel:
-            ch, local = 0, k
-        else:
-            ch, local = self._channel_of[k], self._local_of[k]
-        b = local >> BLOCK_SHIFT
-        key = (((ch * self._slots + self.c.first_slot[stage] + visit) << 32) | b) << 1
-        i = local & (BLOCK - 1)
-        found = self._blocks.get(key)
-        if found is None:
-            found = self._draw_block(key, ch, b, stage, visit)
-        try:
-            return found[0][i], found[1][i]
-        except KeyError:
-            # a sparse block without this customer: draw it again, whole
-            found = self._draw_block(key, ch, b, stage, visit)
-            return found[0][i], found[1][i]
+        return self.reader()(k, stage, visit)
+
+    def reader(self):
+        """:meth:`choice_and_dwell` as a function of its own (what it reads bound once: it
+        runs at every move)."""
+        blocks_get = self._blocks.get
+        draw = self._draw_block
+        first_slot, slots, per_column = self.c.first_slot, self._slots, self._per_column
+        shift, mask = BLOCK_SHIFT, BLOCK - 1
+        one_channel = self.one_channel
+        channel_of, local_of = getattr(self, "_channel_of", None), getattr(self, "_local_of", None)
+
+        def choice_and_dwell(k: int, stage: int, visit: int) -> tuple[float, float]:
+            if one_channel:
+                ch, local = 0, k
+            else:
+                ch, local = channel_of[k], local_of[k]
+            b = local >> shift
+            key = (ch * slots + first_slot[stage] + visit) * per_column + b
+            i = local & mask
+            found = blocks_get(key)
+            if found is None:
+                found = draw(key, ch, b, stage, visit)
+            try:
+                return found[0][i], found[1][i]
+            except KeyError:
+                # a sparse block without this customer: draw it again, whole
+                found = draw(key, ch, b, stage, visit)
+                return found[0][i], found[1][i]
+
+        return choice_and_dwell
 
     def _draw_block(self, key: int, ch: int, b: int, stage: int, visit: int) -> tuple:
         if self._drawn >= SWEEP_NUMBERS:
@@ -214,7 +232,7 @@ class LazyDraws:
         else:
             ch, local = self._channel_of[k], self._local_of[k]
         b = local >> BLOCK_SHIFT
-        key = (((ch * 64 + purchase) << 32) | b) << 1 | 1
+        key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
         i = local & (BLOCK - 1)
         found = self._values.get(key)
         if found is not None:
@@ -254,8 +272,8 @@ class LazyDraws:
             for visit in range(b):
                 where[first + visit] = stage, visit
         for key, found in list(self._blocks.items()):
-            b = (key >> 1) & 0xFFFFFFFF
-            ch, slot = divmod(key >> 33, self._slots)
+            column, b = divmod(key, self._per_column)
+            ch, slot = divmod(column, self._slots)
             stage, visit = where[slot]
             who = self._customers(ch, b)
             can = self._reach[self._stage_view[who], stage]
@@ -269,8 +287,8 @@ class LazyDraws:
                     {i: d[i] for i in rows},
                 )
         for key, found in list(self._values.items()):
-            b = (key >> 1) & 0xFFFFFFFF
-            ch, purchase = divmod(key >> 33, 64)
+            column, b = divmod(key, self._per_column)
+            ch, purchase = divmod(column, VALUE_BLOCK)
             who = self._customers(ch, b)
             can = self._buys[self._stage_view[who]]
             rows = np.flatnonzero(can & (self._bought_view[who] == purchase)).tolist()
