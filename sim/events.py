@@ -214,6 +214,8 @@ class EventLog:
     def concat(logs: Sequence[EventLog]) -> EventLog:
         """Join the logs of separate replications (numbered as in each log)."""
         first = logs[0]
+        if len(logs) == 1:
+            return first  # nothing to join: no copy of a log that may be large
         names = (*COLUMNS, *REACH_SCHEMA)
         cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in names}
         skipped: dict[str, int] = {}

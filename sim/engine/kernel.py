@@ -62,6 +62,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     draws = LazyDraws(c, seed, replication)
     # the run's closures, SimPy's queue and the events left in it go when _drive returns
     moves, reaches = _drive(c, draws, seed, replication)
+    # customers still waiting at the horizon hold the environment in a reference cycle
+    # (event -> callback -> closure -> environment -> queue -> event): collect it now
+    gc.collect()
     draws.close()
     _return_freed_memory()
     entries = draws.entries()
