@@ -18,8 +18,8 @@ them needs it, and dropped when no customer of the block can need it any more
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import ctypes.util
 import gc
 from array import array
 from bisect import bisect_right
@@ -62,9 +62,6 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     draws = LazyDraws(c, seed, replication)
     # the run's closures, SimPy's queue and the events left in it go when _drive returns
     moves, reaches = _drive(c, draws, seed, replication)
-    # customers still waiting at the horizon hold the environment in a reference cycle
-    # (event -> callback -> closure -> environment -> queue -> event): collect it now
-    gc.collect()
     draws.close()
     _return_freed_memory()
     entries = draws.entries()
@@ -75,11 +72,9 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
 def _return_freed_memory() -> None:
     """Hand memory freed by the run back to the system (glibc keeps freed small blocks, which
     the event log's large arrays, mapped afresh, cannot reuse); a no-op elsewhere."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    # the running program's own symbols: the C library it is linked with
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -> tuple:
@@ -335,6 +330,10 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         gc.unfreeze()
         if was_enabled:
             gc.enable()
+        # customers still waiting at the horizon would hold the environment in a reference
+        # cycle (event -> callback -> closure -> environment -> queue -> event) until the
+        # collector's next full pass: drop them now, so their memory is free for the log
+        env._queue.clear()
     values = np.zeros(len(log_time))
     values[np.frombuffer(log_value_at, dtype=np.int64)] = np.frombuffer(log_value)
     moves = [
