@@ -190,11 +190,21 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     choice_and_dwell = draws.reader()
     value_of = draws.value
 
-    def advance(ev: _Wake, k: int, p: int, stage: int, active: int) -> None:
-        """Customer ``k`` (persona ``p``) has entered ``stage`` (interventions settled): make
-        the moves that take no time, then schedule the event for the next wait, or end the
-        journey."""
+    def journey(ev: _Wake, k: int, p: int, stage: int, following: int, active: int) -> None:
+        """Customer ``k`` (persona ``p``) moves from ``stage`` to ``following`` now (none
+        when ``following`` is -1: they have just entered ``stage``), makes the moves that
+        take no time, then schedules their event for the next wait, or ends the journey.
+        Runs once per wait of every customer: the common move is inlined."""
         while True:
+            if following >= 0:
+                if n_ivs or purchase[following]:
+                    active = move(k, p, stage, following, active)
+                else:
+                    add_customer(k)
+                    add_time(env.now)
+                    add_from(stage)
+                    add_to(following)
+                stage = following
             if ending[stage]:
                 ended(k, stage)
                 return
@@ -229,12 +239,10 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 ev.callbacks = MOVE
                 schedule(ev, NORMAL, days)
                 return
-            active = move(k, p, stage, following, active)
-            stage = following
 
     def move(k: int, p: int, stage: int, following: int, active: int) -> int:
-        """Record the move from ``stage`` to ``following`` now; settle the stage entered.
-        Returns the interventions acting there."""
+        """Record the move from ``stage`` to ``following`` now (its value and the budgets it
+        spends); settle the stage entered. Returns the interventions acting there."""
         if purchase[following]:
             # most moves carry no value: values are recorded with the number of their move
             value_at(len(log_time))
@@ -264,12 +272,8 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         return 0
 
     def wake(ev: _Wake) -> None:
-        # runs once per wait of every customer: keep it lean
         k = ev.k
-        p = persona_of[k]
-        following = next_of[k]
-        active = move(k, p, stage_of[k], following, active_of[k] if n_ivs else 0)
-        advance(ev, k, p, following, active)
+        journey(ev, k, persona_of[k], stage_of[k], next_of[k], active_of[k] if n_ivs else 0)
 
     def begin(ev: _Wake) -> None:
         k = ev.k
@@ -278,7 +282,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         if c.purchase[stage]:
             bought[k] = 1
         active = settle(k, stage, eligible) if eligible else 0
-        advance(ev, k, persona_of[k], stage, active)
+        journey(ev, k, persona_of[k], stage, -1, active)
 
     MOVE = (wake,)
 
