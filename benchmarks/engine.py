@@ -1,23 +1,29 @@
-"""Engine throughput against the fastest bare loop on SimPy's kernel, measured in the same run.
+"""SimPy engine throughput against the fastest bare loop on SimPy's kernel, in the same run.
 
-Workload: the bundled baseline scenario with 100,000 customers entering at day 0 (so all
-100,000 are active at once at the start: SimPy's event queue is at its largest), and the
-subscription scenario with Poisson arrivals (far fewer active at once).
+Workloads: the bundled baseline scenario as a day-0 cohort of 100,000 and of 1,000,000
+customers (all of them active at once at the start: SimPy's event queue is at its largest),
+and the subscription scenario with Poisson arrivals (far fewer active at once).
 
 Reference: the fastest honest way to make the same moves on SimPy's kernel and clock. Each
-customer owns one reusable event; its callback takes the customer's next wait (pre-drawn: the
-waits the engine's customers actually waited, read off the engine's log) and re-schedules the
-same event with ``env.schedule``; arrivals are one reusable event re-scheduled from arrival to
-arrival. No process, no generator, no bookkeeping, no random numbers: the same SimPy events at
-the same times, so the same queue dynamics. Ratio = engine events/s / bare events/s (target
->= 0.5).
+customer owns one reusable event (a two-slot object, its callback shared); the callback takes
+the customer's next wait (pre-drawn: the waits the engine's customers actually waited, read
+off the engine's log) and re-schedules the same event with ``env.schedule``; arrivals are one
+reusable event re-scheduled from arrival to arrival. No process, no generator, no bookkeeping,
+no random numbers, the collector paused as in the engine: the same number of SimPy events at
+the same times, so the same queue and the same concurrency. Ratio = engine events/s / bare
+events/s (target >= 0.5).
 
-Each round runs each side in a fresh process (the two sides alternate), so every timing starts
-from the same memory state and its peak RSS is that process's own (imports and the pre-drawn
-inputs included). Medians over the rounds are reported; this machine is shared, so only the
+Each measurement runs in a fresh process (the two sides alternate), so each starts from the
+same memory state and its peak RSS is its own (imports and, for the bare loop, the pre-drawn
+waits included). Medians over the rounds are reported; this machine is shared, so only the
 ratios, measured in the same run, mean much.
 
-Run: ``python benchmarks/engine.py [--customers N] [--rounds R]``.
+The last line is what an analyst runs: ``sim.run(baseline, customers=1_000_000,
+engine="simpy")`` (targets: at most 500 MB peak RSS and 20 s). With ``--before``, the
+engine's former path (one process per customer, still there for customers who interact) is
+measured beside it on the same customers, at 100,000 and at a million.
+
+Run: ``python benchmarks/engine.py [--rounds R] [--before] [--skip-million]``.
 """
 
 from __future__ import annotations
@@ -62,18 +68,21 @@ def bare_schedule(waits: list[list[float]], arrivals: list[float], horizon: floa
     env = simpy.Environment()
     schedule = env.schedule
 
-    class Mover(simpy.Event):
-        __slots__ = ("left",)
+    class Mover:
+        # what Environment.step reads of an event: its callbacks and _ok
+        __slots__ = ("callbacks", "left")
+        _ok = True
 
     def move(ev: Mover) -> None:
         delay = next(ev.left, None)
         if delay is not None:
-            ev.callbacks = [move]
+            ev.callbacks = MOVE
             schedule(ev, NORMAL, delay)
 
+    MOVE = (move,)
+
     def start(delays: list[float]) -> None:
-        ev = Mover(env)
-        ev._ok, ev._value = True, None
+        ev = Mover()
         ev.left = iter(delays)
         move(ev)
 
@@ -86,36 +95,36 @@ def bare_schedule(waits: list[list[float]], arrivals: list[float], horizon: floa
     else:
         order = sorted(range(len(arrivals)), key=arrivals.__getitem__)
         position = 0
-        source = simpy.Event(env)
-        source._ok, source._value = True, None
+        source = Mover()
 
         def arrive(ev) -> None:
             # everyone arriving now starts; then the same event waits for the next arrival,
-            # as the engine's source process does
+            # as the engine's source does
             nonlocal position
             while position < len(order) and arrivals[order[position]] <= env.now:
                 start(waits[order[position]])
                 position += 1
             if position < len(order):
-                ev.callbacks = [arrive]
+                ev.callbacks = (arrive,)
                 schedule(ev, NORMAL, arrivals[order[position]] - env.now)
 
-        source.callbacks = [arrive]
+        source.callbacks = (arrive,)
         schedule(source, NORMAL, arrivals[order[0]] if order else 0.0)
     env.run(until=horizon)
     return time.perf_counter() - started
 
 
-def _engine_child(path: str, customers: int | None, queue) -> None:
+def _engine_child(path: str, customers: int | None, processes: bool, queue) -> None:
     import sim
-    from sim.engine import CompiledScenario, simulate
+    from sim.engine import CompiledScenario
+    from sim.engine.simpy_engine import simulate
 
     scenario = sim.load_scenario(path)
     if customers:
         scenario = scenario.with_customers(customers)
     compiled = CompiledScenario.build(scenario)
     started = time.perf_counter()
-    simulate(compiled, 1, 0)
+    simulate(compiled, 1, 0, processes=processes)
     elapsed = time.perf_counter() - started
     queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
@@ -123,6 +132,22 @@ def _engine_child(path: str, customers: int | None, queue) -> None:
 def _bare_child(waits, arrivals, horizon, queue) -> None:
     elapsed = bare_schedule(waits, arrivals, horizon)
     queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def _run_child(path: str, customers: int, before: bool, queue) -> None:
+    """What an analyst runs (``sim.run``, SimPy engine forced), or with ``before`` the
+    engine's process-per-customer path on the same customers."""
+    import sim
+    from sim.engine import CompiledScenario, simpy_engine
+
+    scenario = sim.load_scenario(path).with_customers(customers)
+    started = time.perf_counter()
+    if before:
+        rows = len(simpy_engine.simulate(CompiledScenario.build(scenario), 7, 0, processes=True))
+    else:
+        rows = len(sim.run(scenario, engine="simpy").log)
+    elapsed = time.perf_counter() - started
+    queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, rows))
 
 
 def _nothing() -> None:
@@ -134,8 +159,8 @@ def _nothing() -> None:
 CONTEXT = mp.get_context("forkserver")
 
 
-def in_fresh_process(target, *args) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of ``target`` run in a new process."""
+def in_fresh_process(target, *args) -> tuple:
+    """(seconds, peak RSS MiB, ...) of ``target`` run in a new process."""
     ctx = CONTEXT
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
@@ -158,7 +183,9 @@ def max_active(log, scenario) -> int:
     return int(np.cumsum(steps[order]).max())
 
 
-def measure(name: str, path: Path, customers: int | None, rounds: int) -> None:
+def measure(
+    name: str, path: Path, customers: int | None, rounds: int, before: bool = False
+) -> None:
     import sim
     from sim.engine import CompiledScenario, simulate
 
@@ -169,9 +196,11 @@ def measure(name: str, path: Path, customers: int | None, rounds: int) -> None:
     waits, arrivals = waits_per_customer(log)
     events = sum(len(w) for w in waits) + sum(a > 0 for a in arrivals)
     n = int(log.customers.sum())
-    ours, bare = [], []
+    ours, bare, old = [], [], []
     for _ in range(rounds):
-        ours.append(in_fresh_process(_engine_child, str(path), customers))
+        ours.append(in_fresh_process(_engine_child, str(path), customers, False))
+        if before:
+            old.append(in_fresh_process(_engine_child, str(path), customers, True))
         bare.append(in_fresh_process(_bare_child, waits, arrivals, scenario.horizon_days))
     t_ours = statistics.median(t for t, _ in ours)
     t_bare = statistics.median(t for t, _ in bare)
@@ -191,6 +220,14 @@ def measure(name: str, path: Path, customers: int | None, rounds: int) -> None:
         f"{events / t_bare:10,.0f} events/s  peak RSS {rss_bare:6.0f} MiB"
     )
     print(f"  ratio (engine / bare event rate): {t_bare / t_ours:.2f}   (target >= 0.5)")
+    if old:
+        t_old = statistics.median(t for t, _ in old)
+        rss_old = statistics.median(r for _, r in old)
+        print(
+            f"  process path    {t_old:6.2f} s  {n / t_old:10,.0f} customers/s  "
+            f"{events / t_old:10,.0f} events/s  peak RSS {rss_old:6.0f} MiB  "
+            f"(one process per customer, as before): ratio {t_bare / t_old:.2f}"
+        )
     t = time.perf_counter()
     result = sim.RunResult(scenario=scenario, log=log, provenance={})
     result.funnel()
@@ -198,21 +235,49 @@ def measure(name: str, path: Path, customers: int | None, rounds: int) -> None:
     print(f"  analysis (funnel + retention of this log): {time.perf_counter() - t:.2f} s")
 
 
+def million(path: Path, rounds: int, before: bool) -> None:
+    """The million-customer line: seconds and peak RSS of a whole ``sim.run``."""
+    n = 1_000_000
+    runs = [in_fresh_process(_run_child, str(path), n, False) for _ in range(rounds)]
+    t = statistics.median(r[0] for r in runs)
+    rss = statistics.median(r[1] for r in runs)
+    print(
+        f"\nsim.run(baseline, customers={n:,}, engine='simpy'): {runs[0][2]:,} log rows; "
+        f"medians of {rounds} fresh processes (import sim included in the RSS)"
+    )
+    print(f"  now             {t:6.1f} s  peak RSS {rss:6.0f} MiB   (targets: 20 s, 500 MB)")
+    if before:
+        old = in_fresh_process(_run_child, str(path), n, True)
+        print(
+            f"  process path    {old[0]:6.1f} s  peak RSS {old[1]:6.0f} MiB   (engine alone, "
+            f"one process per customer, 1 run): now / then time {t / old[0]:.2f}, "
+            f"memory {rss / old[1]:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--before", action="store_true", help="also the process path (100,000 and 1M)"
+    )
+    parser.add_argument("--skip-million", action="store_true")
     args = parser.parse_args()
     first = CONTEXT.Process(target=_nothing)
     first.start()
     first.join()
-    measure("baseline (cohort at day 0)", SCENARIOS / "baseline.toml", args.customers, args.rounds)
+    baseline = SCENARIOS / "baseline.toml"
+    measure("baseline (cohort at day 0)", baseline, 100_000, args.rounds, args.before)
+    if not args.skip_million:
+        measure("baseline (cohort at day 0)", baseline, 1_000_000, args.rounds)
     measure(
         "subscription (Poisson arrivals by channel)",
         SCENARIOS / "subscription.toml",
         None,
         args.rounds,
     )
+    if not args.skip_million:
+        million(baseline, args.rounds, args.before)
 
 
 if __name__ == "__main__":

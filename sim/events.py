@@ -247,6 +247,8 @@ class EventLog:
     def concat(logs: Sequence[EventLog]) -> EventLog:
         """Join the logs of separate replications (numbered as in each log)."""
         first = logs[0]
+        if len(logs) == 1:
+            return first  # nothing to join: no copy of a log that may be large
         names = (*COLUMNS, *REACH_SCHEMA, *DETRACTOR_SCHEMA)
         cols = {c: np.concatenate([getattr(log, c) for log in logs]) for c in names}
         skipped: dict[str, int] = {}

@@ -20,7 +20,7 @@ from bisect import bisect_right
 import numpy as np
 import simpy
 
-from sim.engine import limits
+from sim.engine import kernel, limits
 from sim.engine.budgets import Budgets
 from sim.engine.compiled import CompiledScenario
 from sim.engine.limits import runaway
@@ -50,8 +50,16 @@ from sim.model.market import MARKET_CHANNEL
 from sim.model.resource import Resource
 
 
-def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
-    """Run one replication of a compiled scenario with SimPy and return its event log."""
+def simulate(
+    compiled: CompiledScenario, seed: int, replication: int = 0, *, processes: bool = False
+) -> EventLog:
+    """Run one replication of a compiled scenario with SimPy and return its event log.
+
+    Customers who do not interact run on reusable events (:mod:`sim.engine.kernel`, the same
+    log, in less time and memory); ``processes=True`` runs them one process each all the same.
+    """
+    if not processes and compiled.scenario.interacting is None:
+        return kernel.simulate(compiled, seed, replication)
     c = compiled
     s = c.scenario
     cust = draw_customers(c, seed, replication)

@@ -1,0 +1,358 @@
+"""The SimPy engine for customers who do not interact: reusable events on SimPy's kernel.
+
+A customer who shares nothing with others (no resource, no market, no score) needs no
+process: between two moves they only wait. Each customer owns one small event, re-scheduled
+with ``env.schedule`` for every wait; its callback makes the move, settles the interventions
+of the stage entered, draws the next wait and schedules the same event again. The clock and
+the event queue are SimPy's own, and the events are scheduled in the same order, with the
+same priorities and at the same times as the process-per-customer path schedules its
+``Initialize`` and ``Timeout`` events, so both write the same event log, byte for byte
+(budgets, served in time order, included). Per-customer state is held in flat arrays, not
+objects.
+
+Random numbers are read from the same streams (:mod:`sim.engine.streams`), drawn lazily:
+one (stage, visit) column of a channel is drawn for a block of customers when the first of
+them needs it, and dropped when no customer of the block can need it any more
+(:class:`LazyDraws`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+from array import array
+from bisect import bisect_right
+
+import numpy as np
+import simpy
+from simpy.events import NORMAL, URGENT
+
+from sim.engine import limits
+from sim.engine.budgets import Budgets
+from sim.engine.compiled import CompiledScenario
+from sim.engine.lazy_draws import LazyDraws
+from sim.engine.limits import runaway
+from sim.engine.log_writer import scattered_event_log
+from sim.engine.streams import OVERFLOW, VALUE_BLOCK, stream
+from sim.events import EventLog
+from sim.model.acquisition import Cohort
+from sim.model.logit import credited_moves
+
+
+class _Wake:
+    """A customer's reusable event: what SimPy's ``Environment.step`` reads of an event
+    (its callbacks and ``_ok``), and the customer's number."""
+
+    __slots__ = ("callbacks", "k")
+    _ok = True
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+
+def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
+    """Run one replication of a scenario whose customers do not interact (see
+    :attr:`sim.model.scenario.Scenario.interacting`) on SimPy's kernel, one reusable event
+    per customer; the same event log as the process-per-customer path."""
+    c = compiled
+    s = c.scenario
+    if s.interacting is not None:
+        raise ValueError(f"customers of this scenario interact: {s.interacting}")
+    draws = LazyDraws(c, seed, replication)
+    # the run's closures, SimPy's queue and the events left in it go when _drive returns
+    moves, reaches = _drive(c, draws, seed, replication)
+    draws.close()
+    _return_freed_memory()
+    entries = draws.entries()
+    time = moves[0][1]
+    return scattered_event_log(c, replication, entries, moves, np.arange(len(time)), time, reaches)
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by the run back to the system (glibc keeps freed small blocks, which
+    the event log's large arrays, mapped afresh, cannot reuse); a no-op elsewhere."""
+    # the running program's own symbols: the C library it is linked with
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -> tuple:
+    """Run the replication; returns its moves (one part, in time order) and reach records."""
+    s = c.scenario
+    n = draws.size
+    env = simpy.Environment()
+    schedule = env.schedule
+
+    # the moves, in the order they are made (which is time order)
+    log_customer, log_time = array("i"), array("d")
+    log_from, log_to, log_treated = array("h"), array("h"), array("q")
+    # order values, and the number of the move each belongs to
+    log_value, log_value_at = array("d"), array("q")
+    value_at = log_value_at.append
+    add_customer, add_time = log_customer.append, log_time.append
+    add_from, add_to, add_value = log_from.append, log_to.append, log_value.append
+    add_treated = log_treated.append
+    reach_customer, reach_index, reach_time = array("l"), array("h"), array("d")
+
+    purchase, untreated = c.purchase, c.untreated
+    stages = len(c.names)
+    block = c.block
+    first_slot = c.first_slot
+    ending = tuple(f < 0 for f in first_slot)
+    dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
+    value_laws = c.order_value
+    treatment = c.treatment
+    max_moves = limits.MAX_MOVES_PER_CUSTOMER
+    # every move is counted only when the limit is below the pre-drawn visits; otherwise only
+    # moves made on a customer's own stream can reach it
+    count_all = max_moves <= c.slots
+
+    persona_of = draws.persona_list
+    # per customer: stage, the stage the pending move goes to, visits made to each stage
+    # (saturated at the pre-drawn block: beyond it the customer's own stream takes over),
+    # order values drawn from the pre-drawn block
+    stage_of = draws.stage_of
+    next_of = array("h", bytes(2 * n))
+    visits = draws.visits
+    bought = draws.bought
+    own: dict[int, np.random.Generator] = {}
+    own_moves: dict[int, int] = {}
+
+    ivs = s.interventions
+    n_ivs = len(ivs)
+    budgets = Budgets(s)
+    windows = [iv.window_days for iv in ivs]
+    lasting = [iv.lasting for iv in ivs]
+    targets = [frozenset(s.journey.index(name) for name in iv.stages) or None for iv in ivs]
+    per_conversion = budgets.per_conversion
+    charged = [
+        [frozenset(np.flatnonzero(row & np.array(purchase)).tolist()) for row in moves]
+        for moves in (credited_moves(s.journey, iv) for iv in ivs)
+    ]
+    reserves = budgets.reserves
+    eligible_of = draws.eligible_list
+    if n_ivs:
+        active_of, reached_of, held_of = (array("q", bytes(8 * n)) for _ in range(3))
+
+    def settle(k: int, stage: int, eligible: int) -> int:
+        """On entering a stage: who reaches the customer now, and who acts on them (the
+        rule of the process path, state kept in the flat arrays)."""
+        now = env.now
+        reached, held = reached_of[k], held_of[k]
+        active = 0
+        for i in range(n_ivs):
+            bit = 1 << i
+            if not eligible & bit:
+                continue
+            start, end = windows[i]
+            if not reached & bit:
+                if not (
+                    start <= now < end
+                    and (targets[i] is None or stage in targets[i])
+                    and budgets.can_reach(i)
+                ):
+                    continue
+                budgets.reach(i)
+                reached |= bit
+                if reserves[i]:
+                    held |= bit
+                reach_customer.append(k)
+                reach_index.append(i)
+                reach_time.append(now)
+            if not (lasting[i] or now < end):
+                continue
+            if reserves[i] and not held & bit:
+                if not budgets.reserve(i):
+                    continue
+                held |= bit
+            active |= bit
+        reached_of[k], held_of[k] = reached, held
+        active_of[k] = active
+        return active
+
+    def own_stream(k: int) -> np.random.Generator:
+        g = own.get(k)
+        if g is None:
+            ch, local = draws.channel_and_local(k)
+            g = own[k] = stream(seed, replication, draws.keys[ch], OVERFLOW, draws.first + local)
+        return g
+
+    def ended(k: int, stage: int) -> None:
+        """The journey is over: release what is held for conversions that cannot come."""
+        stage_of[k] = stage
+        if n_ivs:
+            held = held_of[k]
+            for i in range(n_ivs):
+                if held >> i & 1:
+                    budgets.release(i)
+
+    choice_and_dwell = draws.reader()
+    value_of = draws.value
+
+    def journey(ev: _Wake, k: int, p: int, stage: int, following: int, active: int) -> None:
+        """Customer ``k`` (persona ``p``) moves from ``stage`` to ``following`` now (none
+        when ``following`` is -1: they have just entered ``stage``), makes the moves that
+        take no time, then schedules their event for the next wait, or ends the journey.
+        Runs once per wait of every customer: the common move is inlined."""
+        while True:
+            if following >= 0:
+                if n_ivs or purchase[following]:
+                    active = move(k, p, stage, following, active)
+                else:
+                    add_customer(k)
+                    add_time(env.now)
+                    add_from(stage)
+                    add_to(following)
+                stage = following
+            if ending[stage]:
+                ended(k, stage)
+                return
+            at = k * stages + stage
+            visit = visits[at]
+            if count_all or visit >= block[stage]:
+                moves = own_moves.get(k, 0) + 1
+                own_moves[k] = moves
+                if count_all:
+                    if moves > max_moves:
+                        raise runaway(c, k, stage, env.now, max_moves)
+                elif moves + c.slots > max_moves:
+                    total = moves + sum(visits[k * stages : (k + 1) * stages])
+                    if total > max_moves:
+                        raise runaway(c, k, stage, env.now, max_moves)
+            if visit < block[stage]:
+                visits[at] = visit + 1
+                u, days = choice_and_dwell(k, stage, visit)
+            else:
+                g = own_stream(k)
+                u = g.random()
+                days = float(dwell_laws[stage].quantile(g.random())) * dwell_factor[p][stage]
+            if active:
+                tr = treatment(p, active)
+                following = bisect_right(tr.cumulative[stage], u)
+                days *= tr.dwell_factor[stage]
+            else:
+                following = bisect_right(untreated[p][stage], u)
+            if days > 0:
+                stage_of[k] = stage
+                next_of[k] = following
+                ev.callbacks = MOVE
+                schedule(ev, NORMAL, days)
+                return
+
+    def move(k: int, p: int, stage: int, following: int, active: int) -> int:
+        """Record the move from ``stage`` to ``following`` now (its value and the budgets it
+        spends); settle the stage entered. Returns the interventions acting there."""
+        if purchase[following]:
+            # most moves carry no value: values are recorded with the number of their move
+            value_at(len(log_time))
+            count = bought[k]
+            if count < VALUE_BLOCK:
+                value = value_of(k, count)
+                bought[k] = count + 1
+            else:
+                value = float(value_laws[p].quantile(own_stream(k).random()))
+            if active:
+                value *= treatment(p, active).value_factor
+                held = held_of[k]
+                for i in range(n_ivs):
+                    if active >> i & 1 and per_conversion[i] and following in charged[i][stage]:
+                        budgets.convert(i, bool(held >> i & 1))
+                        held &= ~(1 << i)
+                held_of[k] = held
+            add_value(value)
+        add_customer(k)
+        add_time(env.now)
+        add_from(stage)
+        add_to(following)
+        if n_ivs:
+            add_treated(active)
+            eligible = eligible_of[k]
+            return settle(k, following, eligible) if eligible else 0
+        return 0
+
+    def wake(ev: _Wake) -> None:
+        k = ev.k
+        journey(ev, k, persona_of[k], stage_of[k], next_of[k], active_of[k] if n_ivs else 0)
+
+    def begin(ev: _Wake) -> None:
+        k = ev.k
+        eligible = eligible_of[k]
+        stage = draws.entry
+        if c.purchase[stage]:
+            bought[k] = 1
+        active = settle(k, stage, eligible) if eligible else 0
+        journey(ev, k, persona_of[k], stage, -1, active)
+
+    MOVE = (wake,)
+
+    if isinstance(s.acquisition, Cohort):
+        # the process path schedules every customer's start (urgent, at day 0) before the
+        # run; starting them in order from one event schedules their waits in the same order
+        def start_all(_ev: object) -> None:
+            for k in range(n):
+                begin(_Wake(k))
+
+        starter = _Wake(-1)
+        starter.callbacks = (start_all,)
+        schedule(starter, URGENT, 0)
+    else:
+        arrivals = draws.arrival_list
+        position = 0
+        woken = False
+
+        def arrive(ev: _Wake) -> None:
+            # the process path's source, step for step: each customer arriving by now
+            # starts, else the source waits ``day - now`` and starts the customer on waking,
+            # whatever the clock reads then (the same clock arithmetic). The process path
+            # starts them by urgent events run right after this one: starting them after the
+            # source has scheduled its next wait keeps every event in the same order.
+            nonlocal position, woken
+            first = position
+            while position < n:
+                if not woken and arrivals[position] > env.now:
+                    woken = True
+                    ev.callbacks = ARRIVE
+                    schedule(ev, NORMAL, arrivals[position] - env.now)
+                    break
+                woken = False
+                position += 1
+            for k in range(first, position):
+                begin(_Wake(k))
+
+        ARRIVE = (arrive,)
+        source = _Wake(-1)
+        source.callbacks = ARRIVE
+        schedule(source, URGENT, 0)
+
+    was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        env.run(until=s.horizon_days)
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+        # customers still waiting at the horizon would hold the environment in a reference
+        # cycle (event -> callback -> closure -> environment -> queue -> event) until the
+        # collector's next full pass: drop them now, so their memory is free for the log
+        env._queue.clear()
+    values = np.zeros(len(log_time))
+    values[np.frombuffer(log_value_at, dtype=np.int64)] = np.frombuffer(log_value)
+    moves = [
+        (
+            np.frombuffer(log_customer, dtype=np.int32),
+            np.frombuffer(log_time, dtype=np.float64),
+            np.frombuffer(log_from, dtype=np.int16),
+            np.frombuffer(log_to, dtype=np.int16),
+            values,
+            np.frombuffer(log_treated, dtype=np.int64) if n_ivs else None,
+        )
+    ]
+    reaches = (
+        np.frombuffer(reach_customer, dtype=np.int_),
+        np.frombuffer(reach_index, dtype=np.int16),
+        np.frombuffer(reach_time, dtype=np.float64),
+    )
+    return moves, reaches

@@ -1,0 +1,317 @@
+"""Customers' random numbers drawn when they are needed, in blocks, for the event-driven path
+of the SimPy engine (:mod:`sim.engine.kernel`).
+
+The numbers are those of :func:`sim.engine.streams.draw_customers`, stream for stream and
+customer for customer: customer ``local`` of a channel takes number ``first + local`` of each
+(replication, channel, purpose, stage, visit) stream. But instead of a table of every visit
+of every customer, a (stage, visit) column is drawn for a block of ``BLOCK`` customers of a
+channel when the first of them enters that stage for that visit, and dropped as soon as no
+customer of the block can need it any more (each is finished, or can no longer come back to
+the stage that often). Dropping never changes a number: a column drawn again is the same.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from sim.engine.compiled import CompiledScenario
+from sim.engine.log_writer import stage_info
+from sim.engine.streams import (
+    ARRIVALS,
+    CHOICE,
+    DWELL,
+    PERSONA,
+    REACH,
+    VALUE,
+    VALUE_BLOCK,
+    _arrivals,
+    arrival_segments,
+    name_key,
+    stream,
+)
+from sim.model.acquisition import COHORT_CHANNEL, Cohort
+
+#: Customers per drawn block of a column (a power of two).
+BLOCK_SHIFT = 12
+BLOCK = 1 << BLOCK_SHIFT
+#: Numbers drawn between two sweeps for blocks no customer can need any more.
+SWEEP_NUMBERS = 1 << 21
+#: A block that at most this many of its customers can need next keeps only their numbers.
+SPARSE_AT = BLOCK // 16
+#: Stage code of a customer who has not entered yet.
+NOT_STARTED = -1
+
+
+def _reach_after_a_move(c: CompiledScenario) -> np.ndarray:
+    """(stages + 1, stages) bool: stage b can be entered after at least one move from a
+    (journey edges and those interventions open); the last row: from before the entry."""
+    size = len(c.names)
+    step = np.zeros((size, size), dtype=bool)
+    for a, b in stage_info(c.scenario)["edges"]:
+        step[a, b] = True
+    reach = step.copy()
+    for _ in range(size):
+        more = reach | (reach.astype(np.int64) @ step.astype(np.int64) > 0)
+        if np.array_equal(more, reach):
+            break
+        reach = more
+    before = reach[c.entry].copy()
+    before[c.entry] = True
+    return np.vstack([reach, before])
+
+
+class LazyDraws:
+    """The customers of one replication (arrival, persona, channel, reach) and their choice,
+    dwell and order-value numbers, drawn by block on demand."""
+
+    def __init__(self, c: CompiledScenario, seed: int, replication: int) -> None:
+        s = c.scenario
+        self.c, self.seed, self.replication = c, seed, replication
+        self.first = c.first_customer
+        self.entry = c.entry
+        if isinstance(s.acquisition, Cohort):
+            channels = [(COHORT_CHANNEL, None)]
+        else:
+            channels = [(ch.name, ch.rate_per_day) for ch in s.acquisition.channels]
+        self.keys = [name_key(name) for name, _ in channels]
+        self.stage_keys = [name_key(name) for name in c.names]
+        parts = [self._channel(name, rate) for name, rate in channels]
+        self.sizes = [len(p[0]) for p in parts]
+        arrival = np.concatenate([p[0] for p in parts])
+        n = self.size = len(arrival)
+        self.one_channel = len(parts) == 1
+        if self.one_channel:
+            order = None
+            self.arrival = arrival
+            persona = parts[0][1]
+            eligible = parts[0][2]
+            self.channel = np.zeros(n, dtype=np.int16)
+            # customer k is row k of the channel
+            self.number = [None]
+        else:
+            order = np.argsort(arrival, kind="stable")
+            self.arrival = arrival[order]
+            persona = np.concatenate([p[1] for p in parts])[order]
+            eligible = np.concatenate([p[2] for p in parts])[order]
+            self.channel = np.concatenate(
+                [np.full(len(p[0]), i, dtype=np.int16) for i, p in enumerate(parts)]
+            )[order]
+            local = np.concatenate([np.arange(len(p[0])) for p in parts])[order]
+            self._channel_of = array("h", self.channel.tobytes())
+            self._local_of = array("q", local.astype(np.int64).tobytes())
+            # customer number of each row of each channel
+            self.number = [np.flatnonzero(self.channel == i) for i in range(len(parts))]
+        self.persona = persona.astype(np.int16)
+        self.channel_persona = [p[1] for p in parts]
+        self.persona_list = array("h", self.persona.tobytes())
+        self.eligible_list = array("q", eligible.astype(np.int64).tobytes())
+        cohort = isinstance(s.acquisition, Cohort)
+        self.arrival_list = None if cohort else self.arrival.tolist()
+        # the state the engine keeps per customer, read here to drop blocks nobody needs
+        stages = len(c.names)
+        self.stage_of = array("h", np.full(n, NOT_STARTED, dtype=np.int16).tobytes())
+        self.visits = bytearray(n * stages)
+        self.bought = bytearray(n)
+        self._stage_view = np.frombuffer(self.stage_of, dtype=np.int16)
+        self._visit_view = np.frombuffer(self.visits, dtype=np.uint8).reshape(n, stages)
+        self._bought_view = np.frombuffer(self.bought, dtype=np.uint8)
+        self._reach = _reach_after_a_move(c)
+        self._buys = self._reach[:, np.array(c.purchase, dtype=bool)].any(axis=1)
+        # columns: key -> (choices, days), values: key -> values; each read by [row in the
+        # block]: memoryviews of a drawn block (read as Python floats), or dicts of the rows kept
+        self._blocks: dict[int, tuple] = {}
+        self._values: dict[int, object] = {}
+        self._drawn = 0
+        self._slots = c.slots
+        # a block's key: its column (channel, stage and visit) times this, plus its number
+        self._per_column = max(self.sizes) // BLOCK + 1
+
+    def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
+        """Arrival days, personas and intervention eligibility of one channel's customers, as
+        :func:`sim.engine.streams.draw_customers` draws them."""
+        s = self.c.scenario
+        key = name_key(name)
+        if rate is None:
+            arrival = np.zeros(s.acquisition.size)
+        else:
+            if self.first:
+                raise ValueError("only a day-0 cohort can be simulated in chunks of customers")
+            arrival = _arrivals(
+                stream(self.seed, self.replication, key, ARRIVALS),
+                *arrival_segments(s, name, rate),
+            )
+        n = len(arrival)
+
+        def uniforms(*purpose: int) -> np.ndarray:
+            g = stream(self.seed, self.replication, key, *purpose)
+            if self.first:
+                g.bit_generator.advance(self.first)
+            return g.random(n)
+
+        mix = np.cumsum(s.persona_mix(name))
+        persona = np.minimum(np.searchsorted(mix, uniforms(PERSONA), side="right"), len(mix) - 1)
+        eligible = np.zeros(n, dtype=np.int64)
+        for i, iv in enumerate(s.interventions):
+            ok = uniforms(REACH, name_key(iv.name)) < iv.reach
+            if iv.personas:
+                ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
+            if iv.channels and name not in iv.channels:
+                ok[:] = False
+            eligible[ok] |= 1 << i
+        return arrival, persona, eligible
+
+    def channel_and_local(self, k: int) -> tuple[int, int]:
+        """Customer ``k``'s channel and row within it."""
+        if self.one_channel:
+            return 0, k
+        return self._channel_of[k], self._local_of[k]
+
+    def _numbers(self, channel: int, lo: int, hi: int, *purpose: int) -> np.ndarray:
+        g = stream(self.seed, self.replication, self.keys[channel], *purpose)
+        if self.first + lo:
+            # one 64-bit step per double: skip to the block's first customer
+            g.bit_generator.advance(self.first + lo)
+        return g.random(hi - lo)
+
+    def choice_and_dwell(self, k: int, stage: int, visit: int) -> tuple[float, float]:
+        """The uniform choosing the next stage and the days spent, of customer ``k``'s
+        ``visit``-th visit to ``stage`` (within the pre-drawn block)."""
+        return self.reader()(k, stage, visit)
+
+    def reader(self):
+        """:meth:`choice_and_dwell` as a function of its own (what it reads bound once: it
+        runs at every move)."""
+        blocks_get = self._blocks.get
+        draw = self._draw_block
+        first_slot, slots, per_column = self.c.first_slot, self._slots, self._per_column
+        shift, mask = BLOCK_SHIFT, BLOCK - 1
+        one_channel = self.one_channel
+        channel_of, local_of = getattr(self, "_channel_of", None), getattr(self, "_local_of", None)
+
+        def choice_and_dwell(k: int, stage: int, visit: int) -> tuple[float, float]:
+            if one_channel:
+                ch, local = 0, k
+            else:
+                ch, local = channel_of[k], local_of[k]
+            b = local >> shift
+            key = (ch * slots + first_slot[stage] + visit) * per_column + b
+            i = local & mask
+            found = blocks_get(key)
+            if found is None:
+                found = draw(key, ch, b, stage, visit)
+            try:
+                return found[0][i], found[1][i]
+            except KeyError:
+                # a sparse block without this customer: draw it again, whole
+                found = draw(key, ch, b, stage, visit)
+                return found[0][i], found[1][i]
+
+        return choice_and_dwell
+
+    def _draw_block(self, key: int, ch: int, b: int, stage: int, visit: int) -> tuple:
+        if self._drawn >= SWEEP_NUMBERS:
+            self.sweep()
+        c = self.c
+        lo = b << BLOCK_SHIFT
+        hi = min(lo + BLOCK, self.sizes[ch])
+        stage_key = self.stage_keys[stage]
+        u = self._numbers(ch, lo, hi, CHOICE, stage_key, visit)
+        u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
+        factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
+        dwell = c.dwell[stage].quantile(u_dwell) * factor
+        found = self._blocks[key] = (memoryview(u), memoryview(dwell))
+        self._drawn += 2 * (hi - lo)
+        return found
+
+    def value(self, k: int, purchase: int) -> float:
+        """Customer ``k``'s order value of their ``purchase``-th purchase (first ones)."""
+        if self.one_channel:
+            ch, local = 0, k
+        else:
+            ch, local = self._channel_of[k], self._local_of[k]
+        b = local >> BLOCK_SHIFT
+        key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
+        i = local & (BLOCK - 1)
+        found = self._values.get(key)
+        if found is not None:
+            try:
+                return found[i]
+            except KeyError:
+                pass  # a sparse block without this customer: draw it again, whole
+        if self._drawn >= SWEEP_NUMBERS:
+            self.sweep()
+        lo = b << BLOCK_SHIFT
+        hi = min(lo + BLOCK, self.sizes[ch])
+        found = self._values[key] = memoryview(self._value_numbers(ch, lo, hi, purchase))
+        self._drawn += hi - lo
+        return found[i]
+
+    def _value_numbers(self, ch: int, lo: int, hi: int, purchase: int) -> np.ndarray:
+        persona = self.channel_persona[ch][lo:hi]
+        groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
+        return self.c.order_values(groups, self._numbers(ch, lo, hi, VALUE, purchase))
+
+    def _customers(self, ch: int, b: int) -> np.ndarray | slice:
+        lo = b << BLOCK_SHIFT
+        hi = min(lo + BLOCK, self.sizes[ch])
+        if self.one_channel:
+            return slice(lo, hi)
+        return self.number[ch][lo:hi]
+
+    def sweep(self) -> None:
+        """Drop the numbers no customer can need next: a block none of whose customers can
+        make that visit next goes; one that only a few can keeps just their numbers (a
+        customer who needs a dropped number later gets the block drawn again: the same
+        numbers)."""
+        self._drawn = 0
+        c = self.c
+        where = {}
+        for stage, (first, b) in enumerate(zip(c.first_slot, c.block, strict=True)):
+            for visit in range(b):
+                where[first + visit] = stage, visit
+        for key, found in list(self._blocks.items()):
+            column, b = divmod(key, self._per_column)
+            ch, slot = divmod(column, self._slots)
+            stage, visit = where[slot]
+            who = self._customers(ch, b)
+            can = self._reach[self._stage_view[who], stage]
+            rows = np.flatnonzero(can & (self._visit_view[who, stage] == visit)).tolist()
+            if not rows:
+                del self._blocks[key]
+            elif len(rows) <= SPARSE_AT and isinstance(found[0], memoryview):
+                u, d = found
+                self._blocks[key] = (
+                    {i: u[i] for i in rows},
+                    {i: d[i] for i in rows},
+                )
+        for key, found in list(self._values.items()):
+            column, b = divmod(key, self._per_column)
+            ch, purchase = divmod(column, VALUE_BLOCK)
+            who = self._customers(ch, b)
+            can = self._buys[self._stage_view[who]]
+            rows = np.flatnonzero(can & (self._bought_view[who] == purchase)).tolist()
+            if not rows:
+                del self._values[key]
+            elif len(rows) <= SPARSE_AT and isinstance(found, memoryview):
+                self._values[key] = {i: found[i] for i in rows}
+
+    def entries(self) -> tuple[np.ndarray, ...]:
+        """Arrival, persona, channel and the value of the entry row of every customer, in
+        customer order."""
+        n = self.size
+        values = np.zeros(n)
+        if self.c.purchase[self.entry]:
+            for ch, size in enumerate(self.sizes):
+                numbers = self._value_numbers(ch, 0, size, 0)
+                if self.one_channel:
+                    values = numbers
+                else:
+                    values[self.number[ch]] = numbers
+        return self.arrival, self.persona, self.channel, values
+
+    def close(self) -> None:
+        """Let go of the drawn blocks."""
+        self._blocks.clear()
+        self._values.clear()
