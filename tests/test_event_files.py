@@ -383,3 +383,27 @@ def test_sort_rows_reads_a_shuffled_export_as_the_sorted_one_and_names_its_lines
     broken.to_csv(b, index=False)
     with pytest.raises(sim.EventLogError, match=r"unparseable time in column 'when': line 9 "):
         sim.read_events(b, **options, sort_rows=True)
+
+
+def test_without_a_persona_column_nobody_is_labelled_a_scenario_persona(tmp_path):
+    """Read with a scenario but no persona column, every customer is 'all' (not the
+    scenario's first persona, which would be a guess); with the column, its names are used."""
+    from tests.validation import SCENARIOS
+
+    scenario = sim.load_scenario(SCENARIOS / "baseline.toml")
+    frame = pd.DataFrame(
+        {
+            "user": [1, 1, 2],
+            "when": [0.0, 2.0, 1.0],
+            "event": ["awareness", "consideration", "awareness"],
+            "segment": ["brand_loyal", "brand_loyal", "casual_browser"],
+        }
+    )
+    options = dict(customer="user", time="when", stage="event", journey=scenario)
+    assert sim.read_events(frame, **options).personas == ("all",)
+    labelled = sim.read_events(frame, **options, persona="segment")
+    assert labelled.personas[: len(scenario.personas)] == scenario.persona_names
+    assert sorted(labelled.personas[i] for i in labelled.persona[labelled.from_stage == ENTRY]) == [
+        "brand_loyal",
+        "casual_browser",
+    ]

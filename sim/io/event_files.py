@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from sim.errors import EventLogError, suggest
-from sim.events import ENTRY, EventLog
+from sim.events import ALL, ENTRY, EventLog
 from sim.io.event_rows import (
     DAY_NS,
     REASONS,
@@ -496,7 +496,9 @@ def _labels(
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """Names and per-customer codes of a persona or channel column (first row per customer)."""
     if role not in col:
-        return (given or ("all",)), np.zeros(len(first_row), dtype=np.int64)
+        # no column: nobody is known to be any of the scenario's personas (or channels);
+        # labelling them all the first would be a guess
+        return (ALL,), np.zeros(len(first_row), dtype=np.int64)
     raw = col[role].iloc[keep[first_row]]
     values = raw.astype(str).where(raw.notna(), UNKNOWN).to_numpy()
     seen = sorted(set(pd.unique(values)) - set(given))
