@@ -812,9 +812,17 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from sim.io.event_files import read_events, read_run_events
     from sim.output import write_frame
 
+    if args.output.is_dir():
+        raise ScenarioError(
+            f"{args.output} is a folder",
+            field="--output",
+            fix=f"name a file in it, e.g. -o {args.output / 'events.csv'}",
+        )
     if args.output.suffix not in (".csv", ".parquet"):
         raise ScenarioError(
-            f"cannot write {args.output.name}", field="--output", fix="name a .csv or .parquet file"
+            f"cannot write {args.output}: its name ends in neither .csv nor .parquet",
+            field="--output",
+            fix="name a .csv or .parquet file",
         )
     if args.source.is_dir():
         log = read_run_events(args.source)

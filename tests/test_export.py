@@ -169,6 +169,7 @@ def test_sim_export_reads_a_real_event_file_and_reports_skipped_rows(tmp_path, c
     [
         (["-o", "x.xlsx"], "--output: cannot write x.xlsx"),
         (["-o", "x.csv", "--customer", "c"], "an event file needs --time, --stage"),
+        (["-o", "."], "is a folder; name a file in it, e.g. -o events.csv"),
     ],
 )
 def test_sim_export_explains_bad_arguments(tmp_path, capsys, extra, words):
