@@ -610,6 +610,14 @@ def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
             "to continue.",
             file=sys.stderr,
         )
+    elif keep is not None:
+        print(
+            "interrupted: nothing kept to resume from (a run that streams its event log "
+            "cannot be resumed); nothing written",
+            file=sys.stderr,
+        )
+    else:
+        print("interrupted: nothing written", file=sys.stderr)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -319,3 +319,32 @@ def test_a_run_that_cannot_fit_names_streaming_as_the_fix(baseline, monkeypatch,
     with pytest.raises(sim.ScenarioError) as info:
         sim.run(baseline, customers=2_000_000)
     assert "stream" not in str(info.value) and "fewer customers" in str(info.value)
+
+
+@pytest.mark.parametrize("finished_chunks", [1, 4])
+def test_ctrl_c_on_a_streamed_run_exits_130_with_one_line(
+    tmp_path, capsys, monkeypatch, finished_chunks
+):
+    """Ctrl-C while a run streams (chunks of 800 of 2,000 customers: 3 per replication),
+    after 1 chunk (no whole replication) or 4 (one whole): exit 130, no traceback, a line
+    saying nothing is kept to resume from, and no --out directory; the twin without Ctrl-C
+    exits 0 and writes it."""
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 2**20)
+    monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
+    real, calls = streaming.simulate_chunk, []
+
+    def interrupted_chunk(*args):
+        calls.append(1)
+        if len(calls) > finished_chunks:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(streaming, "simulate_chunk", interrupted_chunk)
+    args = ["run", str(SCENARIOS / "baseline.toml"), "-r", "3", "--customers", "2000", "-w", "1"]
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nothing kept to resume from" in err
+    assert not (tmp_path / "cut").exists()
+    monkeypatch.setattr(streaming, "simulate_chunk", real)
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    assert (tmp_path / "whole" / "run.json").is_file()

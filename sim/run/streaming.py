@@ -287,6 +287,8 @@ def run_chunks(
                     (Path(s.directory) / f"_reach-{part_name(r, first)[5:]}").unlink(
                         missing_ok=True
                     )
+    if any(s.summary is None or not s.summary.counts for s in streams.values()):
+        raise KeyboardInterrupt  # chunks finished, but no whole replication of every stream
     return False
 
 
@@ -343,7 +345,7 @@ def run_streamed(
         engine,
     )
     prov["streamed"] = {
-        "chunks": len(plan_chunks(scenario, replications, chunk)),
+        "chunks": len(plan_chunks(scenario, whole, chunk)),
         "chunk_customers": chunk,
         "events": where,
         "reason": reason or "asked to (stream_to or keep_events=False)",
