@@ -422,7 +422,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 put_off_contact.append(contact)
                 if contact >= 0:
                     det_reached[contact] = k
-            process(customer(k))
+            start(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
         if any(market.influencing):
@@ -546,10 +546,10 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 waited = env.now - queued
                 if not gave_up:
                     if days > 0:
-                        yield timeout(days)
+                        yield days
                     resource.release(request)
             elif days > 0:
-                yield timeout(days)
+                yield days  # a delay: see start()
             if sat_on:
                 if gave_up:
                     score += abandon_delta
@@ -626,11 +626,35 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     budgets.release(i)
 
     process = env.process
+    schedule = env.schedule
+
+    def drive(event: simpy.Event) -> None:
+        """Resume a customer: a delay they yield waits on their own event, rescheduled
+        (no timeout object per move); an event they yield (a queue) wakes them when it fires.
+        The same events at the same moments as a SimPy process, without the process's
+        bookkeeping (only nothing waits on a customer ending, so no event says so)."""
+        target = next(event.journey, None)
+        if target is None:
+            return
+        if isinstance(target, float):
+            event.callbacks = [drive]
+            schedule(event, NORMAL, target)
+        else:
+            target.callbacks.append(lambda _fired: drive(event))
+
+    def start(journey) -> None:
+        """Start a customer now, as ``env.process`` would (an urgent event at once)."""
+        event = _Customer(env)
+        event.callbacks = [drive]
+        event._ok, event._value = True, None
+        event.journey = journey
+        schedule(event, URGENT)
+
     if market is not None:
         market.start()
     if isinstance(s.acquisition, Cohort):
         for k in range(n_customers):
-            process(customer(k))
+            start(customer(k))
     else:
         arrivals = cust.arrival.tolist()
         # the channels' arrivals: one reusable event and a callback rather than a process
@@ -651,12 +675,12 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     event.callbacks = [arrive]
                     schedule(event, NORMAL, day - now)
                     return
-                process(customer(k))
+                start(customer(k))
                 k += 1
 
         def arrive(event: simpy.Event) -> None:
             # the customer waited for starts even if rounding left the clock a hair short
-            process(customer(next_arrival))
+            start(customer(next_arrival))
             start_from(next_arrival + 1, event)
 
         arriving.callbacks.append(lambda event: start_from(0, event))
@@ -700,6 +724,12 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         outcomes=outcomes,
         detractors=detractors,
     )
+
+
+class _Customer(simpy.Event):
+    """A customer's reusable wake-up event: ``journey`` is their generator."""
+
+    journey: object
 
 
 #: Queue priority of the requests that hold units out of use: ahead of every customer.
