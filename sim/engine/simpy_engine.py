@@ -729,7 +729,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
 class _Customer(simpy.Event):
     """A customer's reusable wake-up event: ``journey`` is their generator."""
 
-    journey: object
+    __slots__ = ("journey",)
 
 
 #: Queue priority of the requests that hold units out of use: ahead of every customer.
