@@ -393,7 +393,7 @@ def test_outcome_draws_do_not_depend_on_the_order_of_events():
     )
     scenario = base.replace(journey=sim.Journey(stages=stages), satisfaction=sat, horizon_days=40)
     wide = scenario.replace(
-        resources=tuple(dataclasses.replace(r, capacity=8) for r in scenario.resources)
+        resources=tuple(sim.Resource(name=r.name, capacity=8) for r in scenario.resources)
     )
 
     def sequences(log: sim.EventLog) -> list[tuple[int, ...]]:

@@ -341,6 +341,7 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     market = influence = None
     influencing: tuple[bool, ...] = ()
     referring: tuple[bool, ...] = ()
+    per_point = 0.0  # satisfaction's log-rate coefficient on referrals
     if s.market is not None:
         market_persona, market_channel, market_arrival = array("h"), array("h"), array("d")
         referred, referred_by = array("l"), array("l")
@@ -451,8 +452,23 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                     weights[(p, active)] = w
                 return w
 
+            # satisfaction moves the rate: rate x exp(b x score), score on entering the stage
+            per_point = sat.referral_rate_per_point if sat_on else 0.0
+            # (weight, interventions acting) of satisfied referrers: (persona, factor)
+            scored: dict[tuple[float, int], tuple[int, float]] = {}
+
+            def scored_weight(p: int, active: int, score: float) -> float:
+                """A referrer's weight with their satisfaction's factor (when b is not 0)."""
+                factor = math.exp(per_point * score)
+                w = referral_weight(p, active) * factor
+                scored[(w, active & ~budgets.closed)] = (p, factor)
+                return w
+
             def reweigh(w: float, active: int) -> float:
                 """The weight of referrers of weight ``w`` once closed programmes stop."""
+                if (w, active) in scored:
+                    p, factor = scored[(w, active)]
+                    return referral_weight(p, active) * factor
                 p = next(p for (p, a), v in weights.items() if a == active and v == w)
                 return referral_weight(p, active)
 
@@ -498,6 +514,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         if influencing and influencing[stage]:
             influence(1)
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
+            if per_point:
+                w = scored_weight(p, active, score)
             refer(k, w, active & ~budgets.closed)
         while (slot := slots[stage]) >= 0:
             if neg_on:
@@ -619,6 +637,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
                 if referring[left]:
                     stop_referring(k)
                 if referring[stage] and (w := referral_weight(p, active)) > 0:
+                    if per_point:
+                        w = scored_weight(p, active, score)
                     refer(k, w, active & ~budgets.closed)
         if held:
             for i in range(len(ivs)):
