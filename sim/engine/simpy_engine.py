@@ -16,6 +16,7 @@ import gc
 import math
 from array import array
 from bisect import bisect_right
+from heapq import heappush
 
 import numpy as np
 import simpy
@@ -652,20 +653,25 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
         """Resume a customer: a delay they yield waits on their own event, rescheduled
         (no timeout object per move); an event they yield (a queue) wakes them when it fires.
         The same events at the same moments as a SimPy process, without the process's
-        bookkeeping (only nothing waits on a customer ending, so no event says so)."""
+        bookkeeping (nothing waits on a customer's end, so no event marks it)."""
         target = next(event.journey, None)
         if target is None:
             return
         if isinstance(target, float):
-            event.callbacks = [drive]
-            schedule(event, NORMAL, target)
+            # env.schedule inlined (the move's one event); the callbacks list is shared:
+            # nothing else ever waits on a customer's own event, so nothing appends to it
+            event.callbacks = wake
+            heappush(queue, (env._now + target, NORMAL, next(eid), event))
         else:
             target.callbacks.append(lambda _fired: drive(event))
+
+    wake = [drive]
+    queue, eid = env._queue, env._eid
 
     def start(journey) -> None:
         """Start a customer now, as ``env.process`` would (an urgent event at once)."""
         event = _Customer(env)
-        event.callbacks = [drive]
+        event.callbacks = wake
         event._ok, event._value = True, None
         event.journey = journey
         schedule(event, URGENT)
