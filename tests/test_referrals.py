@@ -393,3 +393,18 @@ def test_satisfied_referrers_keep_the_budget(scenario, per_point, start):
     programme = scenario.interventions[0]
     costs = sim.run(scenario, replications=2, seed=scenario.seed).costs()
     assert (costs["total"].to_numpy(float) <= programme.budget + 1e-6).all()
+
+
+def test_mean_field_of_satisfied_referrers_is_bass_with_the_factor():
+    """When nothing moves the score, satisfied referrers make Bass's market with
+    q = rate x conversion x exp(b x score); the curve without the factor (the twin) is
+    another, and the label says what was assumed."""
+    from sim.model.market import bass_share
+
+    sat = sim.Satisfaction(start=0.5, referral_rate_per_point=1.2)
+    curve = sim.expected_adoption(referral_bass(0.76, 0.5).replace(satisfaction=sat))
+    q = 0.38 * math.exp(1.2 * 0.5)
+    assert np.allclose(curve["adopted_share"], bass_share(curve["day"], 0.03, q), atol=1e-5)
+    plain = bass_share(curve["day"], 0.03, 0.38)
+    assert not np.allclose(curve["adopted_share"], plain, atol=1e-3)
+    assert "starting satisfaction" in curve.attrs["method"]
