@@ -186,14 +186,17 @@ def _queue_section(results: dict[str, RunResult]) -> list[str]:
 
     parts = [
         "<h2>Queues</h2>",
-        "<p>Per resource: probability of waiting, mean wait, abandonment (customers who gave "
-        "up waiting) and utilisation, means over replications with 95% CIs; then the "
+        "<p>Per resource: capacity (units in force, averaged over time, with the fewest and "
+        "most), probability of waiting, mean wait, abandonment (customers who gave "
+        "up waiting) and utilisation of the capacity in force, means over replications with "
+        "95% CIs; then the "
         "waiting-time distribution (days, all queue visits pooled) and queue length and "
         "utilisation day by day.</p>",
     ]
     for name, res in results.items():
         summary = queue_summary(res.log)
-        columns = ["resource", "capacity", "visits", "p_wait", "mean_wait", "mean_wait_ci_low"]
+        columns = ["resource", "capacity", "capacity_min", "capacity_max"]
+        columns += ["visits", "p_wait", "mean_wait", "mean_wait_ci_low"]
         columns += ["mean_wait_ci_high", "abandonment", "abandonment_ci_low"]
         columns += ["abandonment_ci_high", "utilisation", "utilisation_ci_low"]
         columns += ["utilisation_ci_high"]

@@ -371,3 +371,23 @@ def test_capacity_change_needs_a_known_resource(write_toml):
     good = sim.load_scenario(write_toml(text.replace("'suport'", "'support'"), "b.toml"))
     again = sim.load_scenario(write_toml(sim.save_scenario(good), "c.toml"))
     assert again == good
+
+
+def test_queue_summary_states_the_capacity_in_force():
+    """With two agents hired from day 100 to 200 the summary's capacity is the time average
+    over the window (AGENTS + 1 over days 150 to 250, AGENTS + 2/3 over the horizon; the
+    day-0 capacity, the twin, is neither), with the fewest and most units, and utilisation
+    is busy unit-days over the unit-days in force."""
+    scenario = mmc(2.7).replace(horizon_days=300.0).with_interventions(_hire(2, (100, 200), 50))
+    log = sim.run(scenario, seed=3).log
+    window = queue_summary(log, since=150.0, until=250.0).iloc[0]
+    assert window["capacity"] == pytest.approx(AGENTS + 1) != AGENTS
+    assert (window["capacity_min"], window["capacity_max"]) == (AGENTS, AGENTS + 2)
+    whole = queue_summary(log).iloc[0]
+    assert whole["capacity"] == pytest.approx(AGENTS + 2 * 100 / 300)
+    visits = queue_visits(log, 150.0, 250.0)
+    begin = (visits["joined"] + visits["wait"]).to_numpy()
+    busy = np.clip(np.minimum(begin + visits["service"], 250.0) - np.maximum(begin, 150.0), 0, None)
+    assert window["utilisation"] == pytest.approx(busy.sum() / ((AGENTS + 1) * 100))
+    plain = queue_summary(sim.run(mmc(2.7).replace(horizon_days=50.0), seed=3).log).iloc[0]
+    assert plain["capacity"] == plain["capacity_min"] == plain["capacity_max"] == AGENTS

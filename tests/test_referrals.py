@@ -4,11 +4,14 @@ twin that must fail), properties of the referral records, reward costs, the anal
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim.analysis.adoption import (
@@ -18,7 +21,7 @@ from sim.analysis.adoption import (
     referral_depth,
     referral_summary,
 )
-from sim.events import ENTRY
+from sim.events import COLUMNS, ENTRY
 from tests.strategies import scenarios_with_referral_budget, scenarios_with_referrals
 from tests.validation import SCENARIOS, K, bass_scenario, pure_birth_moments
 
@@ -295,3 +298,113 @@ def test_a_spent_referral_budget_stops_rewards_and_the_rate_factor():
         return ((log.from_stage == ENTRY) & (log.referrer >= 0)).sum()
 
     assert n_referred(paid.log) < n_referred(free.log)
+
+
+# -- satisfaction moves the referral rate ----------------------------------------------------
+
+FANS, FAN_DAYS, FAN_RATE = 200, 10.0, 0.05
+
+
+def satisfied_referrers(per_point: float, score: float = 0.8) -> sim.Scenario:
+    """A cohort of fans who all start at ``score`` and refer for exactly FAN_DAYS days; the
+    market is so large that hardly anyone is reached twice."""
+    journey = sim.Journey(
+        stages=(
+            sim.Stage(name="fan", dwell=f"fixed({FAN_DAYS:g})", next={"gone": 1}),
+            sim.Stage(name="gone", absorbing=True),
+        )
+    )
+    return sim.Scenario(
+        name="satisfied referrers",
+        journey=journey,
+        acquisition=sim.Cohort(size=FANS),
+        market=sim.Market(size=10_000_000, external_rate=0.0),
+        referrals=sim.Referrals(stages=("fan",), rate=FAN_RATE, conversion=1.0),
+        satisfaction=sim.Satisfaction(start=score, referral_rate_per_point=per_point),
+        horizon_days=FAN_DAYS + 1,
+    )
+
+
+def _referred_by_the_cohort(scenario: sim.Scenario, seed: int) -> int:
+    log = sim.run(scenario, seed=seed).log
+    return int(((log.from_stage == ENTRY) & (log.referrer >= 0) & (log.referrer < FANS)).sum())
+
+
+def test_satisfaction_moves_the_referral_rate_by_its_log_rate():
+    """Each of the cohort's fans refers at rate x exp(b x score) for FAN_DAYS days, so those
+    they bring in are Poisson with mean FANS x rate x exp(b s) x days (the market's depletion,
+    under 1e-4, is far below the noise); summed over 4 seeds, the count lies within 4 standard
+    deviations. The twin with b = 0 (mean 100 per seed against 223) must fail the check."""
+    b, score, seeds = 1.0, 0.8, 4
+
+    def within(per_point: float) -> bool:
+        mean = seeds * FANS * FAN_RATE * FAN_DAYS * math.exp(b * score)
+        count = sum(
+            _referred_by_the_cohort(satisfied_referrers(per_point, score), s) for s in range(seeds)
+        )
+        return abs(count - mean) < 4 * math.sqrt(mean)
+
+    assert within(b)
+    assert not within(0.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(scenarios_with_referrals())
+def test_a_zero_referral_rate_per_point_changes_nothing(scenario):
+    """With satisfaction present and referral_rate_per_point = 0 the log is the same as with
+    no coefficient given, and with a coefficient each referrer's rate moves but the log keeps
+    its contract."""
+    sat = sim.Satisfaction(start=0.5)
+    a = sim.run(scenario.replace(satisfaction=sat), seed=scenario.seed).log
+    zero = dataclasses.replace(sat, referral_rate_per_point=0.0)
+    b = sim.run(scenario.replace(satisfaction=zero), seed=scenario.seed).log
+    for column in COLUMNS:
+        assert np.array_equal(getattr(a, column), getattr(b, column)), column
+    moved = dataclasses.replace(sat, referral_rate_per_point=-2.0)
+    sim.run(scenario.replace(satisfaction=moved), seed=scenario.seed).log.validate()
+
+
+def test_referral_rate_per_point_round_trips_and_names_bad_values(write_toml):
+    """referral_rate_per_point loads and saves back equal; a bad value or one without
+    referrals names the field."""
+    text = sim.save_scenario(sim.load_scenario(SCENARIOS / "referral_programme.toml"))
+    good = text + "\n[satisfaction]\nstart = 0.3\nreferral_rate_per_point = 0.7\n"
+    scenario = sim.load_scenario(write_toml(good))
+    assert scenario.satisfaction.referral_rate_per_point == 0.7
+    again = sim.load_scenario(write_toml(sim.save_scenario(scenario), "b.toml"))
+    assert again == scenario
+    field = "satisfaction, field 'referral_rate_per_point'"
+    for bad in ("11", "nan", '"high"', "true"):
+        path = write_toml(good.replace("= 0.7", f"= {bad}"), "bad.toml")
+        with pytest.raises(sim.ScenarioError) as err:
+            sim.load_scenario(path)
+        assert "referral_rate_per_point" in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(sim.ScenarioError, match=field):
+        scenario.replace(referrals=None, interventions=())
+
+
+@settings(max_examples=15, deadline=None)
+@given(scenarios_with_referral_budget(), st.floats(-3, 3), st.floats(-1, 1))
+def test_satisfied_referrers_keep_the_budget(scenario, per_point, start):
+    """With satisfaction moving the referral rate, a programme whose budget runs out still
+    stops its rate factor for the referrers of every score, and never overspends."""
+    sat = sim.Satisfaction(start=start, referral_rate_per_point=per_point)
+    scenario = scenario.replace(satisfaction=sat)
+    programme = scenario.interventions[0]
+    costs = sim.run(scenario, replications=2, seed=scenario.seed).costs()
+    assert (costs["total"].to_numpy(float) <= programme.budget + 1e-6).all()
+
+
+def test_mean_field_of_satisfied_referrers_is_bass_with_the_factor():
+    """When nothing moves the score, satisfied referrers make Bass's market with
+    q = rate x conversion x exp(b x score); the curve without the factor (the twin) is
+    another, and the label says what was assumed."""
+    from sim.model.market import bass_share
+
+    sat = sim.Satisfaction(start=0.5, referral_rate_per_point=1.2)
+    curve = sim.expected_adoption(referral_bass(0.76, 0.5).replace(satisfaction=sat))
+    q = 0.38 * math.exp(1.2 * 0.5)
+    assert np.allclose(curve["adopted_share"], bass_share(curve["day"], 0.03, q), atol=1e-5)
+    plain = bass_share(curve["day"], 0.03, 0.38)
+    assert not np.allclose(curve["adopted_share"], plain, atol=1e-3)
+    assert "starting satisfaction" in curve.attrs["method"]

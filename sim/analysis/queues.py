@@ -76,6 +76,25 @@ def capacity_days(log: EventLog, resource: int, since: float, until: float) -> f
     return float(total)
 
 
+def capacity_range(
+    log: EventLog, resource: int, since: float, until: float
+) -> tuple[float, float, float]:
+    """Units of a resource over [``since``, ``until``): fewest, time average and most (a
+    schedule or capacity changes move them; otherwise all three are the capacity)."""
+    changes = [
+        day
+        for code, start, end, _ in log.capacity_changes
+        if code == resource
+        for day in (start, end)
+        if since < day < until
+    ]
+    units = capacity_at(log, resource, np.array([since, *changes]))
+    mean = (
+        capacity_days(log, resource, since, until) / (until - since) if until > since else units[0]
+    )
+    return float(units.min()), float(mean), float(units.max())
+
+
 def _busy_days(visits: pd.DataFrame, start: float, end: float) -> np.ndarray:
     begin = (visits["joined"] + visits["wait"]).to_numpy()
     finish = begin + visits["service"].to_numpy()
@@ -86,7 +105,9 @@ def queue_summary(log: EventLog, since: float = 0.0, until: float | None = None)
     """Per resource, over customers who joined a queue in [``since``, ``until``): mean queue
     visits per replication, probability of waiting, mean wait (days), abandonment rate and
     utilisation (busy unit-days over the unit-days in force in the window), each a mean over
-    replications with a 95% CI (batch means: one batch per replication)."""
+    replications with a 95% CI (batch means: one batch per replication). ``capacity`` is the
+    time-averaged units in force over the window, ``capacity_min`` / ``capacity_max`` the
+    fewest and most (a schedule or capacity changes move them)."""
     until = log.horizon_days if until is None else until
     visits = queue_visits(log, since, until)
     reps = log.replications
@@ -108,7 +129,13 @@ def queue_summary(log: EventLog, since: float = 0.0, until: float | None = None)
                 stats["p_wait"][r] = np.mean(wait > 0)
                 stats["mean_wait"][r] = wait.mean()
                 stats["abandonment"][r] = mine["abandoned"].to_numpy()[sel].mean()
-        row: dict[str, object] = {"resource": name, "capacity": log.capacities[code]}
+        low, mean, high = capacity_range(log, code, since, until)
+        row: dict[str, object] = {
+            "resource": name,
+            "capacity": mean,
+            "capacity_min": low,
+            "capacity_max": high,
+        }
         for k, values in stats.items():
             ok = values[~np.isnan(values)]
             mean, low, high = mean_ci(ok) if len(ok) else (np.nan, np.nan, np.nan)

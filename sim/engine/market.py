@@ -237,6 +237,8 @@ class MarketProcess:
         self.due = math.inf  # when the next adoption happens, as things stand
         self.pending: simpy.Event | None = None  # the timeout that will wake the process
         self.pending_time = math.inf
+        self.timeout = env.timeout
+        self.fire = self._fire  # one bound method for every timeout
         neg = wom.negative if wom is not None else None
         #: people detractors put off (None: no negative word of mouth)
         self.put_off = PutOff(self.size) if neg is not None else None
@@ -292,50 +294,50 @@ class MarketProcess:
         self.used += self.hazard * (now - self.since)
         self.since = now
 
-    def _per_person(self) -> tuple[float, float, float]:
-        n = self.size
-        return self.p, self.q * self.influencers / n, self.refer_rate * self.referral_weight / n
-
-    def _block_of(self, j: int) -> tuple[MarketBlock, int]:
-        b, row = divmod(j, MARKET_BLOCK)
-        blocks = self.blocks
-        return (blocks[b] if b < len(blocks) else self.block(j)[0]), row
-
     def _schedule(self) -> None:
+        # runs at every adoption and every change of the hazard: kept inline (no helpers)
         n = self.size
         per_person = self.p + self.q * self.influencers / n
         per_person += self.refer_rate * self.referral_weight / n
-        self.hazard = hazard = (n - self.adopted) * per_person
+        j = self.adopted
+        self.hazard = hazard = (n - j) * per_person
         if hazard <= 0:
             self.due = math.inf
             return
-        block, row = self._block_of(self.adopted)
-        now = self.env.now
+        b, row = divmod(j, MARKET_BLOCK)
+        blocks = self.blocks
+        block = blocks[b] if b < len(blocks) else self.block(j)[0]
+        now = self.env._now
         delay = max(block.clock[row] - self.used, 0.0) / hazard
-        self.due = now + delay
+        self.due = due = now + delay
         # a timeout cannot be withdrawn: one due no later than the adoption stays and, on
         # firing early, schedules the rest; one due later is superseded and ignored
-        if self.pending is not None and self.pending_time <= self.due:
+        if self.pending is not None and self.pending_time <= due:
             return
-        self._wait(delay)
+        event = self.timeout(delay)
+        event.callbacks.append(self.fire)
+        self.pending, self.pending_time = event, now + delay
 
     def _wait(self, delay: float) -> None:
-        event = self.env.timeout(delay)
-        event.callbacks.append(self._fire)
-        self.pending, self.pending_time = event, self.env.now + delay
+        event = self.timeout(delay)
+        event.callbacks.append(self.fire)
+        self.pending, self.pending_time = event, self.env._now + delay
 
     def _fire(self, event: simpy.Event) -> None:
         if event is not self.pending:
             return
         self.pending = None
-        now = self.env.now
+        now = self.env._now
         if now < self.due:
             if self.due < math.inf:
                 self._wait(self.due - now)
             return
         j = self.adopted
-        block, row = self._block_of(j)
-        p, word, referral = self._per_person()
+        b, row = divmod(j, MARKET_BLOCK)
+        block = self.blocks[b]  # drawn when this adoption was scheduled
+        n = self.size
+        p, word = self.p, self.q * self.influencers / n
+        referral = self.refer_rate * self.referral_weight / n
         x = block.source[row] * (p + word + referral)
         referrer, active = -1, 0
         if x < word:

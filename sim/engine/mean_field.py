@@ -196,6 +196,13 @@ def expected_adoption(scenario: Scenario, days: np.ndarray | None = None) -> pd.
     ref_on = chains[0].stages_of(np.array([ref is not None and n in ref.stages for n in names]))
     influencing = wom_on | ref_on
     weight = np.stack([c.weight for c in chains]) * ref_on  # (personas, states)
+    sat = scenario.satisfaction
+    scored = sat is not None and sat.referral_rate_per_point != 0 and ref is not None
+    if scored:
+        # satisfaction's factor on referrals, at each persona's starting score (exact while
+        # nothing moves the score)
+        start = [sat.referral_factor(sat.start_of(n)) for n in scenario.persona_names]
+        weight = weight * np.array(start)[:, None]
     P = np.stack([c.matrix for c in chains])
     leaving = np.stack([c.leaving for c in chains])
     shares = np.array(scenario.persona_mix())
@@ -260,5 +267,7 @@ def expected_adoption(scenario: Scenario, days: np.ndarray | None = None) -> pd.
         method += (
             f"; interventions left out (a window, a budget or too many): {', '.join(left_out)}"
         )
+    if scored:
+        method += "; referral rates at each persona's starting satisfaction"
     frame.attrs["method"] = method
     return frame

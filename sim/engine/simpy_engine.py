@@ -16,9 +16,11 @@ import gc
 import math
 from array import array
 from bisect import bisect_right
+from heapq import heappush
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, URGENT
 
 from sim.engine import kernel, limits
 from sim.engine.budgets import Budgets
@@ -348,6 +350,7 @@ def simulate(
     market = influence = None
     influencing: tuple[bool, ...] = ()
     referring: tuple[bool, ...] = ()
+    per_point = 0.0  # satisfaction's log-rate coefficient on referrals
     if s.market is not None:
         market_persona, market_channel, market_arrival = array("h"), array("h"), array("d")
         referred, referred_by = array("l"), array("l")
@@ -364,10 +367,21 @@ def simulate(
             for ch in range(first_market_channel, len(s.channel_names))
         ]
 
+        first_table = len(cust.choice)
+        persona_add, channel_add, eligible_add = (
+            persona_of.append,
+            channel_of.append,
+            eligible_of.append,
+        )
+        table_add, row_add = table_of.append, row_of.append
+        arrival_add = market_arrival.append
+        market_persona_add, market_channel_add = market_persona.append, market_channel.append
+
         def adopt(j: int, source: int, referrer: int, referrer_active: int) -> None:
-            block, row = market.block(j)
-            b = j // MARKET_BLOCK
-            table = len(cust.choice) + b
+            # runs once per adopter: appends through bound methods fetched once
+            b, row = divmod(j, MARKET_BLOCK)
+            block = market.blocks[b]
+            table = first_table + b
             if table == len(choice_item):
                 choice_item.append(block.choice.ravel().item)
                 dwell_item.append(block.dwell.ravel().item)
@@ -382,16 +396,18 @@ def simulate(
                     outcome_item.append(None if drawn is None else drawn.ravel().item)
             k = n_customers + j
             ch = first_market_channel + source
-            persona_of.append(block.persona[row])
-            channel_of.append(ch)
-            eligible_of.append(block.eligible[row] & channel_ok[source])
-            table_of.append(table)
-            row_of.append(row)
-            market_persona.append(block.persona[row])
-            market_channel.append(ch)
-            market_arrival.append(env.now)
+            persona = block.persona[row]
+            now = env._now
+            persona_add(persona)
+            channel_add(ch)
+            eligible_add(block.eligible[row] & channel_ok[source])
+            table_add(table)
+            row_add(row)
+            market_persona_add(persona)
+            market_channel_add(ch)
+            arrival_add(now)
             add_customer(k)
-            add_time(env.now)
+            add_time(now)
             add_from(ENTRY)
             add_to(entry)
             add_value(value_item[table](row * VALUE_BLOCK) if purchase[entry] else 0.0)
@@ -406,7 +422,7 @@ def simulate(
                 add_wait(0.0)
                 add_abandoned(0)
             if sat_on:
-                add_score(start_score[block.persona[row]])
+                add_score(start_score[persona])
             if outcomes_on:
                 add_outcome(-1)
             if neg_on:
@@ -416,7 +432,7 @@ def simulate(
                 put_off_contact.append(contact)
                 if contact >= 0:
                     det_reached[contact] = k
-            process(customer(k))
+            start(customer(k))
 
         market = MarketProcess(env, c, seed, replication, adopt)
         if any(market.influencing):
@@ -445,8 +461,23 @@ def simulate(
                     weights[(p, active)] = w
                 return w
 
+            # satisfaction moves the rate: rate x exp(b x score), score on entering the stage
+            per_point = sat.referral_rate_per_point if sat_on else 0.0
+            # (weight, interventions acting) of satisfied referrers: (persona, factor)
+            scored: dict[tuple[float, int], tuple[int, float]] = {}
+
+            def scored_weight(p: int, active: int, score: float) -> float:
+                """A referrer's weight with their satisfaction's factor (when b is not 0)."""
+                factor = math.exp(per_point * score)
+                w = referral_weight(p, active) * factor
+                scored[(w, active & ~budgets.closed)] = (p, factor)
+                return w
+
             def reweigh(w: float, active: int) -> float:
                 """The weight of referrers of weight ``w`` once closed programmes stop."""
+                if (w, active) in scored:
+                    p, factor = scored[(w, active)]
+                    return referral_weight(p, active) * factor
                 p = next(p for (p, a), v in weights.items() if a == active and v == w)
                 return referral_weight(p, active)
 
@@ -492,6 +523,8 @@ def simulate(
         if influencing and influencing[stage]:
             influence(1)
         if referring and referring[stage] and (w := referral_weight(p, active)) > 0:
+            if per_point:
+                w = scored_weight(p, active, score)
             refer(k, w, active & ~budgets.closed)
         while (slot := slots[stage]) >= 0:
             if neg_on:
@@ -540,10 +573,10 @@ def simulate(
                 waited = env.now - queued
                 if not gave_up:
                     if days > 0:
-                        yield timeout(days)
+                        yield days
                     resource.release(request)
             elif days > 0:
-                yield timeout(days)
+                yield days  # a delay: see start()
             if sat_on:
                 if gave_up:
                     score += abandon_delta
@@ -613,6 +646,8 @@ def simulate(
                 if referring[left]:
                     stop_referring(k)
                 if referring[stage] and (w := referral_weight(p, active)) > 0:
+                    if per_point:
+                        w = scored_weight(p, active, score)
                     refer(k, w, active & ~budgets.closed)
         if held:
             for i in range(len(ivs)):
@@ -620,21 +655,70 @@ def simulate(
                     budgets.release(i)
 
     process = env.process
+    schedule = env.schedule
+
+    def drive(event: simpy.Event) -> None:
+        """Resume a customer: a delay they yield waits on their own event, rescheduled
+        (no timeout object per move); an event they yield (a queue) wakes them when it fires.
+        The same events at the same moments as a SimPy process, without the process's
+        bookkeeping (nothing waits on a customer's end, so no event marks it)."""
+        target = next(event.journey, None)
+        if target is None:
+            return
+        if isinstance(target, float):
+            # env.schedule inlined (the move's one event); the callbacks list is shared:
+            # nothing else ever waits on a customer's own event, so nothing appends to it
+            event.callbacks = wake
+            heappush(queue, (env._now + target, NORMAL, next(eid), event))
+        else:
+            target.callbacks.append(lambda _fired: drive(event))
+
+    wake = [drive]
+    queue, eid = env._queue, env._eid
+
+    def start(journey) -> None:
+        """Start a customer now, as ``env.process`` would (an urgent event at once)."""
+        event = _Customer(env)
+        event.callbacks = wake
+        event._ok, event._value = True, None
+        event.journey = journey
+        schedule(event, URGENT)
+
     if market is not None:
         market.start()
     if isinstance(s.acquisition, Cohort):
         for k in range(n_customers):
-            process(customer(k))
+            start(customer(k))
     else:
         arrivals = cust.arrival.tolist()
+        # the channels' arrivals: one reusable event and a callback rather than a process
+        # (no generator to resume). The same events at the same moments as a source process:
+        # first at once (urgent, as a process starts), then a timeout to each later arrival.
+        arriving = simpy.Event(env)
+        arriving._ok, arriving._value = True, None
+        next_arrival = 0
+        schedule = env.schedule
 
-        def source():
-            for k, day in enumerate(arrivals):
-                if day > env.now:
-                    yield timeout(day - env.now)
-                process(customer(k))
+        def start_from(k: int, event: simpy.Event) -> None:
+            nonlocal next_arrival
+            now = env._now
+            while k < n_customers:
+                day = arrivals[k]
+                if day > now:
+                    next_arrival = k
+                    event.callbacks = [arrive]
+                    schedule(event, NORMAL, day - now)
+                    return
+                start(customer(k))
+                k += 1
 
-        process(source())
+        def arrive(event: simpy.Event) -> None:
+            # the customer waited for starts even if rounding left the clock a hair short
+            start(customer(next_arrival))
+            start_from(next_arrival + 1, event)
+
+        arriving.callbacks.append(lambda event: start_from(0, event))
+        schedule(arriving, URGENT)
     # the run makes millions of short-lived generators and events but no reference cycles
     # worth collecting: the cyclic collector would only rescan them (1.6 to 1.8 times slower
     # on cohorts). Restored even when the run fails.
@@ -674,6 +758,12 @@ def simulate(
         outcomes=outcomes,
         detractors=detractors,
     )
+
+
+class _Customer(simpy.Event):
+    """A customer's reusable wake-up event: ``journey`` is their generator."""
+
+    __slots__ = ("journey",)
 
 
 #: Queue priority of the requests that hold units out of use: ahead of every customer.

@@ -81,6 +81,7 @@ _SECTIONS = {
         "abandoned",
         "effects",
         "outcomes",
+        "referral_rate_per_point",
     ),
 }
 _TOP = (
@@ -308,6 +309,7 @@ def _satisfaction(t: Any) -> Satisfaction | None:
         abandoned=_get(t, "abandoned", float, where, 0.0),
         effects=tuple(_get(t, "effects", list, where, [])),
         outcomes=_get(t, "outcomes", dict, where, {}),
+        referral_rate_per_point=_get(t, "referral_rate_per_point", float, where, 0.0),
     )
 
 
@@ -675,6 +677,8 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
             "abandoned": sat.abandoned,
             "effects": [dataclasses.asdict(e) for e in sat.effects],
         }
+        if sat.referral_rate_per_point:
+            data["satisfaction"]["referral_rate_per_point"] = sat.referral_rate_per_point
         if sat.persona_start:
             data["satisfaction"]["persona_start"] = dict(sat.persona_start)
         if sat.outcomes:

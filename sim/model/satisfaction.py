@@ -8,7 +8,9 @@ a good call, a failed delivery) adds its own ``satisfaction``; the score is kept
 [-1, 1]. A satisfaction effect adds
 ``coefficient x score`` to the log-odds of ``stage -> to`` (the same rule as every other
 effect), so an unhappy customer with a negative coefficient on ``renewal -> churned`` churns
-less and one with a positive coefficient churns more.
+less and one with a positive coefficient churns more. ``referral_rate_per_point`` moves
+referrals the same way on the log scale: a customer in a referring stage refers at
+``rate x exp(referral_rate_per_point x score)`` (with the score they entered that stage with).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from sim.errors import ScenarioError
 
 #: Bounds of the score.
 LOW, HIGH = -1.0, 1.0
+#: Largest size of ``referral_rate_per_point``: exp(10) already multiplies the rate by 22,000.
+MAX_REFERRAL_RATE_PER_POINT = 10.0
 
 
 def _number(value: object, where: str, low: float = -math.inf, high: float = math.inf) -> float:
@@ -119,8 +123,25 @@ class Satisfaction:
     effects: tuple[SatisfactionEffect, ...] = ()
     #: per stage: the service outcomes drawn at the end of each visit
     outcomes: tuple[tuple[str, tuple[Outcome, ...]], ...] = ()
+    #: log-rate coefficient: referrals per day x exp(this x score)
+    referral_rate_per_point: float = 0.0
 
     def __post_init__(self) -> None:
+        b = self.referral_rate_per_point
+        if (
+            isinstance(b, bool)
+            or not isinstance(b, int | float)
+            or not math.isfinite(b)
+            or not -MAX_REFERRAL_RATE_PER_POINT <= b <= MAX_REFERRAL_RATE_PER_POINT
+        ):
+            raise ScenarioError(
+                f"must be a number in [-{MAX_REFERRAL_RATE_PER_POINT:g}, "
+                f"{MAX_REFERRAL_RATE_PER_POINT:g}], got {b!r}",
+                field="satisfaction, field 'referral_rate_per_point'",
+                fix="a log-rate per point of score: 0.7 makes a delighted customer (score 1) "
+                "refer about twice as often as a neutral one",
+            )
+        object.__setattr__(self, "referral_rate_per_point", float(b))
         object.__setattr__(
             self, "start", _number(self.start, "satisfaction, field 'start'", LOW, HIGH)
         )
@@ -164,6 +185,10 @@ class Satisfaction:
                 fix="give each stage's outcomes once",
             )
         object.__setattr__(self, "outcomes", outcomes)
+
+    def referral_factor(self, score: float) -> float:
+        """What the referral rate of a customer with this score is multiplied by."""
+        return math.exp(self.referral_rate_per_point * score)
 
     def start_of(self, persona: str) -> float:
         """A persona's starting score."""

@@ -272,6 +272,12 @@ class Scenario:
                 )
         if sat is None:
             return
+        if sat.referral_rate_per_point and self.referrals is None:
+            raise ScenarioError(
+                "referral_rate_per_point moves referrals, but no one makes referrals",
+                field="satisfaction, field 'referral_rate_per_point'",
+                fix="add a [referrals] section, or remove referral_rate_per_point",
+            )
         outcomes = dict(sat.outcomes)
         for stage in outcomes:
             if stage not in self.journey.names:
