@@ -19,7 +19,7 @@ NEEDED = {
     "scipy": ("1.15", "stats.bootstrap(..., rng=) in sim/analysis/stats.py"),
     "pandas": ("2.1", "DataFrame.map in sim/cli.py"),
     "numpy": ("1.26", "numpy 2-compatible SeedSequence streams; Python 3.12 wheels"),
-    "simpy": ("4.1", "Environment.timeout / process API of SimPy 4"),
+    "simpy": ("4.1", "Environment.timeout / process API of SimPy 4; its queue (env._queue)"),
     "lifelines": ("0.27", "KaplanMeierFitter.confidence_interval_survival_function_ (tests)"),
     "statsmodels": ("0.14", "proportion_confint(method='wilson'), multipletests (tests)"),
 }
@@ -36,8 +36,9 @@ def _floors() -> dict[str, str]:
         requirements += extra
     floors = {}
     for req in requirements:
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", req.strip())
-        assert match, f"requirement {req!r} should read 'name>=version'"
+        # a ceiling (',<N') is allowed where we rely on a library's internals
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)(,<[0-9.]+)?", req.strip())
+        assert match, f"requirement {req!r} should read 'name>=version' (or 'name>=v,<w')"
         floors[match.group(1).lower()] = match.group(2)
     return floors
 
