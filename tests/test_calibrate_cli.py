@@ -71,6 +71,11 @@ def test_transaction_log_alone_fits_the_purchase_loop(exports, tmp_path, capsys)
     se = (row["ci_high"] - row["ci_low"]) / (2 * 1.96)
     assert abs(row["estimate"] - NEVER_AGAIN) <= 4 * se
     assert scenario.journey.stage("post_purchase").dwell.family == "weibull"
+    # one group of customers is not called "all", which labels the tables' overall row
+    assert scenario.persona_names == ("customers",)
+    result = sim.run(scenario.replace(acquisition=sim.Cohort(size=50)), replications=2, seed=1)
+    funnel = result.funnel()
+    assert len(funnel[funnel["persona"] == "all"]) == len(funnel[funnel["persona"] == "customers"])
 
 
 def test_fit_then_check_with_stage_map_and_segments(exports, tmp_path, capsys):
