@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from sim.errors import ScenarioError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sim.model.scenario import Scenario
 
 # Heavy libraries (numpy, pandas, scipy, matplotlib) are imported by the commands that use
@@ -572,13 +574,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _print_funnel(result)
     _print_retention(result)
     if scenario.interventions:
-        costs = (
-            result.costs()
-            .groupby("intervention", sort=False)[
-                ["reached", "purchases", "fixed", "reach_cost", "purchase_cost", "total"]
-            ]
-            .mean()
-        )
+        costs = _intervention_table(result.costs())
         print("\nInterventions (mean per replication)")
         print(costs.to_string(float_format=lambda x: f"{x:,.1f}"))
     if not result.complete:
@@ -597,6 +593,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "\nNothing written: add --out DIR to keep the event log, tables, plots and provenance."
         )
     return 0
+
+
+#: Counts and the cost each one brings, shown when that cost is not zero in every row.
+_OPTIONAL_COSTS = (
+    ("referrals", "referral_cost"),
+    ("unit_days", "capacity_cost"),
+    ("credits", "credit_cost"),
+)
+
+
+def _intervention_table(costs: pd.DataFrame) -> pd.DataFrame:
+    """Mean cost of each intervention per replication, with every cost column that is not
+    zero somewhere, so the printed parts of a row add up to its total."""
+    columns = ["reached", "purchases", "fixed", "reach_cost", "purchase_cost"]
+    for count, cost in _OPTIONAL_COSTS:
+        if cost in costs.columns and (costs[cost] != 0).any():
+            columns += [count, cost]
+    return costs.groupby("intervention", sort=False)[[*columns, "total"]].mean()
 
 
 def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:

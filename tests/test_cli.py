@@ -164,6 +164,37 @@ def test_run_reports_intervention_costs(capsys):
     assert "Interventions (mean per replication)" in text and "launch_discount" in text
 
 
+def test_intervention_rows_add_up_to_their_total():
+    """Referral, capacity and credit costs are shown when any row has them, so the printed
+    parts of each row add up to its total; columns that are zero everywhere stay out."""
+    from sim.cli import _intervention_table
+
+    costs = pd.DataFrame(
+        {
+            "replication": [0, 1, 0, 1],
+            "intervention": ["referral_programme"] * 2 + ["goodwill"] * 2,
+            "fixed": [2000.0, 2000.0, 0.0, 0.0],
+            "reached": [0, 0, 0, 0],
+            "reach_cost": 0.0,
+            "purchases": [0, 0, 0, 0],
+            "purchase_cost": 0.0,
+            "referrals": [1070, 1070, 0, 0],
+            "referral_cost": [10700.0, 10700.0, 0.0, 0.0],
+            "unit_days": 0.0,
+            "capacity_cost": 0.0,
+            "credits": [0, 0, 111, 112],
+            "credit_cost": [0.0, 0.0, 1110.0, 1120.0],
+        }
+    )
+    costs["total"] = costs[[c for c in costs if c == "fixed" or c.endswith("_cost")]].sum(axis=1)
+    table = _intervention_table(costs)
+    assert "capacity_cost" not in table.columns and "unit_days" not in table.columns
+    parts = [c for c in table.columns if c == "fixed" or c.endswith("_cost")]
+    assert "referral_cost" in parts and "credit_cost" in parts
+    assert table[parts].sum(axis=1).tolist() == pytest.approx(table["total"].tolist())
+    assert table.loc["referral_programme", "total"] == 12700
+
+
 def test_expected_on_a_market_prints_the_mean_field_curve(capsys):
     """`sim expected` on a scenario with a market prints the labelled adoption curve; on a
     scenario with queues (no market) it exits 2 naming why."""
