@@ -7,6 +7,8 @@ no 'post_purchase' or 'churned' rows (nobody records waiting or silent churn).
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -185,3 +187,23 @@ def test_fit_with_latent_personas(exports, tmp_path, capsys):
     assert sim.load_scenario(out).persona_names == ("segment_1", "segment_2")
     assert main([*args, "--personas", "many", "-o", str(out)]) == 2
     assert "--personas must be 'auto' or a number" in capsys.readouterr().err
+
+
+def test_the_documented_stage_map_reads_and_a_top_level_label_shows_the_format(tmp_path):
+    """The stage map in docs/scenario-format.md reads as shown; a label written at the top
+    level (outside [labels]) is refused with the map's format and the file's name."""
+    from sim.calibrate.table import _stage_map
+
+    doc = (Path(__file__).parent.parent / "docs" / "scenario-format.md").read_text("utf-8")
+    block = re.search(r"```toml stage-map\n(.*?)```", doc, re.S).group(1)
+    good = tmp_path / "good.toml"
+    good.write_text(block)
+    spec = _stage_map(good)
+    assert spec["labels"]["page_view"] == "visit" and spec["between_purchases"] == "post_purchase"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('visit = "awareness"\n')
+    with pytest.raises(sim.EventLogError) as info:
+        _stage_map(bad)
+    message = str(info.value)
+    assert message.startswith(str(bad)) and "unknown key 'visit'" in message
+    assert "[labels] visit = " in message and "stages = [...]" in message
