@@ -301,6 +301,14 @@ _READ_OPTIONS = {
 }
 
 
+def _fit_data_error(err: ScenarioError, args: argparse.Namespace) -> ScenarioError:
+    """The error naming the file it is about: the stage map for a stage map's problem, else
+    the data file (kept when the error names a file already)."""
+    if err.field == "stage map" and getattr(args, "map", None):
+        return err.located(str(args.map))
+    return err.located(str(args.data))
+
+
 def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps: int = 1):
     from sim.calibrate.table import read_table
     from sim.errors import EventLogError
@@ -328,7 +336,8 @@ def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps:
             ', or pass errors="skip" to leave bad rows out (counted in log.skipped)', ""
         )
         problem = err.problem
-        raise EventLogError(problem, field=err.field, fix=fix, source=err.source) from None
+        refusal = EventLogError(problem, field=err.field, fix=fix, source=err.source)
+        raise _fit_data_error(refusal, args) from None
     skipped = "".join(f"; {n} {reason}" for reason, n in log.skipped.items())
     print(
         f"{args.data}: {len(log)} moves of {int(log.customers.sum())} customers over "
@@ -363,12 +372,16 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             stage_map=args.map,
             until=args.until,
         )
-    fit = Calibrator(
+    calibrator = Calibrator(
         min_observations=args.min_observations,
         name=args.output.stem,
         personas=personas,
         attributes=args.attribute,
-    ).fit(log, attributes=attributes)
+    )
+    try:
+        fit = calibrator.fit(log, attributes=attributes)
+    except ScenarioError as err:
+        raise _fit_data_error(err, args) from None
     if fit.attribute_effects_ is not None and len(fit.attribute_effects_):
         print("Attribute effects (multinomial logit: log-odds of 'to' against 'against')")
         print(fit.attribute_effects_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -787,7 +800,15 @@ def _cmd_expected(args: argparse.Namespace) -> int:
         except ScenarioError as refusal:
             # the same refusal as sim.expected, then the curve its message points to
             return _expected_adoption(scenario, refusal)
-    exp = expected(scenario)
+    try:
+        exp = expected(scenario)
+    except ScenarioError as err:
+        fix = err.fix
+        if scenario.market is None and "expected_adoption" in fix:
+            # the mean-field curve needs a [market]: without one, simulating is the way
+            fix = f"simulate it: sim run {args.scenario}"
+        refusal = ScenarioError(err.problem, field=err.field, fix=fix, source=err.source)
+        raise refusal.located(str(args.scenario)) from None
     print(f"{scenario.name}: exact expectations over whole journeys (no horizon)\n")
     print(exp.summary.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
     print("\nReach (probability of ever entering) by persona")

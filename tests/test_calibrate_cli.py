@@ -207,3 +207,25 @@ def test_the_documented_stage_map_reads_and_a_top_level_label_shows_the_format(t
     message = str(info.value)
     assert message.startswith(str(bad)) and "unknown key 'visit'" in message
     assert "[labels] visit = " in message and "stages = [...]" in message
+
+
+def test_fit_refusals_name_the_data_file_or_the_map(tmp_path, capsys):
+    """One customer's data: the one-line error names the data file; a stage map without a
+    purchase stage: it names the map file."""
+    one = tmp_path / "one.csv"
+    one.write_text("user,when,event\n1,2025-01-01,visit\n1,2025-01-05,purchase\n")
+    cols = ["--customer", "user", "--time", "when", "--stage", "event"]
+    assert main(["fit", str(one), *cols, "-o", str(tmp_path / "f.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {one}: customer") and "single customer" in err
+    data = tmp_path / "two.csv"
+    data.write_text(
+        "user,when,event\n1,2025-01-01,visit\n1,2025-01-05,buy\n"
+        "2,2025-01-02,visit\n2,2025-01-09,lost\n"
+    )
+    stage_map = tmp_path / "stages.toml"
+    stage_map.write_text('stages = ["visit", "buy", "lost"]\npurchase = []\nends = ["lost"]\n')
+    args = ["fit", str(data), *cols, "--map", str(stage_map), "-o", str(tmp_path / "f.toml")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {stage_map}: stage map") and len(err.splitlines()) == 1

@@ -201,8 +201,13 @@ def test_expected_on_a_market_prints_the_mean_field_curve(capsys):
     assert main(["expected", str(SCENARIOS / "referral_programme.toml")]) == 0
     out = capsys.readouterr().out
     assert "mean-field" in out and "adopted" in out
-    assert main(["expected", str(SCENARIOS / "support_staffing.toml")]) == 2
-    assert "do not affect each other" in capsys.readouterr().err
+    path = SCENARIOS / "support_staffing.toml"
+    assert main(["expected", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "do not affect each other" in err
+    # the file is named, and without a market the fix is to simulate (no mean-field curve)
+    assert err.startswith(f"error: {path}") and len(err.strip().splitlines()) == 1
+    assert f"sim run {path}" in err and "expected_adoption" not in err
 
 
 def test_expected_says_what_python_says_about_a_market(capsys):
