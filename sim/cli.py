@@ -952,6 +952,25 @@ def _interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
+#: Python arguments whose fixes name them, and the option that makes the same choice here.
+_CLI_OPTIONS = {"engine": "--engine"}
+
+
+def _in_cli_words(err: ScenarioError) -> str:
+    """The error's message with a fix in Python words (engine='auto') given as the command
+    line's option (--engine auto); the library keeps its Python text."""
+    import re
+
+    fix, field = err.fix, err.field
+    for keyword, option in _CLI_OPTIONS.items():
+        fix = re.sub(rf"\b{keyword}=(['\"])([\w-]+)\1", rf"{option} \2", fix)
+        if field == keyword:
+            field = option
+    if (fix, field) == (err.fix, err.field):
+        return str(err)
+    return str(type(err)(err.problem, field=field, fix=fix, source=err.source))
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     commands = {
@@ -970,7 +989,7 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return status
     except ScenarioError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_in_cli_words(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return _interrupted()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import sim
 from sim.cli import main
 from tests.validation import SCENARIOS
 
@@ -162,6 +163,18 @@ def test_run_reports_intervention_costs(capsys):
     assert main(["run", str(SCENARIOS / "discount.toml"), "--customers", "600"]) == 0
     text = capsys.readouterr().out
     assert "Interventions (mean per replication)" in text and "launch_discount" in text
+
+
+def test_an_engine_refusal_names_the_option_not_the_python_argument(capsys):
+    """--engine vectorised on customers who interact: one line whose fix is the command
+    line's --engine auto, while Python keeps engine='auto'."""
+    path = SCENARIOS / "referral_programme.toml"
+    assert main(["run", str(path), "--engine", "vectorised"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: {path}")
+    assert "--engine auto" in err and "engine='" not in err
+    with pytest.raises(sim.ScenarioError, match="engine='auto'"):
+        sim.run(sim.load_scenario(path), engine="vectorised")
 
 
 def test_intervention_rows_add_up_to_their_total():
