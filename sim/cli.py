@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from sim.errors import ScenarioError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sim.model.scenario import Scenario
 
 # Heavy libraries (numpy, pandas, scipy, matplotlib) are imported by the commands that use
@@ -299,6 +301,14 @@ _READ_OPTIONS = {
 }
 
 
+def _fit_data_error(err: ScenarioError, args: argparse.Namespace) -> ScenarioError:
+    """The error naming the file it is about: the stage map for a stage map's problem, else
+    the data file (kept when the error names a file already)."""
+    if err.field == "stage map" and getattr(args, "map", None):
+        return err.located(str(args.map))
+    return err.located(str(args.data))
+
+
 def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps: int = 1):
     from sim.calibrate.table import read_table
     from sim.errors import EventLogError
@@ -326,7 +336,8 @@ def _read_data(args: argparse.Namespace, until: str | None = None, repeat_steps:
             ', or pass errors="skip" to leave bad rows out (counted in log.skipped)', ""
         )
         problem = err.problem
-        raise EventLogError(problem, field=err.field, fix=fix, source=err.source) from None
+        refusal = EventLogError(problem, field=err.field, fix=fix, source=err.source)
+        raise _fit_data_error(refusal, args) from None
     skipped = "".join(f"; {n} {reason}" for reason, n in log.skipped.items())
     print(
         f"{args.data}: {len(log)} moves of {int(log.customers.sum())} customers over "
@@ -361,12 +372,16 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             stage_map=args.map,
             until=args.until,
         )
-    fit = Calibrator(
+    calibrator = Calibrator(
         min_observations=args.min_observations,
         name=args.output.stem,
         personas=personas,
         attributes=args.attribute,
-    ).fit(log, attributes=attributes)
+    )
+    try:
+        fit = calibrator.fit(log, attributes=attributes)
+    except ScenarioError as err:
+        raise _fit_data_error(err, args) from None
     if fit.attribute_effects_ is not None and len(fit.attribute_effects_):
         print("Attribute effects (multinomial logit: log-odds of 'to' against 'against')")
         print(fit.attribute_effects_.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -572,13 +587,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _print_funnel(result)
     _print_retention(result)
     if scenario.interventions:
-        costs = (
-            result.costs()
-            .groupby("intervention", sort=False)[
-                ["reached", "purchases", "fixed", "reach_cost", "purchase_cost", "total"]
-            ]
-            .mean()
-        )
+        costs = _intervention_table(result.costs())
         print("\nInterventions (mean per replication)")
         print(costs.to_string(float_format=lambda x: f"{x:,.1f}"))
     if not result.complete:
@@ -597,6 +606,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "\nNothing written: add --out DIR to keep the event log, tables, plots and provenance."
         )
     return 0
+
+
+#: Counts and the cost each one brings, shown when that cost is not zero in every row.
+_OPTIONAL_COSTS = (
+    ("referrals", "referral_cost"),
+    ("unit_days", "capacity_cost"),
+    ("credits", "credit_cost"),
+)
+
+
+def _intervention_table(costs: pd.DataFrame) -> pd.DataFrame:
+    """Mean cost of each intervention per replication, with every cost column that is not
+    zero somewhere, so the printed parts of a row add up to its total."""
+    columns = ["reached", "purchases", "fixed", "reach_cost", "purchase_cost"]
+    for count, cost in _OPTIONAL_COSTS:
+        if cost in costs.columns and (costs[cost] != 0).any():
+            columns += [count, cost]
+    return costs.groupby("intervention", sort=False)[[*columns, "total"]].mean()
 
 
 def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
@@ -781,7 +808,15 @@ def _cmd_expected(args: argparse.Namespace) -> int:
         except ScenarioError as refusal:
             # the same refusal as sim.expected, then the curve its message points to
             return _expected_adoption(scenario, refusal)
-    exp = expected(scenario)
+    try:
+        exp = expected(scenario)
+    except ScenarioError as err:
+        fix = err.fix
+        if scenario.market is None and "expected_adoption" in fix:
+            # the mean-field curve needs a [market]: without one, simulating is the way
+            fix = f"simulate it: sim run {args.scenario}"
+        refusal = ScenarioError(err.problem, field=err.field, fix=fix, source=err.source)
+        raise refusal.located(str(args.scenario)) from None
     print(f"{scenario.name}: exact expectations over whole journeys (no horizon)\n")
     print(exp.summary.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
     print("\nReach (probability of ever entering) by persona")
@@ -925,6 +960,25 @@ def _interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
+#: Python arguments whose fixes name them, and the option that makes the same choice here.
+_CLI_OPTIONS = {"engine": "--engine"}
+
+
+def _in_cli_words(err: ScenarioError) -> str:
+    """The error's message with a fix in Python words (engine='auto') given as the command
+    line's option (--engine auto); the library keeps its Python text."""
+    import re
+
+    fix, field = err.fix, err.field
+    for keyword, option in _CLI_OPTIONS.items():
+        fix = re.sub(rf"\b{keyword}=(['\"])([\w-]+)\1", rf"{option} \2", fix)
+        if field == keyword:
+            field = option
+    if (fix, field) == (err.fix, err.field):
+        return str(err)
+    return str(type(err)(err.problem, field=field, fix=fix, source=err.source))
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     commands = {
@@ -943,7 +997,7 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
         return status
     except ScenarioError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_in_cli_words(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return _interrupted()

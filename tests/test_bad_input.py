@@ -50,6 +50,25 @@ def test_an_empty_name_in_a_file_is_refused(write_toml):
     assert str(info.value).startswith(f"{path}: scenario, field 'name'")
 
 
+@pytest.mark.parametrize("name", ["all", "All "])
+def test_a_persona_called_all_is_refused(name):
+    """'all' labels the overall row of every table, so a persona may not take it."""
+    with pytest.raises(sim.ScenarioError, match="reserved for the overall row") as info:
+        sim.Persona(name=name, share=1.0)
+    assert "persona name" in str(info.value) and "customers" in str(info.value)
+
+
+def test_a_persona_called_all_in_a_file_names_the_file(write_toml):
+    """`name = "all"` in a [[persona]] gives the file, the field and another name to use."""
+    text = BASELINE.read_text().replace('name = "bargain_hunter"', 'name = "all"', 1)
+    path = write_toml(text)
+    with pytest.raises(sim.ScenarioError) as info:
+        sim.load_scenario(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "persona name" in message
+    assert "reserved for the overall row" in message
+
+
 def test_an_empty_channel_name_is_refused():
     """A channel needs a name (streams and tables are keyed by it)."""
     with pytest.raises(sim.ScenarioError, match="channel name must be non-empty"):

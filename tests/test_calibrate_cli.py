@@ -7,6 +7,8 @@ no 'post_purchase' or 'churned' rows (nobody records waiting or silent churn).
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -71,6 +73,11 @@ def test_transaction_log_alone_fits_the_purchase_loop(exports, tmp_path, capsys)
     se = (row["ci_high"] - row["ci_low"]) / (2 * 1.96)
     assert abs(row["estimate"] - NEVER_AGAIN) <= 4 * se
     assert scenario.journey.stage("post_purchase").dwell.family == "weibull"
+    # one group of customers is not called "all", which labels the tables' overall row
+    assert scenario.persona_names == ("customers",)
+    result = sim.run(scenario.replace(acquisition=sim.Cohort(size=50)), replications=2, seed=1)
+    funnel = result.funnel()
+    assert len(funnel[funnel["persona"] == "all"]) == len(funnel[funnel["persona"] == "customers"])
 
 
 def test_fit_then_check_with_stage_map_and_segments(exports, tmp_path, capsys):
@@ -180,3 +187,45 @@ def test_fit_with_latent_personas(exports, tmp_path, capsys):
     assert sim.load_scenario(out).persona_names == ("segment_1", "segment_2")
     assert main([*args, "--personas", "many", "-o", str(out)]) == 2
     assert "--personas must be 'auto' or a number" in capsys.readouterr().err
+
+
+def test_the_documented_stage_map_reads_and_a_top_level_label_shows_the_format(tmp_path):
+    """The stage map in docs/scenario-format.md reads as shown; a label written at the top
+    level (outside [labels]) is refused with the map's format and the file's name."""
+    from sim.calibrate.table import _stage_map
+
+    doc = (Path(__file__).parent.parent / "docs" / "scenario-format.md").read_text("utf-8")
+    block = re.search(r"```toml stage-map\n(.*?)```", doc, re.S).group(1)
+    good = tmp_path / "good.toml"
+    good.write_text(block)
+    spec = _stage_map(good)
+    assert spec["labels"]["page_view"] == "visit" and spec["between_purchases"] == "post_purchase"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('visit = "awareness"\n')
+    with pytest.raises(sim.EventLogError) as info:
+        _stage_map(bad)
+    message = str(info.value)
+    assert message.startswith(str(bad)) and "unknown key 'visit'" in message
+    assert "[labels] visit = " in message and "stages = [...]" in message
+
+
+def test_fit_refusals_name_the_data_file_or_the_map(tmp_path, capsys):
+    """One customer's data: the one-line error names the data file; a stage map without a
+    purchase stage: it names the map file."""
+    one = tmp_path / "one.csv"
+    one.write_text("user,when,event\n1,2025-01-01,visit\n1,2025-01-05,purchase\n")
+    cols = ["--customer", "user", "--time", "when", "--stage", "event"]
+    assert main(["fit", str(one), *cols, "-o", str(tmp_path / "f.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {one}: customer") and "single customer" in err
+    data = tmp_path / "two.csv"
+    data.write_text(
+        "user,when,event\n1,2025-01-01,visit\n1,2025-01-05,buy\n"
+        "2,2025-01-02,visit\n2,2025-01-09,lost\n"
+    )
+    stage_map = tmp_path / "stages.toml"
+    stage_map.write_text('stages = ["visit", "buy", "lost"]\npurchase = []\nends = ["lost"]\n')
+    args = ["fit", str(data), *cols, "--map", str(stage_map), "-o", str(tmp_path / "f.toml")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {stage_map}: stage map") and len(err.splitlines()) == 1

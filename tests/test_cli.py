@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import sim
 from sim.cli import main
 from tests.validation import SCENARIOS
 
@@ -164,14 +165,62 @@ def test_run_reports_intervention_costs(capsys):
     assert "Interventions (mean per replication)" in text and "launch_discount" in text
 
 
+def test_an_engine_refusal_names_the_option_not_the_python_argument(capsys):
+    """--engine vectorised on customers who interact: one line whose fix is the command
+    line's --engine auto, while Python keeps engine='auto'."""
+    path = SCENARIOS / "referral_programme.toml"
+    assert main(["run", str(path), "--engine", "vectorised"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: {path}")
+    assert "--engine auto" in err and "engine='" not in err
+    with pytest.raises(sim.ScenarioError, match="engine='auto'"):
+        sim.run(sim.load_scenario(path), engine="vectorised")
+
+
+def test_intervention_rows_add_up_to_their_total():
+    """Referral, capacity and credit costs are shown when any row has them, so the printed
+    parts of each row add up to its total; columns that are zero everywhere stay out."""
+    from sim.cli import _intervention_table
+
+    costs = pd.DataFrame(
+        {
+            "replication": [0, 1, 0, 1],
+            "intervention": ["referral_programme"] * 2 + ["goodwill"] * 2,
+            "fixed": [2000.0, 2000.0, 0.0, 0.0],
+            "reached": [0, 0, 0, 0],
+            "reach_cost": 0.0,
+            "purchases": [0, 0, 0, 0],
+            "purchase_cost": 0.0,
+            "referrals": [1070, 1070, 0, 0],
+            "referral_cost": [10700.0, 10700.0, 0.0, 0.0],
+            "unit_days": 0.0,
+            "capacity_cost": 0.0,
+            "credits": [0, 0, 111, 112],
+            "credit_cost": [0.0, 0.0, 1110.0, 1120.0],
+        }
+    )
+    costs["total"] = costs[[c for c in costs if c == "fixed" or c.endswith("_cost")]].sum(axis=1)
+    table = _intervention_table(costs)
+    assert "capacity_cost" not in table.columns and "unit_days" not in table.columns
+    parts = [c for c in table.columns if c == "fixed" or c.endswith("_cost")]
+    assert "referral_cost" in parts and "credit_cost" in parts
+    assert table[parts].sum(axis=1).tolist() == pytest.approx(table["total"].tolist())
+    assert table.loc["referral_programme", "total"] == 12700
+
+
 def test_expected_on_a_market_prints_the_mean_field_curve(capsys):
     """`sim expected` on a scenario with a market prints the labelled adoption curve; on a
     scenario with queues (no market) it exits 2 naming why."""
     assert main(["expected", str(SCENARIOS / "referral_programme.toml")]) == 0
     out = capsys.readouterr().out
     assert "mean-field" in out and "adopted" in out
-    assert main(["expected", str(SCENARIOS / "support_staffing.toml")]) == 2
-    assert "do not affect each other" in capsys.readouterr().err
+    path = SCENARIOS / "support_staffing.toml"
+    assert main(["expected", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "do not affect each other" in err
+    # the file is named, and without a market the fix is to simulate (no mean-field curve)
+    assert err.startswith(f"error: {path}") and len(err.strip().splitlines()) == 1
+    assert f"sim run {path}" in err and "expected_adoption" not in err
 
 
 def test_expected_says_what_python_says_about_a_market(capsys):

@@ -376,8 +376,11 @@ def test_sort_rows_reads_a_shuffled_export_as_the_sorted_one_and_names_its_lines
 
     assert got.customers.tolist() == want.customers.tolist() == [20]
     assert journeys(got) == journeys(want)
-    with pytest.raises(sim.EventLogError, match="out of time order"):
+    with pytest.raises(sim.EventLogError, match="out of time order") as info:
         sim.read_events(b, **options)
+    fix = str(info.value).split("out of time order", 1)[1]
+    # sorting keeps every event; skipping would drop them, so it is offered first
+    assert 0 <= fix.index("pass sort_rows=True") < fix.index('errors="skip"')
     broken = shuffled.copy()
     broken.iloc[7, 1] = "not a date"
     broken.to_csv(b, index=False)

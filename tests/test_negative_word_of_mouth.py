@@ -87,7 +87,9 @@ def test_put_off_customers_convert_by_the_log_odds_rule():
         assert abs(bought[group].mean() - p) <= K * math.sqrt(p * (1 - p) / n)
     n_put_off = (put_off & decided).sum()
     assert math.isclose(log.detractor_lost.sum(), n_put_off * (P_ON - exact), rel_tol=1e-9)
-    summary = detractor_summary(log).set_index("metric")["mean"]
+    table = detractor_summary(log)
+    assert all(table[c].dtype == float for c in ("mean", "ci_low", "ci_high"))
+    summary = table.set_index("metric")["mean"]
     assert math.isclose(summary["lost_conversions"] * 2, log.detractor_lost.sum())
     assert summary["people_reached"] > summary["became_customers"] > 0
     broken = dataclasses.replace(log, detractor_reached=log.detractor_reached + 10**6)

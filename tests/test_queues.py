@@ -5,13 +5,19 @@ abandonment on random scenarios; the scenario file; the analysis tables."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
 import sim
-from sim.analysis.queues import queue_summary, queue_visits, waiting_time_distribution
+from sim.analysis.queues import (
+    queue_over_time,
+    queue_summary,
+    queue_visits,
+    waiting_time_distribution,
+)
 from sim.events import COLUMNS
 from tests.strategies import scenarios_with_resources
 from tests.validation import SCENARIOS, K
@@ -226,6 +232,23 @@ def test_support_staffing_scenario_runs_and_queues():
     summary = queue_summary(log).set_index("resource")
     assert summary.loc["support", "p_wait"] > 0 and summary.loc["support", "abandonment"] > 0
     assert 0 < summary.loc["onboarding", "utilisation"] < 1
+
+
+def test_a_day_with_no_units_has_no_utilisation_and_no_warning(write_toml):
+    """`sun = 0` in a schedule (as in the reference): that day's utilisation is NaN, the
+    other days' are numbers, and neither table warns of a division by zero."""
+    text = (SCENARIOS / "support_staffing.toml").read_text()
+    path = write_toml(text.replace("sat = 2, sun = 2", "sat = 2, sun = 0", 1))
+    scenario = sim.load_scenario(path).replace(horizon_days=21)
+    log = sim.run(scenario, seed=2).log
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        over_time = queue_over_time(log, np.arange(21) + 0.5)
+        summary = queue_summary(log)
+    support = over_time[over_time["resource"] == "support"].set_index("day")["utilisation"]
+    sundays = support.index % 7 >= 6
+    assert support[sundays].isna().all() and support[~sundays].notna().all()
+    assert summary["utilisation"].notna().all()
 
 
 def erlang_a(arrivals: float, service_rate: float, c: int, abandon_rate: float):

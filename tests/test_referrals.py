@@ -139,6 +139,8 @@ def test_referral_tables_describe_the_trees():
         expected = 0 if ref < 0 else depth[offsets[log.replication[row]] + ref] + 1
         assert depth[key[row]] == expected
     summary = referral_summary(log).set_index("metric")
+    # numbers, not objects, so they sort, plot and compare like every other table
+    assert all(summary[c].dtype == float for c in ("mean", "ci_low", "ci_high"))
     referred = (log.referrer[entry] >= 0).sum() / 2
     assert summary.loc["referred", "mean"] == referred
     assert summary.loc["max_depth", "mean"] >= 2

@@ -198,6 +198,17 @@ def _churn_probability(score: float) -> float:
     return float(apply_log_odds(np.array([0.8, 0.2]), np.array([0.0, -2.0 * score]))[1])
 
 
+@pytest.mark.parametrize("share", [-0.05, 1.5])
+def test_an_impossible_outcome_share_gets_a_fix_about_shares(share):
+    """A share outside [0, 1] is refused with the field and a fix about shares, not the
+    satisfaction score's range."""
+    with pytest.raises(sim.ScenarioError) as info:
+        sim.Outcome(name="failed", share=share, satisfaction=-0.5)
+    message = str(info.value)
+    assert "outcome 'failed', field 'share'" in message and "from 0 to 1" in message
+    assert "furious" not in message
+
+
 def test_outcome_shares_match_the_scenario_and_the_odds_ratio():
     """The share of deliveries ending with each outcome lies within K binomial standard
     errors of its share in the scenario, and under an odds ratio of 3 on a failed delivery,

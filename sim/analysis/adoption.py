@@ -197,6 +197,14 @@ def referral_depth(log: EventLog) -> np.ndarray:
     return depth
 
 
+def _metric_frame(rows: list[dict]) -> pd.DataFrame:
+    """metric, mean, ci_low, ci_high with float columns (mean_ci gives 0-d arrays, which
+    would make object columns)."""
+    return pd.DataFrame(rows, columns=["metric", "mean", "ci_low", "ci_high"]).astype(
+        {"mean": float, "ci_low": float, "ci_high": float}
+    )
+
+
 def referral_summary(log: EventLog) -> pd.DataFrame:
     """Referrals per replication, as means with 95% CIs: customers referred, the viral
     coefficient (K-factor: customers referred per customer, which is also the referred
@@ -223,7 +231,7 @@ def referral_summary(log: EventLog) -> pd.DataFrame:
         ok = values[~np.isnan(values)]
         mean, low, high = mean_ci(ok) if len(ok) else (np.nan, np.nan, np.nan)
         rows.append({"metric": name, "mean": mean, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows)
+    return _metric_frame(rows)
 
 
 def k_factor_by_cohort(log: EventLog, period_days: float = 30.0) -> pd.DataFrame:
@@ -283,4 +291,4 @@ def detractor_summary(log: EventLog) -> pd.DataFrame:
     for name, values in metrics.items():
         mean, low, high = mean_ci(np.asarray(values, dtype=float))
         rows.append({"metric": name, "mean": mean, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows)
+    return _metric_frame(rows)

@@ -123,7 +123,9 @@ def queue_summary(log: EventLog, since: float = 0.0, until: float | None = None)
             sel = (mine["replication"] == r).to_numpy()
             n = sel.sum()
             stats["visits"][r] = n
-            stats["utilisation"][r] = busy[sel].sum() / capacity_days(log, code, since, until)
+            unit_days = capacity_days(log, code, since, until)
+            # no units in force at all (a closed window): utilisation is undefined, not inf
+            stats["utilisation"][r] = busy[sel].sum() / unit_days if unit_days > 0 else np.nan
             if n:
                 wait = mine["wait"].to_numpy()[sel]
                 stats["p_wait"][r] = np.mean(wait > 0)
@@ -184,6 +186,9 @@ def queue_over_time(log: EventLog, days: np.ndarray | None = None) -> pd.DataFra
         mine = (visits["resource"] == name).to_numpy()
         served = mine & ~visits["abandoned"].to_numpy()
         busy = inside(begin[served], end[served]) / reps
+        units = capacity_at(log, code, days)
+        # a day with no units scheduled (e.g. sun = 0) has no utilisation: NaN, no warning
+        utilisation = np.divide(busy, units, out=np.full(len(days), np.nan), where=units > 0)
         frames.append(
             pd.DataFrame(
                 {
@@ -191,7 +196,7 @@ def queue_over_time(log: EventLog, days: np.ndarray | None = None) -> pd.DataFra
                     "day": days,
                     "queue": inside(joined[mine], begin[mine]) / reps,
                     "busy": busy,
-                    "utilisation": busy / capacity_at(log, code, days),
+                    "utilisation": utilisation,
                 }
             )
         )

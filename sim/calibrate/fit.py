@@ -46,7 +46,7 @@ from sim.calibrate.likelihood import (
 )
 from sim.calibrate.visits import Visits, visits
 from sim.errors import EventLogError, ScenarioError
-from sim.events import ENTRY, EventLog
+from sim.events import ALL, ENTRY, EventLog
 from sim.model.acquisition import Cohort
 from sim.model.distributions import Distribution, Fixed
 from sim.model.journey import Journey, Stage
@@ -55,6 +55,8 @@ from sim.model.scenario import Scenario
 
 #: Name of the stage added when customers enter the data at several stages.
 START = "start"
+# the name of a single fitted persona ("all" labels the overall row of the tables)
+FITTED_PERSONA = "customers"
 
 #: Above this many visits to a stage, dwell families are compared on a random sample of
 #: about this size (AIC differences there are already decisive); the chosen one is then
@@ -811,7 +813,8 @@ class Calibrator:
                     factors[log.stages[s]] = float(f)
             persona_objs.append(
                 Persona(
-                    name=pname,
+                    # "all" labels the overall row of the tables, so a single group is renamed
+                    name=FITTED_PERSONA if pname.strip().lower() == ALL else pname,
                     # latent personas: the EM shares; counting each customer in their most
                     # likely segment would move share to the segments that are easy to tell
                     share=(

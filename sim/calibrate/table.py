@@ -342,7 +342,12 @@ def _stage_map(path: str | Path) -> dict[str, Any]:
             raise EventLogError(
                 f"unknown key '{key}'",
                 source=str(path),
-                fix=f"the stage map knows {', '.join(sorted(known))}",
+                fix=(
+                    "a stage map holds stages = [...], purchase = [...], ends = [...], "
+                    'between_purchases = "...", edges = [["from", "to"], ...] and, under '
+                    f'[labels], label = "stage" lines (e.g. [labels] {key} = "...")'
+                    "; see docs/scenario-format.md"
+                ),
             )
     lists: Sequence[str] = ("stages", "purchase", "ends")
     for key in lists:

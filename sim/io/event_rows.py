@@ -162,7 +162,8 @@ def raise_bad_rows(
         "duplicate": "remove the repeated rows",
         "value not on a purchase": "name the stage in purchase_stages=, or map the event to a "
         "purchase stage",
-        "out of time order": "sort each customer's events by time",
+        "out of time order": "pass sort_rows=True to put each customer's events in time "
+        "order (or sort the file by customer and time)",
         "after an end stage": "a customer who reached an end stage has no later events; "
         "pass end_stages= naming only true ends",
     }

@@ -33,6 +33,14 @@ class Persona:
             raise ScenarioError(
                 f"persona name must be a non-empty string, got {self.name!r}", field="persona name"
             )
+        if self.name.strip().lower() == "all":
+            # the analysis tables label the whole population "all"; a persona of that name
+            # would give two rows called "all" with different numbers
+            raise ScenarioError(
+                f"persona name {self.name!r} is reserved for the overall row of the tables",
+                field="persona name",
+                fix='call the persona something else, e.g. name = "customers"',
+            )
         where = f"persona '{self.name}'"
         if isinstance(self.share, bool) or not isinstance(self.share, int | float):
             raise ScenarioError(

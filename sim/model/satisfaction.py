@@ -26,7 +26,13 @@ LOW, HIGH = -1.0, 1.0
 MAX_REFERRAL_RATE_PER_POINT = 10.0
 
 
-def _number(value: object, where: str, low: float = -math.inf, high: float = math.inf) -> float:
+def _number(
+    value: object,
+    where: str,
+    low: float = -math.inf,
+    high: float = math.inf,
+    fix: str = "satisfaction scores run from -1 (furious) to 1 (delighted)",
+) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -36,7 +42,7 @@ def _number(value: object, where: str, low: float = -math.inf, high: float = mat
         raise ScenarioError(
             f"must be a number in [{low:g}, {high:g}], got {value!r}",
             field=where,
-            fix="satisfaction scores run from -1 (furious) to 1 (delighted)",
+            fix=fix,
         )
     return float(value)
 
@@ -72,7 +78,17 @@ class Outcome:
                 fix="e.g. failed_delivery = { share = 0.05, satisfaction = -0.6 }",
             )
         where = f"satisfaction outcome '{self.name}'"
-        object.__setattr__(self, "share", _number(self.share, f"{where}, field 'share'", 0, 1))
+        object.__setattr__(
+            self,
+            "share",
+            _number(
+                self.share,
+                f"{where}, field 'share'",
+                0,
+                1,
+                fix="a share is the chance of the outcome on a visit, from 0 to 1, e.g. 0.05",
+            ),
+        )
         object.__setattr__(
             self, "satisfaction", _number(self.satisfaction, f"{where}, field 'satisfaction'")
         )
