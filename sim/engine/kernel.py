@@ -65,8 +65,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     draws.close()
     _return_freed_memory()
     entries = draws.entries()
-    time = moves[0][1]
-    return scattered_event_log(c, replication, entries, moves, np.arange(len(time)), time, reaches)
+    # the moves are in time order; their recording is let go column by column
+    return scattered_event_log(c, replication, entries, moves, None, moves[0][1], reaches)
 
 
 def _return_freed_memory() -> None:
@@ -338,17 +338,19 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         # cycle (event -> callback -> closure -> environment -> queue -> event) until the
         # collector's next full pass: drop them now, so their memory is free for the log
         env._queue.clear()
-    values = np.zeros(len(log_time))
-    values[np.frombuffer(log_value_at, dtype=np.int64)] = np.frombuffer(log_value)
+        # the callbacks re-arm themselves through these tuples (a cycle of closures that
+        # holds the recording): break it, so the recording goes as its columns are written
+        MOVE = ARRIVE = None
     moves = [
-        (
+        [
             np.frombuffer(log_customer, dtype=np.int32),
             np.frombuffer(log_time, dtype=np.float64),
             np.frombuffer(log_from, dtype=np.int16),
             np.frombuffer(log_to, dtype=np.int16),
-            values,
+            # sparse: most moves carry no value
+            (np.frombuffer(log_value_at, dtype=np.int64), np.frombuffer(log_value)),
             np.frombuffer(log_treated, dtype=np.int64) if n_ivs else None,
-        )
+        ]
     ]
     reaches = (
         np.frombuffer(reach_customer, dtype=np.int_),

@@ -312,6 +312,10 @@ class LazyDraws:
         return self.arrival, self.persona, self.channel, values
 
     def close(self) -> None:
-        """Let go of the drawn blocks."""
+        """Let go of the drawn blocks and of the customers' state (the run is over: only
+        :meth:`entries` is read after this)."""
         self._blocks.clear()
         self._values.clear()
+        self.stage_of = self.visits = self.bought = None
+        self._stage_view = self._visit_view = self._bought_view = None
+        self.persona_list = self.eligible_list = None
