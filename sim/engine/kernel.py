@@ -28,7 +28,7 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, URGENT
 
-from sim.engine import limits
+from sim.engine import lazy_draws, limits
 from sim.engine.budgets import Budgets
 from sim.engine.compiled import CompiledScenario
 from sim.engine.lazy_draws import LazyDraws
@@ -187,21 +187,34 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 if held >> i & 1:
                     budgets.release(i)
 
-    choice_and_dwell = draws.reader()
     value_of = draws.value
+    # what the draws' reader reads, bound here: the number lookup is inlined in the move loop
+    blocks_get, draw_block = draws._blocks.get, draws._draw_block
+    slots, per_column = draws._slots, draws._per_column
+    shift, mask = lazy_draws.BLOCK_SHIFT, lazy_draws.BLOCK - 1
+    one_channel = draws.one_channel
+    channel_of = getattr(draws, "_channel_of", None)
+    local_of = getattr(draws, "_local_of", None)
+    if not n_ivs:
+        active_of = None
 
-    def journey(ev: _Wake, k: int, p: int, stage: int, following: int, active: int) -> None:
-        """Customer ``k`` (persona ``p``) moves from ``stage`` to ``following`` now (none
-        when ``following`` is -1: they have just entered ``stage``), makes the moves that
-        take no time, then schedules their event for the next wait, or ends the journey.
-        Runs once per wait of every customer: the common move is inlined."""
+    def wake(ev: _Wake) -> None:
+        """Customer ``ev.k`` wakes: they move to the stage their pending move goes to (none
+        when it is -1: they have just entered their stage), make the moves that take no
+        time, then schedule their event for the next wait, or end the journey. Runs once
+        per wait of every customer: the common move and the number lookup are inlined."""
+        k = ev.k
+        p = persona_of[k]
+        stage = stage_of[k]
+        following = next_of[k]
+        active = active_of[k] if n_ivs else 0
         while True:
             if following >= 0:
                 if n_ivs or purchase[following]:
                     active = move(k, p, stage, following, active)
                 else:
                     add_customer(k)
-                    add_time(env.now)
+                    add_time(env._now)
                     add_from(stage)
                     add_to(following)
                 stage = following
@@ -222,7 +235,22 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                         raise runaway(c, k, stage, env.now, max_moves)
             if visit < block[stage]:
                 visits[at] = visit + 1
-                u, days = choice_and_dwell(k, stage, visit)
+                if one_channel:
+                    ch, local = 0, k
+                else:
+                    ch, local = channel_of[k], local_of[k]
+                b = local >> shift
+                key = (ch * slots + first_slot[stage] + visit) * per_column + b
+                i = local & mask
+                found = blocks_get(key)
+                if found is None:
+                    found = draw_block(key, ch, b, stage, visit)
+                try:
+                    u, days = found[0][i], found[1][i]
+                except KeyError:
+                    # a sparse block without this customer: draw it again, whole
+                    found = draw_block(key, ch, b, stage, visit)
+                    u, days = found[0][i], found[1][i]
             else:
                 g = own_stream(k)
                 u = g.random()
@@ -262,7 +290,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 held_of[k] = held
             add_value(value)
         add_customer(k)
-        add_time(env.now)
+        add_time(env._now)
         add_from(stage)
         add_to(following)
         if n_ivs:
@@ -271,18 +299,17 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             return settle(k, following, eligible) if eligible else 0
         return 0
 
-    def wake(ev: _Wake) -> None:
-        k = ev.k
-        journey(ev, k, persona_of[k], stage_of[k], next_of[k], active_of[k] if n_ivs else 0)
-
     def begin(ev: _Wake) -> None:
         k = ev.k
         eligible = eligible_of[k]
         stage = draws.entry
         if c.purchase[stage]:
             bought[k] = 1
-        active = settle(k, stage, eligible) if eligible else 0
-        journey(ev, k, persona_of[k], stage, -1, active)
+        stage_of[k] = stage
+        next_of[k] = -1
+        if n_ivs:
+            active_of[k] = settle(k, stage, eligible) if eligible else 0
+        wake(ev)
 
     MOVE = (wake,)
 
