@@ -133,7 +133,9 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     reserves = budgets.reserves
     eligible_of = draws.eligible_list
     if n_ivs:
-        active_of, reached_of, held_of = (array("q", bytes(8 * n)) for _ in range(3))
+        code = lazy_draws.mask_type(n_ivs)
+        size = array(code).itemsize * n
+        active_of, reached_of, held_of = (array(code, bytes(size)) for _ in range(3))
 
     def settle(k: int, stage: int, eligible: int) -> int:
         """On entering a stage: who reaches the customer now, and who acts on them (the
