@@ -104,9 +104,10 @@ def test_the_estimate_follows_the_run(baseline):
 
 def test_the_event_driven_estimate_covers_the_run_without_overstating_it(baseline):
     """Customers who do not interact are sized for the SimPy engine's event-driven path: the
-    estimate covers the memory the run allocates (traced) and, beyond the fixed allowance for
-    drawn numbers, overstates it at most 4 times (the pre-drawn figures of a process per
-    customer, still used for other engines, overstate it more than 4 times: the twin)."""
+    estimate, beyond the fixed allowance for drawn numbers, covers the memory the run
+    allocates (traced; measured 1.6 times it) and overstates it less than 3 times (the figures
+    of a process per customer with pre-drawn tables, still used for other engines, overstate
+    it more than 4 times here: the twin)."""
     import tracemalloc
 
     from sim.engine.simpy_engine import simulate
@@ -114,14 +115,14 @@ def test_the_event_driven_estimate_covers_the_run_without_overstating_it(baselin
     compiled = CompiledScenario.build(baseline.with_customers(20_000))
     event_driven = estimate_run(compiled, "simpy")
     assert event_driven.event_driven and not estimate_run(compiled).event_driven
+    simulate(CompiledScenario.build(baseline.with_customers(100)), 4, 0)  # imports done
     tracemalloc.start()
     try:
         simulate(compiled, 4, 0)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak <= event_driven.running_bytes
-    assert event_driven.running_bytes - sizing.KERNEL_DRAWN_BYTES <= 4 * peak
+    assert peak <= event_driven.running_bytes - sizing.KERNEL_DRAWN_BYTES <= 3 * peak
     assert estimate_run(compiled).running_bytes > 4 * peak
 
 
