@@ -140,7 +140,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     def settle(k: int, stage: int, eligible: int) -> int:
         """On entering a stage: who reaches the customer now, and who acts on them (the
         rule of the process path, state kept in the flat arrays)."""
-        now = env.now
+        now = env._now
         reached, held = reached_of[k], held_of[k]
         active = 0
         for i in range(n_ivs):
@@ -339,10 +339,10 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             nonlocal position, woken
             first = position
             while position < n:
-                if not woken and arrivals[position] > env.now:
+                if not woken and arrivals[position] > env._now:
                     woken = True
                     ev.callbacks = ARRIVE
-                    schedule(ev, NORMAL, arrivals[position] - env.now)
+                    schedule(ev, NORMAL, arrivals[position] - env._now)
                     break
                 woken = False
                 position += 1
