@@ -28,7 +28,7 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, URGENT
 
-from sim.engine import limits
+from sim.engine import lazy_draws, limits
 from sim.engine.budgets import Budgets
 from sim.engine.compiled import CompiledScenario
 from sim.engine.lazy_draws import LazyDraws
@@ -65,8 +65,8 @@ def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> Eve
     draws.close()
     _return_freed_memory()
     entries = draws.entries()
-    time = moves[0][1]
-    return scattered_event_log(c, replication, entries, moves, np.arange(len(time)), time, reaches)
+    # the moves are in time order; their recording is let go column by column
+    return scattered_event_log(c, replication, entries, moves, None, moves[0][1], reaches)
 
 
 def _return_freed_memory() -> None:
@@ -133,12 +133,14 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     reserves = budgets.reserves
     eligible_of = draws.eligible_list
     if n_ivs:
-        active_of, reached_of, held_of = (array("q", bytes(8 * n)) for _ in range(3))
+        code = lazy_draws.mask_type(n_ivs)
+        size = array(code).itemsize * n
+        active_of, reached_of, held_of = (array(code, bytes(size)) for _ in range(3))
 
     def settle(k: int, stage: int, eligible: int) -> int:
         """On entering a stage: who reaches the customer now, and who acts on them (the
         rule of the process path, state kept in the flat arrays)."""
-        now = env.now
+        now = env._now
         reached, held = reached_of[k], held_of[k]
         active = 0
         for i in range(n_ivs):
@@ -187,21 +189,34 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 if held >> i & 1:
                     budgets.release(i)
 
-    choice_and_dwell = draws.reader()
     value_of = draws.value
+    # what the draws' reader reads, bound here: the number lookup is inlined in the move loop
+    blocks_get, draw_block = draws._blocks.get, draws._draw_block
+    slots, per_column = draws._slots, draws._per_column
+    shift, mask = lazy_draws.BLOCK_SHIFT, lazy_draws.BLOCK - 1
+    one_channel = draws.one_channel
+    channel_of = getattr(draws, "_channel_of", None)
+    local_of = getattr(draws, "_local_of", None)
+    if not n_ivs:
+        active_of = None
 
-    def journey(ev: _Wake, k: int, p: int, stage: int, following: int, active: int) -> None:
-        """Customer ``k`` (persona ``p``) moves from ``stage`` to ``following`` now (none
-        when ``following`` is -1: they have just entered ``stage``), makes the moves that
-        take no time, then schedules their event for the next wait, or ends the journey.
-        Runs once per wait of every customer: the common move is inlined."""
+    def wake(ev: _Wake) -> None:
+        """Customer ``ev.k`` wakes: they move to the stage their pending move goes to (none
+        when it is -1: they have just entered their stage), make the moves that take no
+        time, then schedule their event for the next wait, or end the journey. Runs once
+        per wait of every customer: the common move and the number lookup are inlined."""
+        k = ev.k
+        p = persona_of[k]
+        stage = stage_of[k]
+        following = next_of[k]
+        active = active_of[k] if n_ivs else 0
         while True:
             if following >= 0:
                 if n_ivs or purchase[following]:
                     active = move(k, p, stage, following, active)
                 else:
                     add_customer(k)
-                    add_time(env.now)
+                    add_time(env._now)
                     add_from(stage)
                     add_to(following)
                 stage = following
@@ -222,7 +237,22 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                         raise runaway(c, k, stage, env.now, max_moves)
             if visit < block[stage]:
                 visits[at] = visit + 1
-                u, days = choice_and_dwell(k, stage, visit)
+                if one_channel:
+                    ch, local = 0, k
+                else:
+                    ch, local = channel_of[k], local_of[k]
+                b = local >> shift
+                key = (ch * slots + first_slot[stage] + visit) * per_column + b
+                i = local & mask
+                found = blocks_get(key)
+                if found is None:
+                    found = draw_block(key, ch, b, stage, visit)
+                try:
+                    u, days = found[0][i], found[1][i]
+                except KeyError:
+                    # a sparse block without this customer: draw it again, whole
+                    found = draw_block(key, ch, b, stage, visit)
+                    u, days = found[0][i], found[1][i]
             else:
                 g = own_stream(k)
                 u = g.random()
@@ -262,7 +292,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 held_of[k] = held
             add_value(value)
         add_customer(k)
-        add_time(env.now)
+        add_time(env._now)
         add_from(stage)
         add_to(following)
         if n_ivs:
@@ -271,18 +301,17 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             return settle(k, following, eligible) if eligible else 0
         return 0
 
-    def wake(ev: _Wake) -> None:
-        k = ev.k
-        journey(ev, k, persona_of[k], stage_of[k], next_of[k], active_of[k] if n_ivs else 0)
-
     def begin(ev: _Wake) -> None:
         k = ev.k
         eligible = eligible_of[k]
         stage = draws.entry
         if c.purchase[stage]:
             bought[k] = 1
-        active = settle(k, stage, eligible) if eligible else 0
-        journey(ev, k, persona_of[k], stage, -1, active)
+        stage_of[k] = stage
+        next_of[k] = -1
+        if n_ivs:
+            active_of[k] = settle(k, stage, eligible) if eligible else 0
+        wake(ev)
 
     MOVE = (wake,)
 
@@ -310,10 +339,10 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             nonlocal position, woken
             first = position
             while position < n:
-                if not woken and arrivals[position] > env.now:
+                if not woken and arrivals[position] > env._now:
                     woken = True
                     ev.callbacks = ARRIVE
-                    schedule(ev, NORMAL, arrivals[position] - env.now)
+                    schedule(ev, NORMAL, arrivals[position] - env._now)
                     break
                 woken = False
                 position += 1
@@ -338,17 +367,19 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         # cycle (event -> callback -> closure -> environment -> queue -> event) until the
         # collector's next full pass: drop them now, so their memory is free for the log
         env._queue.clear()
-    values = np.zeros(len(log_time))
-    values[np.frombuffer(log_value_at, dtype=np.int64)] = np.frombuffer(log_value)
+        # the callbacks re-arm themselves through these tuples (a cycle of closures that
+        # holds the recording): break it, so the recording goes as its columns are written
+        MOVE = ARRIVE = None
     moves = [
-        (
+        [
             np.frombuffer(log_customer, dtype=np.int32),
             np.frombuffer(log_time, dtype=np.float64),
             np.frombuffer(log_from, dtype=np.int16),
             np.frombuffer(log_to, dtype=np.int16),
-            values,
+            # sparse: most moves carry no value
+            (np.frombuffer(log_value_at, dtype=np.int64), np.frombuffer(log_value)),
             np.frombuffer(log_treated, dtype=np.int64) if n_ivs else None,
-        )
+        ]
     ]
     reaches = (
         np.frombuffer(reach_customer, dtype=np.int_),

@@ -44,6 +44,15 @@ SPARSE_AT = BLOCK // 16
 NOT_STARTED = -1
 
 
+def mask_type(interventions: int) -> str:
+    """The smallest array type code holding a set of ``interventions`` as bits (a live
+    customer keeps a few such sets: at a million customers their size matters)."""
+    for code, bits in (("B", 8), ("H", 16), ("I", 32)):
+        if interventions <= bits:
+            return code
+    return "q"
+
+
 def _reach_after_a_move(c: CompiledScenario) -> np.ndarray:
     """(stages + 1, stages) bool: stage b can be entered after at least one move from a
     (journey edges and those interventions open); the last row: from before the entry."""
@@ -106,7 +115,8 @@ class LazyDraws:
         self.persona = persona.astype(np.int16)
         self.channel_persona = [p[1] for p in parts]
         self.persona_list = array("h", self.persona.tobytes())
-        self.eligible_list = array("q", eligible.astype(np.int64).tobytes())
+        code = mask_type(len(s.interventions))
+        self.eligible_list = array(code, eligible.astype(np.dtype(code)).tobytes())
         cohort = isinstance(s.acquisition, Cohort)
         self.arrival_list = None if cohort else self.arrival.tolist()
         # the state the engine keeps per customer, read here to drop blocks nobody needs
@@ -312,6 +322,10 @@ class LazyDraws:
         return self.arrival, self.persona, self.channel, values
 
     def close(self) -> None:
-        """Let go of the drawn blocks."""
+        """Let go of the drawn blocks and of the customers' state (the run is over: only
+        :meth:`entries` is read after this)."""
         self._blocks.clear()
         self._values.clear()
+        self.stage_of = self.visits = self.bought = None
+        self._stage_view = self._visit_view = self._bought_view = None
+        self.persona_list = self.eligible_list = None

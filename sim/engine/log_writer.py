@@ -197,34 +197,52 @@ def scattered_event_log(
     c: CompiledScenario,
     replication: int,
     entries: tuple[np.ndarray, ...],
-    moves: list[tuple[np.ndarray | None, ...]],
-    order: np.ndarray,
+    moves: list,
+    order: np.ndarray | None,
     sorted_time: np.ndarray,
     reaches: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> EventLog:
     """The same log as :func:`build_event_log`, from moves recorded in parts.
 
     ``entries`` are (arrival, persona, channel, entry value) of the customers in arrival
-    order; ``moves`` are parts of (customer, time, from, to, value, treatment or None) columns;
-    ``order`` puts the concatenated moves in processing order (time order) and ``sorted_time``
-    is their time in that order. Each column is written once, straight to its place: an entry
-    goes before the moves at its time, as the stable sort of :func:`build_event_log` puts it.
+    order; ``moves`` are parts of (customer, time, from, to, value, treatment or None) columns
+    (a value column may be sparse: (move numbers within the part, values), the other moves
+    carrying none); ``order`` puts the concatenated moves in processing order (time order;
+    None: they are in it) and ``sorted_time`` is their time in that order. Each column is
+    written once, straight to its place: an entry goes before the moves at its time, as the
+    stable sort of :func:`build_event_log` puts it. Parts given as lists are let go column by
+    column as the log is built (the recording and the log are not held whole at once).
     """
     arrival, persona, channel, entry_values = entries
     n, m = len(arrival), len(sorted_time)
-    place = np.empty(m, dtype=np.int64)
-    place[order] = np.arange(m) + np.searchsorted(arrival, sorted_time, side="right")
+    if order is None:
+        place = np.searchsorted(arrival, sorted_time, side="right").astype(np.int64, copy=False)
+        place += np.arange(m)
+    else:
+        place = np.empty(m, dtype=np.int64)
+        place[order] = np.arange(m) + np.searchsorted(arrival, sorted_time, side="right")
     at_entry = np.arange(n) + np.searchsorted(sorted_time, arrival, side="left")
+    del sorted_time
+    sizes = [len(part[1]) for part in moves]
 
     def column(j: int, first: np.ndarray | None, dtype: type) -> np.ndarray:
-        out = np.zeros(n + m, dtype=dtype) if first is None else np.empty(n + m, dtype=dtype)
+        sparse = any(isinstance(part[j], tuple) for part in moves)
+        if first is None or sparse:
+            out = np.zeros(n + m, dtype=dtype)
+        else:
+            out = np.empty(n + m, dtype=dtype)
         if first is not None:
             out[at_entry] = first
         done = 0
-        for part in moves:
-            size = len(part[1])
-            if part[j] is not None:
-                out[place[done : done + size]] = part[j]
+        for part, size in zip(moves, sizes, strict=True):
+            data = part[j]
+            if isinstance(data, tuple):
+                at, values = data
+                out[place[done + at]] = values
+            elif data is not None:
+                out[place[done : done + size]] = data
+            if isinstance(part, list):
+                part[j] = None
             done += size
         return out
 

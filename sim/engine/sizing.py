@@ -12,6 +12,16 @@ refuses, with the estimate and the fix, what will not fit in the memory availabl
 
 The byte counts below were measured on the bundled scenarios (peak resident memory of one
 replication of 50,000 and 200,000 customers) and err on the large side.
+
+Customers who do not interact run on the SimPy engine's event-driven path
+(:mod:`sim.engine.kernel`), which holds far less: no pre-drawn table (numbers are drawn by
+block as customers need them, and dropped), a few bytes of state per customer, one small
+event and its queue entry per customer under way, and the moves recorded as flat columns.
+Its figures (the ``KERNEL_`` ones) were measured on the baseline cohort (200,000 and
+1,000,000 customers: 522 and 470 bytes per customer at peak, all of them under way at the
+start) and on the subscription scenario with Poisson arrivals scaled 3 and 10 times
+(110,000 to 365,000 customers, 5,000 to 16,000 under way: about 86 bytes per event row
+recorded and written to the log, state included); they too err on the large side.
 """
 
 from __future__ import annotations
@@ -45,6 +55,20 @@ EVENT_BYTES = 120
 #: Bytes per event of a finished replication kept until the end of the run: the log's columns
 #: (40), their concatenation into one log, and the per-customer tables read from it.
 KEPT_EVENT_BYTES = 100
+#: Event-driven path (customers who do not interact): bytes per customer whatever their state
+#: (stage, persona, arrival, channel, intervention sets, the entry row's columns), plus one
+#: byte per stage (visits made to each).
+KERNEL_CUSTOMER_BYTES = 64
+#: ... bytes per customer under way: their event (48), its number (32) and its entry in
+#: SimPy's queue (a tuple, the time and the event's number: 136), and the memory the
+#: allocator keeps as they come and go (measured: about 220 in all).
+KERNEL_LIVE_BYTES = 250
+#: ... bytes per event row while the replication runs: the move recorded (24 to 32), then
+#: the log's columns (40) written from it column by column, with the rows' places (8).
+KERNEL_EVENT_BYTES = 80
+#: ... the numbers drawn by block and not yet dropped (swept every 2**21 numbers: 16 MiB),
+#: with room for the blocks still needed.
+KERNEL_DRAWN_BYTES = 32 * 2**20
 #: A worker process's own memory (interpreter, numpy, pandas, SimPy), when there are workers.
 WORKER_BYTES = 100 * 2**20
 #: Points on which day-by-day curves (occupancy, retention plots) are drawn at most.
@@ -61,10 +85,21 @@ class RunEstimate:
     live: float  # customers whose journeys are under way at once (at most)
     stages: int
     cohort: bool
+    #: True when the replication runs on the SimPy engine's event-driven path (customers who
+    #: do not interact): no pre-drawn table, and the ``KERNEL_`` figures per customer
+    event_driven: bool = False
 
     @property
     def running_bytes(self) -> float:
         """Memory of one replication while it runs."""
+        if self.event_driven:
+            return (
+                self.customers * (KERNEL_CUSTOMER_BYTES + self.stages)
+                + self.live * KERNEL_LIVE_BYTES
+                + self.events * KERNEL_EVENT_BYTES
+                + KERNEL_DRAWN_BYTES
+                + GRID_POINTS * self.stages * 8
+            )
         per_customer = self.slots * SLOT_BYTES + CUSTOMER_BYTES
         grid = GRID_POINTS * self.stages * 8
         return (
@@ -81,6 +116,11 @@ class RunEstimate:
 
     def describe(self) -> str:
         """The sizes in words, for messages."""
+        if self.event_driven:
+            return (
+                f"{self.customers:,.0f} customers, up to {self.live:,.0f} of them under way "
+                f"at once, and about {self.events:,.0f} events per replication"
+            )
         return (
             f"{self.customers:,.0f} customers x {self.slots} pre-drawn visits and about "
             f"{self.events:,.0f} events per replication"
@@ -108,9 +148,12 @@ def _journey_moves(compiled: CompiledScenario) -> tuple[float, float]:
     return moves, days
 
 
-def estimate_run(compiled: CompiledScenario) -> RunEstimate:
+def estimate_run(compiled: CompiledScenario, engine: str | None = None) -> RunEstimate:
     """What one replication of a compiled scenario will hold, worked out from the scenario
-    alone (nothing is drawn): customers, pre-drawn visits, events and customers under way."""
+    alone (nothing is drawn): customers, pre-drawn visits, events and customers under way.
+    ``engine``: the engine that will run it; with ``"simpy"``, customers who do not interact
+    are sized for its event-driven path; otherwise (or when not known) the figures of a
+    process per customer with pre-drawn tables, which are larger."""
     s = compiled.scenario
     moves, days = _journey_moves(compiled)
     if isinstance(s.acquisition, Cohort):
@@ -137,6 +180,7 @@ def estimate_run(compiled: CompiledScenario) -> RunEstimate:
         live=live,
         stages=len(compiled.names),
         cohort=isinstance(s.acquisition, Cohort),
+        event_driven=engine == "simpy" and s.interacting is None,
     )
 
 

@@ -202,6 +202,8 @@ def compare(
     chunk = chunk_size(chunk_customers)
     check_stream_options(stream_to, keep_events, stream)
     engines = {n: choose_engine(s, engine).name for n, s in named.items()}
+    # the engine all of them run on, if one (memory estimates depend on it)
+    one_engine = engines[next(iter(named))] if len(set(engines.values())) == 1 else None
     compiled = {n: CompiledScenario.build(s) for n, s in named.items()}
     seeds = {
         n: seed
@@ -212,7 +214,7 @@ def compare(
     planned = [(c, max_replications if auto else replications) for c in compiled.values()]
     reason = None
     if stream_to is not None and stream == "auto":
-        reason = stream_reason(planned, workers)
+        reason = stream_reason(planned, workers, engine=one_engine)
         if reason is None:
             stream_to = None  # it fits: held in memory, with exact analyses
     streams = None
@@ -223,7 +225,7 @@ def compare(
                 field="resume",
                 fix="run it again from the start (without resume / --resume)",
             )
-        check_streamed_memory(planned, workers, chunk)
+        check_streamed_memory(planned, workers, chunk, one_engine)
         folders = dataset_folders(named)
         streams = {
             n: Stream(
@@ -261,7 +263,7 @@ def compare(
         done = 0
         goal = batch if auto else replications
         converged = None
-        estimates = {n: estimate_run(c) for n, c in compiled.items()}
+        estimates = {n: estimate_run(c, engines[n]) for n, c in compiled.items()}
         while True:
             if streams is not None:
                 if not run_chunks(
@@ -286,7 +288,9 @@ def compare(
                 check_memory(
                     [(e, goal) for e in estimates.values()],
                     workers,
-                    other_fix=in_memory_fix([(c, goal) for c in compiled.values()], workers, chunk),
+                    other_fix=in_memory_fix(
+                        [(c, goal) for c in compiled.values()], workers, chunk, one_engine
+                    ),
                 )
                 tasks = [
                     ((n, r), engines[n], compiled[n], seeds[n], r)

@@ -208,7 +208,7 @@ def run(
     compiled = CompiledScenario.build(scenario)
     reason = None
     if stream_to is not None and stream == "auto":
-        reason = stream_reason([(compiled, replications)], workers)
+        reason = stream_reason([(compiled, replications)], workers, engine=chosen.name)
         if reason is None:
             stream_to = None  # it fits: held in memory, with exact analyses
     if stream_to is not None or not keep_events:
@@ -218,7 +218,7 @@ def run(
                 field="resume",
                 fix="run it again from the start (without resume / --resume)",
             )
-        check_streamed_memory([(compiled, replications)], workers, chunk)
+        check_streamed_memory([(compiled, replications)], workers, chunk, chosen.name)
         return run_streamed(
             scenario,
             replications,
@@ -234,9 +234,9 @@ def run(
         )
     # refuse, before allocating anything, a run that cannot fit in memory
     check_memory(
-        [(estimate_run(compiled), replications)],
+        [(estimate_run(compiled, chosen.name), replications)],
         workers,
-        other_fix=in_memory_fix([(compiled, replications)], workers, chunk),
+        other_fix=in_memory_fix([(compiled, replications)], workers, chunk, chosen.name),
     )
     started = time.perf_counter()
     logs: dict[Hashable, EventLog] = {}

@@ -42,8 +42,11 @@ from sim.results import StreamedRunResult
 from sim.run.backends import run_tasks
 from sim.run.provenance import provenance
 
-#: Customers per chunk when a cohort is split: the SimPy engine needs about 1.2 KB per
-#: customer plus about as much per customer active at once, so a chunk stays near 500 MB.
+#: Customers per chunk when a cohort is split: a chunk stays near 500 MB with a process per
+#: customer (about 1.2 KB per customer plus about as much per customer active at once); the
+#: event-driven path for customers who do not interact needs about 0.5 KB per customer of a
+#: cohort (all under way at once, their events included: :mod:`sim.engine.sizing`), about
+#: 100 MB a chunk.
 CHUNK_CUSTOMERS = 200_000
 
 #: The rule by which a run with a folder to stream to (``stream="auto"``: ``sim run --out``,
@@ -72,24 +75,28 @@ def chunk_size(chunk_customers: int | None) -> int:
     return CHUNK_CUSTOMERS if chunk_customers is None else chunk_customers
 
 
-def streamed_estimate(compiled: CompiledScenario, chunk_customers: int) -> RunEstimate:
+def streamed_estimate(
+    compiled: CompiledScenario, chunk_customers: int, engine: str | None = None
+) -> RunEstimate:
     """Sizes of the largest task of a streamed run: a chunk of a cohort that can be split,
-    else a whole replication."""
+    else a whole replication (``engine`` as for :func:`estimate_run`)."""
     s = compiled.scenario
     if cannot_split(s) is None and s.acquisition.size > chunk_customers:
-        return estimate_run(compiled.chunk(0, chunk_customers))
-    return estimate_run(compiled)
+        return estimate_run(compiled.chunk(0, chunk_customers), engine)
+    return estimate_run(compiled, engine)
 
 
 def stream_reason(
     runs: Sequence[tuple[CompiledScenario, int]],
     workers: int,
     available: int | None = None,
+    engine: str | None = None,
 ) -> str | None:
     """Why ``runs`` (a compiled scenario and its replications each) should stream by the rule
     of :data:`STREAM_SHARE` and :data:`STREAM_ABOVE_BYTES`, in words; None when they fit in
-    memory. ``available`` defaults to the memory available now."""
-    needed = memory_needed([(estimate_run(c), reps) for c, reps in runs], workers)
+    memory. ``available`` defaults to the memory available now; ``engine`` as for
+    :func:`estimate_run`."""
+    needed = memory_needed([(estimate_run(c, engine), reps) for c, reps in runs], workers)
     if available is None:
         available = available_memory()
     share = math.inf if available is None else STREAM_SHARE * available
@@ -103,20 +110,28 @@ def stream_reason(
 
 
 def check_streamed_memory(
-    runs: Sequence[tuple[CompiledScenario, int]], workers: int, chunk_customers: int
+    runs: Sequence[tuple[CompiledScenario, int]],
+    workers: int,
+    chunk_customers: int,
+    engine: str | None = None,
 ) -> None:
     """Refuse, before anything runs, streamed runs whose chunks cannot fit in memory."""
     check_memory(
-        [(streamed_estimate(c, chunk_customers), reps) for c, reps in runs], workers, kept=False
+        [(streamed_estimate(c, chunk_customers, engine), reps) for c, reps in runs],
+        workers,
+        kept=False,
     )
 
 
 def in_memory_fix(
-    runs: Sequence[tuple[CompiledScenario, int]], workers: int, chunk_customers: int
+    runs: Sequence[tuple[CompiledScenario, int]],
+    workers: int,
+    chunk_customers: int,
+    engine: str | None = None,
 ) -> str | None:
     """:data:`STREAM_FIX` when streaming would let ``runs`` fit where holding them would not,
     else None."""
-    streamed = [(streamed_estimate(c, chunk_customers), reps) for c, reps in runs]
+    streamed = [(streamed_estimate(c, chunk_customers, engine), reps) for c, reps in runs]
     available = available_memory()
     if available is None or memory_needed(streamed, workers, kept=False) > available:
         return None
