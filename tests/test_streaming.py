@@ -348,3 +348,15 @@ def test_ctrl_c_on_a_streamed_run_exits_130_with_one_line(
     monkeypatch.setattr(streaming, "simulate_chunk", real)
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     assert (tmp_path / "whole" / "run.json").is_file()
+
+
+def test_a_run_just_above_the_limit_says_by_how_much(baseline, monkeypatch):
+    """2.02 GiB against the 2 GiB limit reads '2,068 MiB, more than 2,048 MiB', not '2.0 GiB,
+    more than 2.0 GiB'; further above, GiB as before."""
+    compiled = CompiledScenario.build(baseline)
+    for needed, words in (
+        (2.02 * 2**30, "about 2,068 MiB, more than 2,048 MiB"),
+        (5 * 2**30, "about 5.0 GiB, more than 2.0 GiB"),
+    ):
+        monkeypatch.setattr(streaming, "memory_needed", lambda *a, n=needed: n)
+        assert streaming.stream_reason([(compiled, 1)], 1, available=2**40).endswith(words)

@@ -331,8 +331,12 @@ def expected(scenario: Scenario) -> Expectation:
             f"exact answers need customers who do not affect each other; this scenario has "
             f"{reason}",
             field="market" if scenario.market is not None else "scenario",
-            fix="simulate it (sim.run), or see the mean-field adoption curve with "
-            "sim.expected_adoption(scenario)",
+            fix=(
+                "simulate it (sim.run), or see the mean-field adoption curve with "
+                "sim.expected_adoption(scenario)"
+                if scenario.market is not None
+                else "simulate it: sim.run(scenario)"
+            ),
         )
     for iv in scenario.interventions:
         if not iv.open_ended:

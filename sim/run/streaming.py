@@ -106,7 +106,10 @@ def stream_reason(
         limit = f"half of the {size_text(available)} available"
     else:
         limit = f"{size_text(STREAM_ABOVE_BYTES)}"
-    return f"held in memory it would need about {size_text(needed)}, more than {limit}"
+    need = size_text(needed)
+    if share >= STREAM_ABOVE_BYTES and need == limit:  # just above: both would read the same
+        need, limit = f"{needed / 2**20:,.0f} MiB", f"{STREAM_ABOVE_BYTES / 2**20:,.0f} MiB"
+    return f"held in memory it would need about {need}, more than {limit}"
 
 
 def check_streamed_memory(
