@@ -812,7 +812,7 @@ def _cmd_expected(args: argparse.Namespace) -> int:
         exp = expected(scenario)
     except ScenarioError as err:
         fix = err.fix
-        if scenario.market is None and "expected_adoption" in fix:
+        if scenario.market is None and scenario.interacting is not None:
             # the mean-field curve needs a [market]: without one, simulating is the way
             fix = f"simulate it: sim run {args.scenario}"
         refusal = ScenarioError(err.problem, field=err.field, fix=fix, source=err.source)
