@@ -9,6 +9,7 @@ engine stops crediting referrals to it and stops applying its referral-rate fact
 from __future__ import annotations
 
 import math
+from array import array
 
 from sim.model.scenario import Scenario
 
@@ -30,6 +31,57 @@ class Budgets:
         self.reserved = [0.0] * len(ivs)
         #: bit i set: intervention i's budget can no longer pay a referral reward
         self.closed = 0
+        self.windows = [iv.window_days for iv in ivs]
+        self.lasting = [iv.lasting for iv in ivs]
+        #: per intervention: the stage codes it reaches customers in (None: any stage)
+        self.targets = [
+            frozenset(scenario.journey.index(n) for n in iv.stages) or None for iv in ivs
+        ]
+        #: one record per customer reached: customer, intervention, day
+        self.reaches = (array("l"), array("h"), array("d"))
+
+    def settle(
+        self, now: float, k: int, stage: int, eligible: int, reached: int, held: int
+    ) -> tuple[int, int, int]:
+        """Customer ``k`` enters ``stage`` at ``now``: the interventions that reach them now
+        (eligible, window open, a target stage, budget left; recorded in :attr:`reaches`) and
+        those that act on them, as bits: (acting, reached, holding a reserve). The one rule of
+        both SimPy paths."""
+        active = 0
+        windows, targets, lasting, reserves = (
+            self.windows,
+            self.targets,
+            self.lasting,
+            self.reserves,
+        )
+        for i in range(len(windows)):
+            bit = 1 << i
+            if not eligible & bit:
+                continue
+            start, end = windows[i]
+            if not reached & bit:
+                if not (
+                    start <= now < end
+                    and (targets[i] is None or stage in targets[i])
+                    and self.can_reach(i)
+                ):
+                    continue
+                self.reach(i)
+                reached |= bit
+                if reserves[i]:
+                    held |= bit
+                customers, index, day = self.reaches
+                customers.append(k)
+                index.append(i)
+                day.append(now)
+            if not (lasting[i] or now < end):
+                continue
+            if reserves[i] and not held & bit:
+                if not self.reserve(i):
+                    continue
+                held |= bit
+            active |= bit
+        return active, reached, held
 
     def can_reach(self, i: int) -> bool:
         if self.closed >> i & 1:

@@ -93,7 +93,6 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     add_customer, add_time = log_customer.append, log_time.append
     add_from, add_to, add_value = log_from.append, log_to.append, log_value.append
     add_treated = log_treated.append
-    reach_customer, reach_index, reach_time = array("l"), array("h"), array("d")
 
     purchase, untreated = c.purchase, c.untreated
     stages = len(c.names)
@@ -122,15 +121,13 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     ivs = s.interventions
     n_ivs = len(ivs)
     budgets = Budgets(s)
-    windows = [iv.window_days for iv in ivs]
-    lasting = [iv.lasting for iv in ivs]
-    targets = [frozenset(s.journey.index(name) for name in iv.stages) or None for iv in ivs]
+    settle_visit = budgets.settle
+    reach_customer, reach_index, reach_time = budgets.reaches
     per_conversion = budgets.per_conversion
     charged = [
         [frozenset(np.flatnonzero(row & np.array(purchase)).tolist()) for row in moves]
         for moves in (credited_moves(s.journey, iv) for iv in ivs)
     ]
-    reserves = budgets.reserves
     eligible_of = draws.eligible_list
     if n_ivs:
         code = lazy_draws.mask_type(n_ivs)
@@ -138,38 +135,11 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         active_of, reached_of, held_of = (array(code, bytes(size)) for _ in range(3))
 
     def settle(k: int, stage: int, eligible: int) -> int:
-        """On entering a stage: who reaches the customer now, and who acts on them (the
-        rule of the process path, state kept in the flat arrays)."""
-        now = env._now
-        reached, held = reached_of[k], held_of[k]
-        active = 0
-        for i in range(n_ivs):
-            bit = 1 << i
-            if not eligible & bit:
-                continue
-            start, end = windows[i]
-            if not reached & bit:
-                if not (
-                    start <= now < end
-                    and (targets[i] is None or stage in targets[i])
-                    and budgets.can_reach(i)
-                ):
-                    continue
-                budgets.reach(i)
-                reached |= bit
-                if reserves[i]:
-                    held |= bit
-                reach_customer.append(k)
-                reach_index.append(i)
-                reach_time.append(now)
-            if not (lasting[i] or now < end):
-                continue
-            if reserves[i] and not held & bit:
-                if not budgets.reserve(i):
-                    continue
-                held |= bit
-            active |= bit
-        reached_of[k], held_of[k] = reached, held
+        """On entering a stage: who acts on the customer (the rule of both paths,
+        :meth:`Budgets.settle`, with the customer's state kept in the flat arrays)."""
+        active, reached_of[k], held_of[k] = settle_visit(
+            env._now, k, stage, eligible, reached_of[k], held_of[k]
+        )
         active_of[k] = active
         return active
 

@@ -78,7 +78,6 @@ def simulate(
         log_value.append,
         log_treated.append,
     )
-    reach_customer, reach_index, reach_time = array("l"), array("h"), array("d")
     purchase, entry, untreated = c.purchase, c.entry, c.untreated
     first_slot = c.first_slot
     end_slot = tuple(f + b for f, b in zip(c.first_slot, c.block, strict=True))
@@ -283,9 +282,9 @@ def simulate(
     if capacity_only:
         eligible_of = [e & ~capacity_only for e in eligible_of]
     budgets = Budgets(s)
-    windows = [iv.window_days for iv in ivs]
-    lasting = [iv.lasting for iv in ivs]
-    targets = [frozenset(s.journey.index(n) for n in iv.stages) or None for iv in ivs]
+    settle_visit = budgets.settle
+    reach_customer, reach_index, reach_time = budgets.reaches
+    windows, lasting, targets = budgets.windows, budgets.lasting, budgets.targets
     per_conversion = budgets.per_conversion
     # charged[i][a]: the purchase stages a move out of a is charged to intervention i
     charged = [
@@ -310,35 +309,7 @@ def simulate(
 
     def settle(k: int, stage: int, eligible: int, reached: int, held: int) -> tuple[int, int, int]:
         """On entering a stage: who reaches the customer now, and who acts on them."""
-        now = env.now
-        active = 0
-        for i in range(len(ivs)):
-            bit = 1 << i
-            if not eligible & bit:
-                continue
-            start, end = windows[i]
-            if not reached & bit:
-                if not (
-                    start <= now < end
-                    and (targets[i] is None or stage in targets[i])
-                    and budgets.can_reach(i)
-                ):
-                    continue
-                budgets.reach(i)
-                reached |= bit
-                if reserves[i]:
-                    held |= bit
-                reach_customer.append(k)
-                reach_index.append(i)
-                reach_time.append(now)
-            if not (lasting[i] or now < end):
-                continue
-            if reserves[i] and not held & bit:
-                if not budgets.reserve(i):
-                    continue
-                held |= bit
-            active |= bit
-        return active, reached, held
+        return settle_visit(env.now, k, stage, eligible, reached, held)
 
     def own_stream(k: int) -> np.random.Generator:
         if k >= n_customers:
