@@ -19,15 +19,11 @@ import numpy as np
 from sim.engine.compiled import CompiledScenario
 from sim.engine.log_writer import stage_info
 from sim.engine.streams import (
-    ARRIVALS,
     CHOICE,
     DWELL,
-    PERSONA,
-    REACH,
     VALUE,
     VALUE_BLOCK,
-    _arrivals,
-    arrival_segments,
+    draw_entrants,
     name_key,
     stream,
 )
@@ -139,38 +135,8 @@ class LazyDraws:
         self._per_column = max(self.sizes) // BLOCK + 1
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
-        """Arrival days, personas and intervention eligibility of one channel's customers, as
-        :func:`sim.engine.streams.draw_customers` draws them."""
-        s = self.c.scenario
-        key = name_key(name)
-        if rate is None:
-            arrival = np.zeros(s.acquisition.size)
-        else:
-            if self.first:
-                raise ValueError("only a day-0 cohort can be simulated in chunks of customers")
-            arrival = _arrivals(
-                stream(self.seed, self.replication, key, ARRIVALS),
-                *arrival_segments(s, name, rate),
-            )
-        n = len(arrival)
-
-        def uniforms(*purpose: int) -> np.ndarray:
-            g = stream(self.seed, self.replication, key, *purpose)
-            if self.first:
-                g.bit_generator.advance(self.first)
-            return g.random(n)
-
-        mix = np.cumsum(s.persona_mix(name))
-        persona = np.minimum(np.searchsorted(mix, uniforms(PERSONA), side="right"), len(mix) - 1)
-        eligible = np.zeros(n, dtype=np.int64)
-        for i, iv in enumerate(s.interventions):
-            ok = uniforms(REACH, name_key(iv.name)) < iv.reach
-            if iv.personas:
-                ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
-            if iv.channels and name not in iv.channels:
-                ok[:] = False
-            eligible[ok] |= 1 << i
-        return arrival, persona, eligible
+        """Arrival days, personas and intervention eligibility of one channel's customers."""
+        return draw_entrants(self.c, self.seed, self.replication, name, rate)
 
     def channel_and_local(self, k: int) -> tuple[int, int]:
         """Customer ``k``'s channel and row within it."""

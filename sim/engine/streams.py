@@ -15,6 +15,7 @@ on a stream of their own (purpose ``OVERFLOW``).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,6 +139,56 @@ def _draw_channel(
     return arrival, persona, np.full(n, index), local, eligible, choice, dwell, value, patience
 
 
+def personas_and_eligibility(
+    s: Scenario, uniforms: Callable[..., np.ndarray], mix: Sequence[float], channel: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Customers' personas (by ``mix``) and intervention eligibility (bit i: the persona,
+    the channel when given, and the reach draw admit intervention i), from ``uniforms(*purpose)``
+    giving their numbers of a stream: the one rule of every engine."""
+    cum_mix = np.cumsum(mix)
+    persona = np.minimum(
+        np.searchsorted(cum_mix, uniforms(PERSONA), side="right"), len(cum_mix) - 1
+    )
+    eligible = np.zeros(len(persona), dtype=np.int64)
+    for i, iv in enumerate(s.interventions):
+        ok = uniforms(REACH, name_key(iv.name)) < iv.reach
+        if iv.personas:
+            ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
+        if channel and iv.channels and channel not in iv.channels:
+            ok[:] = False
+        eligible[ok] |= 1 << i
+    return persona, eligible
+
+
+def draw_entrants(
+    c: CompiledScenario, seed: int, replication: int, name: str, rate: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrival days, personas and intervention eligibility of one channel's customers
+    (``rate`` None: the day-0 cohort), as :func:`draw_customers` draws them; a chunk of a
+    cohort (``c.first_customer``) skips each stream ahead to its first customer."""
+    s = c.scenario
+    key = name_key(name)
+    first = c.first_customer
+    if rate is None:
+        arrival = np.zeros(s.acquisition.size)
+    else:
+        if first:
+            raise ValueError("only a day-0 cohort can be simulated in chunks of customers")
+        arrival = _arrivals(
+            stream(seed, replication, key, ARRIVALS), *arrival_segments(s, name, rate)
+        )
+    n = len(arrival)
+
+    def uniforms(*purpose: int) -> np.ndarray:
+        g = stream(seed, replication, key, *purpose)
+        if first:
+            g.bit_generator.advance(first)
+        return g.random(n)
+
+    persona, eligible = personas_and_eligibility(s, uniforms, s.persona_mix(name), name)
+    return arrival, persona, eligible
+
+
 def draw_journeys(
     c: CompiledScenario,
     seed: int,
@@ -160,9 +211,7 @@ def draw_journeys(
             rng.bit_generator.advance(first)
         return rng.random(n)
 
-    cum_mix = np.cumsum(mix)
-    u = uniforms(PERSONA)
-    persona = np.minimum(np.searchsorted(cum_mix, u, side="right"), len(cum_mix) - 1)
+    persona, eligible = personas_and_eligibility(s, uniforms, mix)
     groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
     choice = np.empty((n, c.slots))
     dwell = np.empty((n, c.slots))
@@ -177,12 +226,6 @@ def draw_journeys(
     for purchase in range(VALUE_BLOCK):
         u_value = uniforms(VALUE, purchase)
         value[:, purchase] = c.order_values(groups, u_value)
-    eligible = np.zeros(n, dtype=np.int64)
-    for i, iv in enumerate(s.interventions):
-        ok = uniforms(REACH, name_key(iv.name)) < iv.reach
-        if iv.personas:
-            ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
-        eligible[ok] |= 1 << i
     patience = None
     if any(st.patience is not None for st in s.journey.stages):
         patience = np.zeros((n, c.slots))

@@ -26,16 +26,12 @@ from sim.engine.compiled import CompiledScenario
 from sim.engine.limits import runaway
 from sim.engine.log_writer import scattered_event_log, stage_info
 from sim.engine.streams import (
-    ARRIVALS,
     CHOICE,
     DWELL,
     OVERFLOW,
-    PERSONA,
-    REACH,
     VALUE,
     VALUE_BLOCK,
-    _arrivals,
-    arrival_segments,
+    draw_entrants,
     name_key,
     stream,
 )
@@ -109,36 +105,7 @@ class _Draws:
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
         """Arrival days, personas and intervention eligibility of one channel's customers."""
-        s = self.c.scenario
-        key = name_key(name)
-        if rate is None:
-            arrival = np.zeros(s.acquisition.size)
-        else:
-            arrival = _arrivals(
-                stream(self.seed, self.replication, key, ARRIVALS),
-                *arrival_segments(s, name, rate),
-            )
-        n = len(arrival)
-
-        def window(*purpose: int) -> np.ndarray:
-            g = stream(self.seed, self.replication, key, *purpose)
-            if self.first:
-                g.bit_generator.advance(self.first)
-            return g.random(n)
-
-        mix = np.cumsum(s.persona_mix(name))
-        u = window(PERSONA)
-        persona = np.minimum(np.searchsorted(mix, u, side="right"), len(mix) - 1)
-        eligible = np.zeros(n, dtype=np.int64)
-        for i, iv in enumerate(s.interventions):
-            draw = window(REACH, name_key(iv.name))
-            ok = draw < iv.reach
-            if iv.personas:
-                ok &= np.isin(persona, [s.persona_names.index(p) for p in iv.personas])
-            if iv.channels and name not in iv.channels:
-                ok[:] = False
-            eligible[ok] |= 1 << i
-        return arrival, persona, eligible
+        return draw_entrants(self.c, self.seed, self.replication, name, rate)
 
     def uniforms(self, channel: int, local: np.ndarray, *purpose: int) -> np.ndarray:
         """The numbers of customers ``local`` (of ``channel``) in the stream of ``purpose``."""
