@@ -28,6 +28,7 @@ from sim.engine.streams import (
     stream,
 )
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
+from sim.model.loops import reachable
 
 #: Customers per drawn block of a column (a power of two).
 BLOCK_SHIFT = 12
@@ -56,12 +57,7 @@ def _reach_after_a_move(c: CompiledScenario) -> np.ndarray:
     step = np.zeros((size, size), dtype=bool)
     for a, b in stage_info(c.scenario)["edges"]:
         step[a, b] = True
-    reach = step.copy()
-    for _ in range(size):
-        more = reach | (reach.astype(np.int64) @ step.astype(np.int64) > 0)
-        if np.array_equal(more, reach):
-            break
-        reach = more
+    reach = reachable(step)
     before = reach[c.entry].copy()
     before[c.entry] = True
     return np.vstack([reach, before])

@@ -40,6 +40,7 @@ from sim.events import EventLog
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
 from sim.model.distributions import Distribution, Empirical, Exponential, Fixed, Gamma, Lognormal
 from sim.model.intervention import NewTransition
+from sim.model.loops import reachable
 from sim.model.scenario import Scenario
 
 #: Numbers first drawn from a customer's own overflow stream.
@@ -190,12 +191,7 @@ def _cyclic_stages(c: CompiledScenario) -> np.ndarray:
     step = np.zeros((size, size), dtype=bool)
     for a, b in stage_info(c.scenario)["edges"]:
         step[a, b] = True
-    reach = step.copy()
-    for _ in range(size):
-        more = reach | (reach.astype(np.int64) @ step.astype(np.int64) > 0)
-        if np.array_equal(more, reach):
-            break
-        reach = more
+    reach = reachable(step)
     return np.flatnonzero(np.diag(reach))
 
 

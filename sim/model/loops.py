@@ -37,14 +37,21 @@ def zero_dwell_probability(dwell: Distribution) -> float:
     return 0.0
 
 
+def reachable(edges: np.ndarray) -> np.ndarray:
+    """``reach[i, j]``: j can be reached from i in one move or more (the transitive closure of
+    a small directed graph, ``edges[i, j]``: an edge from i to j; Warshall's algorithm)."""
+    reach = np.asarray(edges, dtype=bool).copy()
+    for k in range(len(reach)):
+        reach |= reach[:, k, None] & reach[None, k, :]
+    return reach
+
+
 def strong_components(edges: np.ndarray) -> list[np.ndarray]:
     """The strongly connected components of a small directed graph (``edges[i, j]``: an edge
     from i to j), each as its sorted members, in the order of their first member. Journeys
     have tens of stages: a transitive closure (Warshall) is quick and needs no graph
     library (scipy.sparse takes longer to import than this takes to run)."""
-    reach = np.asarray(edges, dtype=bool).copy()
-    for k in range(len(reach)):
-        reach |= reach[:, k, None] & reach[None, k, :]
+    reach = reachable(edges)
     together = (reach & reach.T) | np.eye(len(reach), dtype=bool)
     out, seen = [], np.zeros(len(reach), dtype=bool)
     for i in range(len(reach)):
