@@ -220,7 +220,8 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 try:
                     u, days = found[0][i], found[1][i]
                 except KeyError:
-                    # a sparse block without this customer: draw it again, whole
+                    # never reached (a sparse block keeps every customer who can still need
+                    # it); were it, the block drawn again gives the same numbers
                     found = draw_block(key, ch, b, stage, visit)
                     u, days = found[0][i], found[1][i]
             else:

@@ -33,9 +33,11 @@ from sim.model.loops import reachable
 #: Customers per drawn block of a column (a power of two).
 BLOCK_SHIFT = 12
 BLOCK = 1 << BLOCK_SHIFT
-#: Numbers drawn between two sweeps for blocks no customer can need any more.
+#: Numbers drawn between two sweeps for blocks no customer can need any more (at least: a
+#: sweep waits until as many numbers have been drawn as the last one kept, so the sweeps of
+#: a run cost no more than its draws).
 SWEEP_NUMBERS = 1 << 21
-#: A block that at most this many of its customers can need next keeps only their numbers.
+#: A block that at most this many of its customers can still need keeps only their numbers.
 SPARSE_AT = BLOCK // 16
 #: Stage code of a customer who has not entered yet.
 NOT_STARTED = -1
@@ -126,6 +128,7 @@ class LazyDraws:
         self._blocks: dict[int, tuple] = {}
         self._values: dict[int, object] = {}
         self._drawn = 0
+        self._sweep_at = SWEEP_NUMBERS
         self._slots = c.slots
         # a block's key: its column (channel, stage and visit) times this, plus its number
         self._per_column = max(self.sizes) // BLOCK + 1
@@ -176,14 +179,15 @@ class LazyDraws:
             try:
                 return found[0][i], found[1][i]
             except KeyError:
-                # a sparse block without this customer: draw it again, whole
+                # a sparse block keeps every customer who can still need it (see sweep), so
+                # this is never reached; were it, the block drawn again gives the same numbers
                 found = draw(key, ch, b, stage, visit)
                 return found[0][i], found[1][i]
 
         return choice_and_dwell
 
     def _draw_block(self, key: int, ch: int, b: int, stage: int, visit: int) -> tuple:
-        if self._drawn >= SWEEP_NUMBERS:
+        if self._drawn >= self._sweep_at:
             self.sweep()
         c = self.c
         lo = b << BLOCK_SHIFT
@@ -211,8 +215,8 @@ class LazyDraws:
             try:
                 return found[i]
             except KeyError:
-                pass  # a sparse block without this customer: draw it again, whole
-        if self._drawn >= SWEEP_NUMBERS:
+                pass  # never reached (see sweep); a block drawn again has the same numbers
+        if self._drawn >= self._sweep_at:
             self.sweep()
         lo = b << BLOCK_SHIFT
         hi = min(lo + BLOCK, self.sizes[ch])
@@ -233,41 +237,45 @@ class LazyDraws:
         return self.number[ch][lo:hi]
 
     def sweep(self) -> None:
-        """Drop the numbers no customer can need next: a block none of whose customers can
-        make that visit next goes; one that only a few can keeps just their numbers (a
-        customer who needs a dropped number later gets the block drawn again: the same
-        numbers)."""
-        self._drawn = 0
+        """Drop the numbers no customer can still need: a block none of whose customers can
+        make that visit any more goes; one that only a few can keeps just their numbers.
+        Only a visit no customer can make any more is dropped (a customer short of it, who
+        may come back, keeps it), so no block is ever drawn twice: drawing a block costs
+        far more than keeping it."""
         c = self.c
         where = {}
         for stage, (first, b) in enumerate(zip(c.first_slot, c.block, strict=True)):
             for visit in range(b):
                 where[first + visit] = stage, visit
+        kept = 0
         for key, found in list(self._blocks.items()):
             column, b = divmod(key, self._per_column)
             ch, slot = divmod(column, self._slots)
             stage, visit = where[slot]
             who = self._customers(ch, b)
             can = self._reach[self._stage_view[who], stage]
-            rows = np.flatnonzero(can & (self._visit_view[who, stage] == visit)).tolist()
+            rows = np.flatnonzero(can & (self._visit_view[who, stage] <= visit)).tolist()
             if not rows:
                 del self._blocks[key]
-            elif len(rows) <= SPARSE_AT and isinstance(found[0], memoryview):
+                continue
+            if len(rows) <= SPARSE_AT:
                 u, d = found
-                self._blocks[key] = (
-                    {i: u[i] for i in rows},
-                    {i: d[i] for i in rows},
-                )
+                self._blocks[key] = found = ({i: u[i] for i in rows}, {i: d[i] for i in rows})
+            kept += 2 * len(found[0])
         for key, found in list(self._values.items()):
             column, b = divmod(key, self._per_column)
             ch, purchase = divmod(column, VALUE_BLOCK)
             who = self._customers(ch, b)
             can = self._buys[self._stage_view[who]]
-            rows = np.flatnonzero(can & (self._bought_view[who] == purchase)).tolist()
+            rows = np.flatnonzero(can & (self._bought_view[who] <= purchase)).tolist()
             if not rows:
                 del self._values[key]
-            elif len(rows) <= SPARSE_AT and isinstance(found, memoryview):
-                self._values[key] = {i: found[i] for i in rows}
+                continue
+            if len(rows) <= SPARSE_AT:
+                self._values[key] = found = {i: found[i] for i in rows}
+            kept += len(found)
+        self._drawn = 0
+        self._sweep_at = max(SWEEP_NUMBERS, kept)
 
     def entries(self) -> tuple[np.ndarray, ...]:
         """Arrival, persona, channel and the value of the entry row of every customer, in
