@@ -108,6 +108,25 @@ def test_the_twin_a_sweep_that_drops_needed_numbers_draws_again(monkeypatch):
     assert len(drawn) > len(set(drawn))
 
 
+def test_a_cohort_that_starts_with_moves_that_take_no_time():
+    """The cohort's first choices are made together only for customers no intervention can
+    reach and who then wait. With an entry stage where half the customers do not wait at all
+    (an empirical dwell of 0 or 2 days) and a discount with a budget reaching half of them,
+    the others start one by one, in customer order, and the many first waits that end
+    together on day 2 are served in customer order (served otherwise, the log differs): the
+    log is the process path's."""
+    import dataclasses
+
+    from sim.model.distributions import Empirical
+
+    scenario = _bundled("discount", 800)
+    stages = list(scenario.journey.stages)
+    stages[0] = dataclasses.replace(stages[0], dwell=Empirical((0.0, 2.0)))
+    journey = dataclasses.replace(scenario.journey, stages=tuple(stages))
+    a, b = _both(CompiledScenario.build(scenario.replace(journey=journey)), 9)
+    assert a == b
+
+
 def test_the_twin_another_seed_gives_another_log():
     """The comparison has power: the event-driven log differs from the process path's of
     another seed."""

@@ -201,6 +201,23 @@ class LazyDraws:
         self._drawn += 2 * (hi - lo)
         return found
 
+    def first_visit(self, stage: int) -> tuple[np.ndarray, np.ndarray]:
+        """The choice uniforms and days of every customer's first visit to ``stage`` (one
+        channel: a cohort), drawn by block as customer by customer."""
+        if not self.one_channel:
+            raise ValueError("first_visit reads one channel's customers")
+        first_slot = self.c.first_slot[stage]
+        u, days = np.empty(self.size), np.empty(self.size)
+        for b in range((self.size + BLOCK - 1) >> BLOCK_SHIFT):
+            key = first_slot * self._per_column + b
+            found = self._blocks.get(key)
+            if found is None:
+                found = self._draw_block(key, 0, b, stage, 0)
+            lo = b << BLOCK_SHIFT
+            u[lo : lo + len(found[0])] = found[0]
+            days[lo : lo + len(found[1])] = found[1]
+        return u, days
+
     def value(self, k: int, purchase: int) -> float:
         """Customer ``k``'s order value of their ``purchase``-th purchase (first ones)."""
         if self.one_channel:
