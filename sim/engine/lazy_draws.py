@@ -34,8 +34,7 @@ from sim.model.loops import reachable
 BLOCK_SHIFT = 12
 BLOCK = 1 << BLOCK_SHIFT
 #: Numbers drawn between two sweeps for blocks no customer can need any more (at least: a
-#: sweep waits until as many numbers have been drawn as the last one kept, so the sweeps of
-#: a run cost no more than its draws).
+#: sweep waits until as many numbers have been drawn as the last one found still needed).
 SWEEP_NUMBERS = 1 << 21
 #: A block that at most this many of its customers can still need keeps only their numbers.
 SPARSE_AT = BLOCK // 16
@@ -258,41 +257,71 @@ class LazyDraws:
         make that visit any more goes; one that only a few can keeps just their numbers.
         Only a visit no customer can make any more is dropped (a customer short of it, who
         may come back, keeps it), so no block is ever drawn twice: drawing a block costs
-        far more than keeping it."""
+        far more than keeping it. Who can still need a column is worked out for all the
+        channel's customers at once, not block by block."""
         c = self.c
         where = {}
         for stage, (first, b) in enumerate(zip(c.first_slot, c.block, strict=True)):
             for visit in range(b):
                 where[first + visit] = stage, visit
+        stages = self._stage_view
+        columns: dict[tuple[int, int], list[int]] = {}
+        for key in self._blocks:
+            column, b = divmod(key, self._per_column)
+            columns.setdefault(divmod(column, self._slots), []).append(b)
         kept = 0
-        for key, found in list(self._blocks.items()):
-            column, b = divmod(key, self._per_column)
-            ch, slot = divmod(column, self._slots)
+        reach: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        for (ch, slot), blocks in sorted(columns.items()):
             stage, visit = where[slot]
-            who = self._customers(ch, b)
-            can = self._reach[self._stage_view[who], stage]
-            rows = np.flatnonzero(can & (self._visit_view[who, stage] <= visit)).tolist()
-            if not rows:
-                del self._blocks[key]
-                continue
-            if len(rows) <= SPARSE_AT:
-                u, d = found
-                self._blocks[key] = found = ({i: u[i] for i in rows}, {i: d[i] for i in rows})
-            kept += 2 * len(found[0])
-        for key, found in list(self._values.items()):
+            if (ch, stage) not in reach:
+                who = self._everyone(ch)
+                reach[ch, stage] = (self._reach[stages[who], stage], self._visit_view[who, stage])
+            can, visits = reach[ch, stage]
+            need = can & (visits <= visit)
+            for b in blocks:
+                key = (ch * self._slots + slot) * self._per_column + b
+                kept += 2 * self._keep(self._blocks, key, need, b)
+        values: dict[tuple[int, int], list[int]] = {}
+        for key in self._values:
             column, b = divmod(key, self._per_column)
-            ch, purchase = divmod(column, VALUE_BLOCK)
-            who = self._customers(ch, b)
-            can = self._buys[self._stage_view[who]]
-            rows = np.flatnonzero(can & (self._bought_view[who] <= purchase)).tolist()
-            if not rows:
-                del self._values[key]
-                continue
-            if len(rows) <= SPARSE_AT:
-                self._values[key] = found = {i: found[i] for i in rows}
-            kept += len(found)
+            values.setdefault(divmod(column, VALUE_BLOCK), []).append(b)
+        for (ch, purchase), blocks in values.items():
+            who = self._everyone(ch)
+            need = self._buys[stages[who]] & (self._bought_view[who] <= purchase)
+            for b in blocks:
+                key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
+                kept += self._keep(self._values, key, need, b)
         self._drawn = 0
+        # the next sweep once as many numbers have been drawn anew as are still needed: the
+        # sweeps of a run cost less than its draws, and what is held stays near what is needed
         self._sweep_at = max(SWEEP_NUMBERS, kept)
+
+    def _everyone(self, ch: int) -> slice | np.ndarray:
+        """Channel ``ch``'s customers, in the order of their rows in its blocks."""
+        return slice(0, self.size) if self.one_channel else self.number[ch]
+
+    @staticmethod
+    def _keep(held: dict, key: int, need: np.ndarray, b: int) -> int:
+        """Keep, of block ``b`` held at ``key``, the numbers of the rows in ``need``: all of
+        them, a few in a dict, or none. Returns how many are kept."""
+        lo = b << BLOCK_SHIFT
+        part = need[lo : lo + BLOCK]
+        count = int(np.count_nonzero(part))
+        if not count:
+            del held[key]
+            return 0
+        found = held[key]
+        pair = isinstance(found, tuple)
+        sparse = isinstance(found[0] if pair else found, dict)
+        # a sparse block is built again only once it has lost half its rows
+        if count <= (len(found[0] if pair else found) // 2 if sparse else SPARSE_AT):
+            rows = np.flatnonzero(part).tolist()
+            if pair:
+                u, d = found
+                held[key] = ({i: u[i] for i in rows}, {i: d[i] for i in rows})
+            else:
+                held[key] = {i: found[i] for i in rows}
+        return count
 
     def entries(self) -> tuple[np.ndarray, ...]:
         """Arrival, persona, channel and the value of the entry row of every customer, in
