@@ -52,12 +52,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from sim.errors import EventLogError
+
+if TYPE_CHECKING:  # pandas loads where a frame is built, not with the log
+    import pandas as pd
 
 #: ``from_stage`` code of a customer's first row (entry into the journey).
 ENTRY = -1
@@ -269,6 +271,8 @@ class EventLog:
 
     def treatment_labels(self) -> pd.Categorical:
         """Per row, the names of the interventions acting on it joined by '+' ('' for none)."""
+        import pandas as pd
+
         masks, codes = np.unique(self.treatment, return_inverse=True)
         labels = [
             "+".join(n for i, n in enumerate(self.interventions) if int(m) >> i & 1) for m in masks
@@ -277,6 +281,8 @@ class EventLog:
 
     def reached_frame(self) -> pd.DataFrame:
         """Customers reached by interventions: replication, customer, intervention, time."""
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "replication": self.reach_replication,
@@ -291,12 +297,16 @@ class EventLog:
 
     def case_ids(self) -> pd.Series:
         """Per row, the customer as text unique across replications: 'replication-customer'."""
+        import pandas as pd
+
         rep = pd.Series(self.replication).astype(str)
         return rep + "-" + pd.Series(self.customer).astype(str)
 
     def timestamps(self, start: Any = None) -> pd.Series:
         """Per row, the calendar time: ``start`` (default: the log's ``start_date``) plus the
         row's days, to the microsecond."""
+        import pandas as pd
+
         start = self.start_date if start is None else start
         try:
             origin = pd.Timestamp(start) if start is not None else None
@@ -317,6 +327,8 @@ class EventLog:
         ``concept:name`` (the stage entered: the activity), ``time:timestamp`` (``start``,
         default the log's ``start_date``, plus the row's days), then ``persona``, ``channel``,
         ``value`` and ``replication``. One row per event, entries included, in time order."""
+        import pandas as pd
+
         stage_names = np.array(self.stages, dtype=object)
         return pd.DataFrame(
             {
@@ -334,6 +346,8 @@ class EventLog:
         """One row per purchase: ``customer_id`` (as in :meth:`to_process_log`), ``date``
         (``start``, default the log's ``start_date``, plus the purchase's days) and ``value``:
         the transaction table customer-lifetime-value libraries read."""
+        import pandas as pd
+
         bought = self.purchase_mask[self.to_stage]
         return pd.DataFrame(
             {
@@ -347,6 +361,8 @@ class EventLog:
         """The log as a DataFrame; stage, persona and channel columns are categorical. With
         interventions, an ``interventions`` column names those acting on each move; with
         referrals, a ``referrer`` column holds the referring customer (-1: none)."""
+        import pandas as pd
+
         stage_cat = pd.CategoricalDtype(list(self.stages))
 
         def cat(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
@@ -410,6 +426,8 @@ class EventLog:
         Rows are put in time order (stable, so ties keep their order); customers are numbered
         0.. within each replication in order of entry, and ``referrer`` is renumbered alike.
         """
+        import pandas as pd
+
         missing = [c for c in ("customer", "time", "from_stage", "to_stage") if c not in frame]
         if missing:
             raise EventLogError(

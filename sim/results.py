@@ -8,21 +8,45 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from sim.analysis.comparison import KEY_METRICS, comparison_roi, comparison_summary
-from sim.analysis.customers import customer_arrays, customer_table
-from sim.analysis.funnel import funnel
-from sim.analysis.metrics import intervention_costs, replication_metrics
-from sim.analysis.summary import LogSummary
-from sim.analysis.tables import RETENTION_DAYS, retention, retention_summary, time_to_purchase
 from sim.errors import EventLogError
 from sim.events import ALL, EventLog
 from sim.io.event_dataset import EventDataset
 from sim.model.scenario import Scenario
+
+if TYPE_CHECKING:  # a run builds its result without them: they load where a table is built
+    import pandas as pd
+
+    from sim.analysis.summary import LogSummary
+
+
+class _AnalysisDefault(tuple):
+    """A default argument that is a constant of :mod:`sim.analysis` (``KEY_METRICS``,
+    ``RETENTION_DAYS``), read where a table is built: importing sim.analysis with the result
+    types would load pandas and scipy.stats into every run. Shown by the constant's name."""
+
+    def __new__(cls, module: str, name: str) -> _AnalysisDefault:
+        out = super().__new__(cls)
+        out.module, out.name = module, name
+        return out
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __call__(self, given: Any) -> Any:
+        """``given``, or the constant where ``given`` is this default."""
+        if given is not self:
+            return given
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+
+_KEY_METRICS = _AnalysisDefault("sim.analysis.comparison", "KEY_METRICS")
+_RETENTION_DAYS = _AnalysisDefault("sim.analysis.tables", "RETENTION_DAYS")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,45 +74,61 @@ class RunResult:
 
     @functools.cached_property
     def _customers(self) -> dict[str, np.ndarray]:
+        from sim.analysis.customers import customer_arrays
+
         return customer_arrays(self.log)
 
     def customers(self) -> pd.DataFrame:
         """One row per customer and replication: persona, channel, arrival, final stage, whether
         the journey ended, first purchase day, number of purchases and revenue."""
+        from sim.analysis.customers import customer_table
+
         return customer_table(self.log)
 
     def funnel(self, by: str | None = "persona") -> pd.DataFrame:
         """Customers reaching each stage with overall and step conversion (see
         :func:`sim.analysis.funnel`); ``by`` is 'persona', 'channel' or None."""
+        from sim.analysis.funnel import funnel
+
         return funnel(self.log, by=by)
 
     def retention(self, by: str | None = "persona", days=None) -> pd.DataFrame:
         """Kaplan-Meier survival of active customers since their first purchase, censored at
         the horizon, pooled over replications (see :func:`sim.analysis.retention`): the full
         curve, or read at ``days`` (run directories hold it on a fixed grid of days)."""
+        from sim.analysis.tables import retention
+
         return retention(self.log, by, self._customers, days)
 
     def retention_summary(
-        self, by: str | None = "persona", days: tuple[int, ...] = RETENTION_DAYS
+        self, by: str | None = "persona", days: tuple[int, ...] = _RETENTION_DAYS
     ) -> pd.DataFrame:
         """Per group: purchasers, share still active at chosen days after first purchase,
         median active lifetime, repeat purchases and revenue per customer (see
         :func:`sim.analysis.retention_summary`)."""
-        return retention_summary(self.log, by, days, self._customers)
+        from sim.analysis.tables import retention_summary
+
+        return retention_summary(self.log, by, _RETENTION_DAYS(days), self._customers)
 
     def time_to_purchase(self, by: str | None = "persona") -> pd.DataFrame:
         """Days from entry to first purchase among customers who bought within the horizon:
         share who bought, mean, median and quartiles."""
+        from sim.analysis.tables import time_to_purchase
+
         return time_to_purchase(self.log, by, self._customers)
 
     def costs(self) -> pd.DataFrame:
         """Cost of each intervention per replication: fixed, reached customers x per-reached
         price, and the purchases credited to it x its per-conversion price (see
         :func:`sim.analysis.credited_purchases` for which purchases those are)."""
+        from sim.analysis.metrics import intervention_costs
+
         return intervention_costs(self.log, self.scenario.interventions, self.scenario.journey)
 
     def metrics(self, days: tuple[int, ...] = (30, 90, 180)) -> pd.DataFrame:
         """Per-replication metrics as a long table (replication, persona, metric, value)."""
+        from sim.analysis.metrics import replication_metrics
+
         return replication_metrics(
             self.log, self.scenario.interventions, days, self._customers, self.scenario.journey
         )
@@ -152,7 +192,7 @@ class Comparison:
 
     def summary(
         self,
-        metrics: Sequence[str] | None = KEY_METRICS,
+        metrics: Sequence[str] | None = _KEY_METRICS,
         persona: str | None = ALL,
         bootstrap: bool = False,
     ) -> pd.DataFrame:
@@ -162,8 +202,11 @@ class Comparison:
         ``metrics`` shows; NaN for other metrics). ``metrics`` None means all; ``persona`` None
         means every persona; ``bootstrap`` gives BCa intervals (for skewed metrics such as
         revenue) in place of t intervals, on every row."""
+        metrics = _KEY_METRICS(metrics)
         key = (tuple(metrics) if metrics else None, persona, bootstrap)
         if key not in self._cache:
+            from sim.analysis.comparison import comparison_summary
+
             self._cache[key] = comparison_summary(
                 self.per_replication,
                 list(self.scenarios),
@@ -181,6 +224,8 @@ class Comparison:
         increments): cost, incremental cost, incremental conversions (buyers), incremental
         revenue, incremental profit, cost per incremental conversion, and ROI = incremental
         profit / incremental cost."""
+        from sim.analysis.comparison import comparison_roi
+
         return comparison_roi(
             self.per_replication, list(self.scenarios), self.baseline, self.paired
         )
@@ -270,10 +315,10 @@ class StreamedRunResult:
         return self.summary.retention(by)
 
     def retention_summary(
-        self, by: str | None = "persona", days: tuple[int, ...] = RETENTION_DAYS
+        self, by: str | None = "persona", days: tuple[int, ...] = _RETENTION_DAYS
     ) -> pd.DataFrame:
         """As :meth:`RunResult.retention_summary` (survival on a 1/64-day grid)."""
-        return self.summary.retention_summary(by, days)
+        return self.summary.retention_summary(by, _RETENTION_DAYS(days))
 
     def time_to_purchase(self, by: str | None = "persona") -> pd.DataFrame:
         """As :meth:`RunResult.time_to_purchase` (quartiles rounded up to 1/64 day)."""

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.errors import ScenarioError
 from sim.events import ALL
@@ -32,6 +32,9 @@ from sim.model.acquisition import COHORT_CHANNEL, Arrivals
 from sim.model.intervention import ArrivalRateFactor
 from sim.model.logit import intervention_factors, treated_matrix
 from sim.model.scenario import Scenario
+
+if TYPE_CHECKING:  # pandas loads where a table is built (sim.engine loads with every run)
+    import pandas as pd
 
 #: Interventions that may reach one persona: the exact mixture has 2**n parts.
 MAX_EXACT_INTERVENTIONS = 10
@@ -275,6 +278,8 @@ class Expectation:
     @property
     def stages(self) -> pd.DataFrame:
         """Reach and expected visits per persona and stage."""
+        import pandas as pd
+
         names = self.scenario.journey.names
         return pd.DataFrame(
             [
@@ -287,6 +292,8 @@ class Expectation:
     @property
     def summary(self) -> pd.DataFrame:
         """One row per persona (and 'all') of exact whole-journey expectations."""
+        import pandas as pd
+
         journey = self.scenario.journey
         rows = []
         for c in self._rows():

@@ -49,8 +49,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
 from sim.engine import limits, many_streams, vectorised
 from sim.engine.compiled import CompiledScenario
@@ -115,6 +113,8 @@ def day_of(log: EventLog, at: str | float | int, field: str = "at") -> float:
                 field=field,
                 fix="give a day number, or read the log with a start date",
             )
+        import pandas as pd  # here, not on top: this module loads with every run
+
         try:
             stamp = pd.Timestamp(at)
         except (ValueError, TypeError):
@@ -218,6 +218,8 @@ def warm_state(scenario: Scenario, log: EventLog, at: str | float) -> WarmState:
 
 def _frozen(law: Distribution):
     """The scipy law of a gamma, lognormal or Weibull dwell (for its survival and inverse)."""
+    from scipy import stats  # here, not on top: this module loads with every run
+
     if isinstance(law, Gamma):
         return stats.gamma(law.shape, scale=law.mean / law.shape)
     if isinstance(law, Lognormal):
@@ -265,6 +267,8 @@ def remaining(law: Distribution, e: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def _scipy_law(law: Distribution):
     """The scipy law of a dwell with a density (None: a fixed or empirical wait)."""
+    from scipy import stats
+
     if isinstance(law, Exponential):
         return stats.expon(scale=law.mean)
     if isinstance(law, Fixed | Empirical):

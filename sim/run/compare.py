@@ -8,12 +8,10 @@ import re
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from sim.analysis.comparison import KEY_METRICS
-from sim.analysis.tables import check_days
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import choose_engine
 from sim.engine.sizing import check_memory, estimate_run
@@ -36,7 +34,19 @@ from sim.run.streaming import (
     stream_reason,
 )
 
-__all__ = ["KEY_METRICS", "compare"]
+if TYPE_CHECKING:  # pandas and sim.analysis load where tables are built, not with sim.run
+    import pandas as pd
+
+__all__ = ["KEY_METRICS", "compare"]  # noqa: F822 (KEY_METRICS: by __getattr__ below)
+
+
+def __getattr__(name: str):
+    # KEY_METRICS lives in sim.analysis, whose import loads pandas: found when asked for
+    if name == "KEY_METRICS":
+        from sim.analysis.comparison import KEY_METRICS
+
+        return KEY_METRICS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _LOAD_FIRST = (
@@ -182,6 +192,8 @@ def compare(
         named = {n: s.with_customers(customers) for n, s in named.items()}
     seed = check_seed(named[base].seed if seed is None else seed)
     workers = cap_workers(workers)
+    from sim.analysis.tables import check_days
+
     days = check_days(days)
     check_metric(metric, named.values(), days)
     check_backend(backend, address)
@@ -358,6 +370,8 @@ def dataset_folders(named: Mapping[str, Scenario]) -> dict[str, str]:
 def _assemble_streamed(
     named, streams, reps, started, days, base, seed, paired, chunk
 ) -> Comparison:
+    import pandas as pd
+
     results, frames = {}, []
     for name, scenario in named.items():
         s = streams[name]
@@ -398,6 +412,8 @@ def _assemble_streamed(
 
 
 def _assemble(named, logs, reps, seeds, started, days, base, seed, paired, engines) -> Comparison:
+    import pandas as pd
+
     results, frames = {}, []
     for name, scenario in named.items():
         log = EventLog.concat([logs[(name, r)] for r in range(reps)])

@@ -19,11 +19,10 @@ import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.analysis.metrics import credited_purchases
-from sim.analysis.summary import LogSummary
 from sim.engine.compiled import CompiledScenario
 from sim.engine.registry import simulate_replication
 from sim.engine.sizing import (
@@ -41,6 +40,9 @@ from sim.progress import progress_bar
 from sim.results import StreamedRunResult
 from sim.run.backends import run_tasks
 from sim.run.provenance import provenance
+
+if TYPE_CHECKING:  # sim.analysis (pandas) loads in the workers that summarise, not with sim.run
+    from sim.analysis.summary import LogSummary
 
 #: Customers per chunk when a cohort is split: a chunk stays near 500 MB with a process per
 #: customer (about 1.2 KB per customer plus about as much per customer active at once); the
@@ -190,6 +192,9 @@ def simulate_chunk(
     if directory is not None:
         write_part(log, directory, replication, first)
     meta = {"stage_info": log.stage_info(), "size": int(log.customers[0])}
+    from sim.analysis.metrics import credited_purchases
+    from sim.analysis.summary import LogSummary
+
     s = compiled.scenario
     credited = credited_purchases(log, s.interventions, s.journey) if s.interventions else None
     return LogSummary.of_log(log, [replication], credited), meta
