@@ -524,17 +524,31 @@ def _streaming(args: argparse.Namespace) -> dict:
 
     if args.out is None:
         return {}
-    return {"stream_to": _fresh_events(work_directory(args.out)), "stream": "auto"}
+    events = _fresh_events(work_directory(args.out), getattr(args, "resume", False))
+    return {"stream_to": events, "stream": "auto"}
 
 
-def _fresh_events(keep: Path) -> Path:
-    """Where a run kept in ``keep`` streams its events: ``keep/events``, emptied of what an
-    interrupted streamed run left (nothing resumes from it), so that an old dataset never
-    ends up in a new output directory."""
+def _fresh_events(keep: Path, resume: bool = False) -> Path:
+    """Where a run kept in ``keep`` streams its events: ``keep/events``. With ``resume`` it
+    is left as an interrupted streamed run left it (the run goes on from there); otherwise
+    it is emptied, so that an old dataset never ends up in a new output directory, unless it
+    holds chunks an interrupted run finished: those are not thrown away without consent."""
     import shutil
 
-    shutil.rmtree(keep / "events", ignore_errors=True)
-    return keep / "events"
+    from sim.run.streaming import finished_chunks
+
+    events = keep / "events"
+    if resume:
+        return events
+    kept = finished_chunks(events)
+    if kept:
+        raise ScenarioError(
+            f"{keep} holds {kept} finished chunk(s) of an interrupted streamed run",
+            field="--resume",
+            fix=f"add --resume to continue it, or remove {keep} to start over",
+        )
+    shutil.rmtree(events, ignore_errors=True)
+    return events
 
 
 def _streamed_note(provenance: dict) -> None:
@@ -627,9 +641,10 @@ def _intervention_table(costs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
-    """Where an interrupted run's finished replications are, and how to go on (a streamed
-    run keeps none to resume from)."""
+    """Where an interrupted run's finished replications (or a streamed run's finished
+    chunks) are, and how to go on."""
     from sim.run.resume import STATE
+    from sim.run.streaming import finished_chunks
 
     if keep is not None and (keep / STATE).is_file():
         print(
@@ -637,12 +652,14 @@ def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
             "to continue.",
             file=sys.stderr,
         )
-    elif keep is not None:
+    elif keep is not None and finished_chunks(keep / "events"):
         print(
-            "interrupted: nothing kept to resume from (a run that streams its event log "
-            "cannot be resumed); nothing written",
+            f"Finished chunks of the streamed event log are kept in {keep}; run the same "
+            "command with --resume to continue.",
             file=sys.stderr,
         )
+    elif keep is not None:
+        print("interrupted: nothing kept to resume from; nothing written", file=sys.stderr)
     else:
         print("interrupted: nothing written", file=sys.stderr)
 

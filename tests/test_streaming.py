@@ -322,13 +322,14 @@ def test_a_run_that_cannot_fit_names_streaming_as_the_fix(baseline, monkeypatch,
 
 
 @pytest.mark.parametrize("finished_chunks", [1, 4])
-def test_ctrl_c_on_a_streamed_run_exits_130_with_one_line(
+def test_ctrl_c_on_a_streamed_run_exits_130_and_resumes(
     tmp_path, capsys, monkeypatch, finished_chunks
 ):
     """Ctrl-C while a run streams (chunks of 800 of 2,000 customers: 3 per replication),
     after 1 chunk (no whole replication) or 4 (one whole): exit 130, no traceback, a line
-    saying nothing is kept to resume from, and no --out directory; the twin without Ctrl-C
-    exits 0 and writes it."""
+    naming --resume, and no --out directory. The same command again without --resume is
+    refused (the finished chunks are not thrown away); with --resume it simulates only the
+    chunks not finished and writes the funnel and retention of an uninterrupted run."""
     monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 2**20)
     monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
     real, calls = streaming.simulate_chunk, []
@@ -343,11 +344,59 @@ def test_ctrl_c_on_a_streamed_run_exits_130_with_one_line(
     args = ["run", str(SCENARIOS / "baseline.toml"), "-r", "3", "--customers", "2000", "-w", "1"]
     assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "nothing kept to resume from" in err
+    assert "Traceback" not in err and "--resume to continue" in err
     assert not (tmp_path / "cut").exists()
     monkeypatch.setattr(streaming, "simulate_chunk", real)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 2
+    assert "finished chunk(s) of an interrupted streamed run" in capsys.readouterr().err
+    calls.clear()
+
+    def counted_chunk(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(streaming, "simulate_chunk", counted_chunk)
+    assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    assert len(calls) == 9 - finished_chunks
+    monkeypatch.setattr(streaming, "simulate_chunk", real)
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    assert (tmp_path / "whole" / "run.json").is_file()
+    for table in ("funnel.csv", "retention.csv"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "cut" / table), pd.read_csv(tmp_path / "whole" / table)
+        )
+
+
+def test_a_resumed_streamed_run_is_the_uninterrupted_run(baseline, tmp_path, monkeypatch):
+    """One replication of 3,000 customers in chunks of 1,000, interrupted after 2 chunks and
+    resumed: the same event log on disk, byte for byte, and the same tables as a run never
+    interrupted, with only the missing chunk simulated. Resuming with another seed is
+    refused, saying which; the twin: a resume that simulated everything again would have
+    called 3 chunks."""
+    kw = {"customers": 3000, "seed": 5, "chunk_customers": 1000, "workers": 1}
+    whole = sim.run(baseline, stream_to=tmp_path / "whole", **kw)
+    real, calls = streaming.simulate_chunk, []
+
+    def cut(*args):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(streaming, "simulate_chunk", cut)
+    with pytest.raises(KeyboardInterrupt):  # no whole replication: nothing to return
+        sim.run(baseline, stream_to=tmp_path / "cut", **kw)
+    with pytest.raises(sim.ScenarioError, match="streamed with seed 5, this run has 6"):
+        sim.run(baseline, stream_to=tmp_path / "cut", resume=True, **{**kw, "seed": 6})
+    calls.clear()
+    monkeypatch.setattr(streaming, "simulate_chunk", lambda *a: calls.append(1) or real(*a))
+    resumed = sim.run(baseline, stream_to=tmp_path / "cut", resume=True, **kw)
+    assert calls == [1] and resumed.complete
+    a = EventDataset(tmp_path / "cut").to_log()
+    b = EventDataset(tmp_path / "whole").to_log()
+    for column in COLUMNS:
+        np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+    pd.testing.assert_frame_equal(resumed.funnel(), whole.funnel())
+    pd.testing.assert_frame_equal(resumed.retention_summary(), whole.retention_summary())
 
 
 def test_a_run_just_above_the_limit_says_by_how_much(baseline, monkeypatch):

@@ -30,8 +30,14 @@ from sim.io.atomic import write_atomic, write_text_atomic
 
 #: The dataset's description file.
 META = "_log.json"
+#: What a streamed run is of (scenario, seed, engine, chunks), so that it can be resumed.
+STATE = "_stream.json"
+#: Where an interrupted streamed run sets aside the chunks of replications it did not finish
+#: (outside the dataset), for a resumed run.
+PENDING = "_pending"
 
 PART = re.compile(r"part-r(\d+)-c(\d+)\.parquet$")
+SUMMARY = re.compile(r"_summary-r(\d+)-c(\d+)\.npz$")
 
 
 def _pyarrow():
@@ -57,8 +63,17 @@ def clear_dataset(directory: str | Path) -> Path:
     dataset left there (nothing else), so a new run never mixes with an old one."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    for path in [*d.glob("part-r*.parquet"), *d.glob("_reach-r*.parquet"), d / META]:
+    for path in [
+        *d.glob("part-r*.parquet"),
+        *d.glob("_reach-r*.parquet"),
+        *d.glob("_summary-r*.npz"),
+        d / META,
+        d / STATE,
+        *(d / PENDING).glob("*"),
+    ]:
         path.unlink(missing_ok=True)
+    if (d / PENDING).is_dir():
+        (d / PENDING).rmdir()
     return d
 
 
@@ -71,7 +86,8 @@ def write_part(log: EventLog, directory: str | Path, replication: int, first: in
     cols["replication"] = np.full(len(log), replication, dtype=np.int32)
     cols["customer"] = (log.customer.astype(np.int64) + first).astype(np.int32)
     table = pa.table(cols)
-    path = write_atomic(d / part_name(replication, first), lambda p: pq.write_table(table, p))
+    # the reach records first: a part on disk has its reach records (a run stopped between
+    # the two leaves no part, and a resumed run writes the chunk again)
     if len(log.reach_customer):
         reach = {c: getattr(log, c) for c in REACH_SCHEMA}
         reach["reach_replication"] = np.full(len(log.reach_customer), replication, np.int32)
@@ -80,7 +96,55 @@ def write_part(log: EventLog, directory: str | Path, replication: int, first: in
             d / f"_reach-{part_name(replication, first)[5:]}",
             lambda p: pq.write_table(pa.table(reach), p),
         )
-    return path
+    return write_atomic(d / part_name(replication, first), lambda p: pq.write_table(table, p))
+
+
+def summary_name(replication: int, first: int) -> str:
+    """File name of the summary of the chunk of ``part_name(replication, first)``."""
+    return f"_summary-r{replication:05d}-c{first:010d}.npz"
+
+
+def write_chunk_summary(
+    directory: str | Path,
+    replication: int,
+    first: int,
+    header: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+) -> Path:
+    """Keep beside a chunk's part what its run summarised of it (``header``: JSON values;
+    ``arrays``: named arrays), written last: a chunk with its summary on disk is finished."""
+    text = json.dumps(header)
+
+    def write(path: Path) -> None:
+        with open(path, "wb") as f:
+            np.savez(f, _header=np.array(text), **arrays)
+
+    return write_atomic(Path(directory) / summary_name(replication, first), write)
+
+
+def read_chunk_summaries(
+    directory: str | Path,
+) -> dict[tuple[int, int], tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """(replication, first customer) -> (header, arrays) of every finished chunk in
+    ``directory``: those whose part and summary are both there."""
+    d = Path(directory)
+    found = {}
+    for path in d.glob("_summary-r*.npz"):
+        m = SUMMARY.search(path.name)
+        if not m or not (d / part_name(int(m.group(1)), int(m.group(2)))).is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["_header"]))
+                arrays = {k: data[k] for k in data.files if k != "_header"}
+        except (OSError, ValueError, KeyError) as err:
+            raise EventLogError(
+                f"{path} cannot be read ({err})",
+                field="resume",
+                fix=f"remove {d} to start the run over",
+            ) from None
+        found[(int(m.group(1)), int(m.group(2)))] = (header, arrays)
+    return found
 
 
 def write_meta(

@@ -14,6 +14,7 @@ from sim.engine.registry import choose_engine, simulate_replication
 from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
+from sim.io.event_dataset import STATE as STREAM_STATE
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
 from sim.results import RunResult, StreamedRunResult
@@ -156,7 +157,10 @@ def run(
     ``stream='auto'`` a run given ``stream_to`` streams only when it would not fit in memory
     (the rule: :data:`sim.run.streaming.STREAM_SHARE`), and is held in memory otherwise; the
     provenance's ``streamed`` entry says why a run streamed. A run that cannot fit in memory
-    and has nowhere to stream is refused, naming ``stream_to`` as the fix.
+    and has nowhere to stream is refused, naming ``stream_to`` as the fix. A streamed run
+    interrupted part way keeps its finished chunks in ``DIR``: the same call with
+    ``resume=True`` reads them back and simulates only the others (the same result as an
+    uninterrupted run); without ``resume``, a folder holding them is refused.
 
     Warm start: with ``start_from=log`` and ``at`` (a date, or a day number on the log's
     clock) every customer of ``log`` who entered before ``at`` begins in the stage they were
@@ -209,14 +213,16 @@ def run(
     reason = None
     if stream_to is not None and stream == "auto":
         reason = stream_reason([(compiled, replications)], workers, engine=chosen.name)
+        if reason is None and resume and (Path(stream_to) / STREAM_STATE).is_file():
+            reason = "resuming the streamed run there"
         if reason is None:
             stream_to = None  # it fits: held in memory, with exact analyses
     if stream_to is not None or not keep_events:
-        if resume:
+        if resume and stream_to is None:
             raise ScenarioError(
-                "a streamed run cannot be resumed",
+                "a run that keeps no events (keep_events=False) has nothing to resume from",
                 field="resume",
-                fix="run it again from the start (without resume / --resume)",
+                fix="stream it to a folder (stream_to=DIR) to be able to resume it",
             )
         check_streamed_memory([(compiled, replications)], workers, chunk, chosen.name)
         return run_streamed(
@@ -231,6 +237,7 @@ def run(
             address=address,
             progress=progress,
             reason=reason,
+            resume=resume,
         )
     # refuse, before allocating anything, a run that cannot fit in memory
     check_memory(

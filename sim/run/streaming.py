@@ -13,7 +13,9 @@ of this.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
@@ -33,13 +35,25 @@ from sim.engine.sizing import (
     memory_needed,
     size_text,
 )
-from sim.io.event_dataset import clear_dataset, part_name, write_meta, write_part
+from sim.errors import ScenarioError
+from sim.io.atomic import write_text_atomic
+from sim.io.event_dataset import (
+    PENDING,
+    STATE,
+    clear_dataset,
+    part_name,
+    read_chunk_summaries,
+    summary_name,
+    write_chunk_summary,
+    write_meta,
+    write_part,
+)
 from sim.model.acquisition import Cohort
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
 from sim.results import StreamedRunResult
 from sim.run.backends import run_tasks
-from sim.run.provenance import provenance
+from sim.run.provenance import package_version, provenance, scenario_digest
 
 if TYPE_CHECKING:  # sim.analysis (pandas) loads in the workers that summarise, not with sim.run
     from sim.analysis.summary import LogSummary
@@ -197,7 +211,56 @@ def simulate_chunk(
 
     s = compiled.scenario
     credited = credited_purchases(log, s.interventions, s.journey) if s.interventions else None
-    return LogSummary.of_log(log, [replication], credited), meta
+    summary = LogSummary.of_log(log, [replication], credited)
+    if directory is not None:
+        # written last: the chunk is finished, and a resumed run reads it instead
+        write_chunk_summary(directory, replication, first, *_summary_file(summary, meta))
+    return summary, meta
+
+
+def _summary_file(summary: LogSummary, meta: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """A chunk's summary and metadata as JSON values and named arrays."""
+    header = {
+        "stages": list(summary.stages),
+        "personas": list(summary.personas),
+        "channels": list(summary.channels),
+        "end_stages": list(summary.end_stages),
+        "interventions": list(summary.interventions),
+        "horizon_days": summary.horizon_days,
+        "meta": {
+            "size": meta["size"],
+            "stage_info": {
+                k: [list(e) if isinstance(e, tuple) else e for e in v]
+                for k, v in meta["stage_info"].items()
+            },
+        },
+    }
+    arrays = {
+        f"r{r}.{name}": values
+        for r, fields in summary.counts.items()
+        for name, values in fields.items()
+    }
+    return header, arrays
+
+
+def _summary_from_file(header: dict, arrays: dict[str, np.ndarray]) -> tuple[LogSummary, dict]:
+    """The chunk's summary and metadata again, from :func:`_summary_file`'s form."""
+    from sim.analysis.summary import LogSummary
+
+    counts: dict[int, dict[str, np.ndarray]] = {}
+    for key, values in arrays.items():
+        r, name = key[1:].split(".", 1)
+        counts.setdefault(int(r), {})[name] = values
+    summary = LogSummary(
+        stages=tuple(header["stages"]),
+        personas=tuple(header["personas"]),
+        channels=tuple(header["channels"]),
+        end_stages=tuple(bool(x) for x in header["end_stages"]),
+        interventions=tuple(header["interventions"]),
+        horizon_days=float(header["horizon_days"]),
+        counts=counts,
+    )
+    return summary, header["meta"]
 
 
 @dataclass(eq=False)
@@ -246,13 +309,17 @@ def run_chunks(
     backend: str,
     address: str | None,
     progress: bool | None,
+    finished_before: Mapping[Hashable, Mapping[tuple[int, int], tuple]] | None = None,
 ) -> bool:
     """Simulate replications ``replications`` of every stream chunk by chunk (see the module
     documentation), all streams' chunks as one batch of tasks, merging each chunk's summary
-    into its stream's. Returns True when all finished; after an interruption (Ctrl-C) with
+    into its stream's. ``finished_before``: per stream, the chunks an interrupted run
+    finished ((replication, first customer) -> (summary, metadata)), merged, not simulated
+    again. Returns True when all finished; after an interruption (Ctrl-C) with
     something finished, False, and each stream keeps only its whole replications (their
     parts on disk too); with nothing finished, KeyboardInterrupt goes on."""
     plans = {k: plan_chunks(s.scenario, replications, chunk_customers) for k, s in streams.items()}
+    before = finished_before or {}
     tasks = [
         ((k, r, first), (s.engine, s.compiled, s.seed, r, first, n, s.directory))
         for r in replications
@@ -260,12 +327,18 @@ def run_chunks(
         for q, first, n in plans[k]
         if q == r
     ]
+
+    def finished_then(key: tuple) -> bool:
+        return key[1:] in before.get(key[0], {})
+
+    done_before = [(key, before[key[0]][key[1:]]) for key, _ in tasks if finished_then(key)]
+    tasks = [t for t in tasks if not finished_then(t[0])]
     # summaries are merged in the plan's order whatever order chunks finish in, so sums of
     # floating-point numbers come out the same on any backend and number of workers
     order = {k: [(r, first) for r, first, _ in plan] for k, plan in plans.items()}
     waiting: dict[Hashable, dict[tuple[int, int], LogSummary]] = {k: {} for k in streams}
     finished: set[Hashable] = set()
-    bar = progress_bar(len(tasks), "chunks", progress)
+    bar = progress_bar(len(tasks) + len(done_before), "chunks", progress)
 
     def merge(k: Hashable, part: LogSummary) -> None:
         s = streams[k]
@@ -284,6 +357,8 @@ def run_chunks(
         finished.add(key)
         bar.update()
 
+    for key, value in done_before:
+        done(key, value)
     complete = True
     try:
         run_tasks(simulate_chunk, tasks, done, workers=workers, backend=backend, address=address)
@@ -299,20 +374,97 @@ def run_chunks(
         for key in order[k]:  # what finished out of order
             if key in waiting[k]:
                 merge(k, waiting[k].pop(key))
-        # keep whole replications only: a replication with a chunk missing would be biased
+        # keep whole replications only: a replication with a chunk missing would be biased;
+        # the finished chunks of the others wait aside, out of the dataset, for a resumed run
         partial = {r for r, first, _ in plans[k] if (k, r, first) not in finished}
         if s.summary is not None:
             s.summary.counts = {r: c for r, c in s.summary.counts.items() if r not in partial}
         if s.directory is not None:
+            d = Path(s.directory)
             for r, first, _ in plans[k]:
                 if r in partial:
-                    (Path(s.directory) / part_name(r, first)).unlink(missing_ok=True)
-                    (Path(s.directory) / f"_reach-{part_name(r, first)[5:]}").unlink(
-                        missing_ok=True
-                    )
+                    for name in chunk_files(r, first):
+                        if (d / name).is_file():
+                            (d / PENDING).mkdir(exist_ok=True)
+                            os.replace(d / name, d / PENDING / name)
     if any(s.summary is None or not s.summary.counts for s in streams.values()):
         raise KeyboardInterrupt  # chunks finished, but no whole replication of every stream
     return False
+
+
+def chunk_files(replication: int, first: int) -> tuple[str, ...]:
+    """The files of one chunk in a streamed run's folder."""
+    part = part_name(replication, first)
+    return summary_name(replication, first), part, f"_reach-{part[5:]}"
+
+
+def finished_chunks(directory: str | Path) -> int:
+    """Chunks an interrupted streamed run finished in ``directory`` (those of whole
+    replications, and those set aside), for a resumed run to read back; 0 for a folder a
+    run finished, or none wrote."""
+    d = Path(directory)
+    state = d / STATE
+    if not state.is_file():
+        return 0
+    try:
+        if json.loads(state.read_text(encoding="utf-8")).get("complete"):
+            return 0
+    except (OSError, ValueError):
+        return 0
+    return len(list(d.glob("_summary-r*.npz"))) + len(list((d / PENDING).glob("_summary-r*.npz")))
+
+
+def open_stream_directory(
+    directory: str | Path, identity: dict, resume: bool
+) -> tuple[str, dict[tuple[int, int], tuple]]:
+    """Make ``directory`` ready for a streamed run of ``identity`` (scenario and digest, seed,
+    engine, chunk size, package version). Returns it, with the chunks a run interrupted
+    there finished (with ``resume``; else none, and the folder is emptied of an old dataset).
+    A folder an interrupted run left is emptied only with consent: without ``resume`` it is
+    refused, naming the fix; with ``resume``, one of another run is refused, with the reason."""
+    d = Path(directory)
+    state_path = d / STATE
+    state = None
+    if state_path.is_file():
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ScenarioError(
+                f"{state_path} cannot be read ({err})",
+                field="resume",
+                fix=f"remove {d} to start the run over",
+            ) from None
+    if state is None or not resume:
+        if state is not None and not state.get("complete") and not resume:
+            kept = finished_chunks(d)
+            if kept:
+                raise ScenarioError(
+                    f"{d} holds {kept} finished chunk(s) of an interrupted streamed run",
+                    field="resume",
+                    fix=f"add --resume (resume=True) to continue it, or remove {d} to start over",
+                )
+        where = clear_dataset(d)
+        write_text_atomic(state_path, json.dumps(identity, indent=2) + "\n")
+        return str(where), {}
+    for field_name, want in identity.items():
+        have = state.get(field_name)
+        if have != want:
+            raise ScenarioError(
+                f"cannot resume {d}: it was streamed with {field_name} {have}, this run has {want}",
+                field="resume",
+                fix=f"run with the same {field_name}, or remove {d} to start over",
+            )
+    pending = d / PENDING
+    if pending.is_dir():  # chunks of replications the interrupted run did not finish
+        for path in pending.iterdir():
+            os.replace(path, d / path.name)
+        pending.rmdir()
+    finished = {
+        key: _summary_from_file(header, arrays)
+        for key, (header, arrays) in read_chunk_summaries(d).items()
+    }
+    write_text_atomic(state_path, json.dumps(identity, indent=2) + "\n")
+    return str(d), finished
 
 
 def run_streamed(
@@ -328,12 +480,26 @@ def run_streamed(
     address: str | None,
     progress: bool | None,
     reason: str | None = None,
+    resume: bool = False,
 ) -> StreamedRunResult:
     """Run replications chunk by chunk (see the module documentation); the caller has
     checked the arguments and chosen the engine. ``reason`` says why the run streams (None:
-    it was asked to), for the provenance."""
+    it was asked to), for the provenance. With ``resume``, the chunks an interrupted run of
+    the same scenario, seed, engine and chunk size finished in ``directory`` are read back,
+    not simulated again (every chunk draws from streams of its own: the result is that of an
+    uninterrupted run)."""
     chunk = chunk_size(chunk_customers)
-    where = None if directory is None else str(clear_dataset(directory))
+    identity = {
+        "scenario": [scenario.name, scenario_digest(scenario)],
+        "seed": seed,
+        "engine": engine,
+        "chunk_customers": chunk,
+        "package_version": package_version(),
+    }
+    finished: dict[tuple[int, int], tuple] = {}
+    where = None
+    if directory is not None:
+        where, finished = open_stream_directory(directory, identity, resume)
     stream = Stream(engine, CompiledScenario.build(scenario), seed, where)
     started = time.perf_counter()
     complete = run_chunks(
@@ -344,7 +510,12 @@ def run_streamed(
         backend=backend,
         address=address,
         progress=progress,
+        finished_before={scenario.name: finished},
     )
+    if where is not None and complete:
+        write_text_atomic(
+            Path(where) / STATE, json.dumps({**identity, "complete": True}, indent=2) + "\n"
+        )
     summary = stream.summary
     if summary is None:  # every chunk finished, yet none came back: cannot happen
         raise KeyboardInterrupt
