@@ -430,3 +430,15 @@ def test_a_run_just_above_the_limit_says_by_how_much(baseline, monkeypatch):
     ):
         monkeypatch.setattr(streaming, "memory_needed", lambda *a, n=needed: n)
         assert streaming.stream_reason([(compiled, 1)], 1, available=2**40).endswith(words)
+
+
+def test_a_finished_streamed_run_can_be_written_over(baseline, tmp_path):
+    """Only an interrupted run's chunks are guarded: a streamed run that finished is marked
+    so, and the same call again writes over its folder (the refusal is for unfinished
+    runs, see the resume tests above)."""
+    kw = {"customers": 1200, "seed": 2, "chunk_customers": 500, "stream_to": tmp_path / "ev"}
+    first = sim.run(baseline, **kw)
+    again = sim.run(baseline, **kw)
+    assert first.complete and again.complete
+    assert streaming.finished_chunks(tmp_path / "ev") == 0
+    pd.testing.assert_frame_equal(first.funnel(), again.funnel())
