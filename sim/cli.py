@@ -694,7 +694,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             max_replications=args.max_replications,
             **_run_options(args, keep),
             # each scenario's log streams into OUT/events/<scenario> when it would not fit
-            stream_to=_fresh_events(keep),
+            stream_to=_fresh_events(keep, args.resume),
             stream="auto",
         )
     except KeyboardInterrupt:

@@ -256,8 +256,9 @@ def test_a_streamed_auto_comparison_adds_batches_like_the_in_memory_one():
 def test_compare_out_streams_each_scenario_when_it_would_not_fit(tmp_path, capsys, monkeypatch):
     """`sim compare --out DIR` streams (byte limit lowered to 5 MiB; the pair needs about 10)
     into DIR/events/<scenario>, says so, and writes comparison.csv as the in-memory
-    comparison does (to 1e-9; median lifetimes to the grid); a resumed streamed comparison
-    is refused with the fix."""
+    comparison does (to 1e-9; median lifetimes to the grid). Interrupted after 10 of its 18
+    chunks, the same command is refused without --resume and, with it, simulates only the 8
+    others and writes the same comparison.csv."""
     files = [str(SCENARIOS / f) for f in ("baseline.toml", "loyalty.toml")]
     args = ["compare", *files, "-r", "3", "--customers", "2000"]
     assert main([*args, "--out", str(tmp_path / "mem")]) == 0
@@ -274,8 +275,28 @@ def test_compare_out_streams_each_scenario_when_it_would_not_fit(tmp_path, capsy
         pd.read_csv(tmp_path / "mem" / "comparison.csv"),
         pd.read_csv(tmp_path / "big" / "comparison.csv"),
     )
-    assert main([*args, "--out", str(tmp_path / "big"), "--resume"]) == 2
-    assert "cannot be resumed" in capsys.readouterr().err
+    real, calls = streaming.simulate_chunk, []
+
+    def cut(*a):
+        calls.append(1)
+        if len(calls) > 10:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(streaming, "simulate_chunk", cut)
+    cmd = [*args, "-w", "1", "--out", str(tmp_path / "cut")]
+    assert main(cmd) == 130
+    assert "--resume to continue" in capsys.readouterr().err
+    assert main(cmd) == 2
+    assert "finished chunk(s) of an interrupted streamed run" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(streaming, "simulate_chunk", lambda *a: calls.append(1) or real(*a))
+    assert main([*cmd, "--resume"]) == 0
+    assert len(calls) == 8
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "cut" / "comparison.csv"),
+        pd.read_csv(tmp_path / "big" / "comparison.csv"),
+    )
 
 
 # -- routing by the memory estimate -----------------------------------------------------------
@@ -409,3 +430,15 @@ def test_a_run_just_above_the_limit_says_by_how_much(baseline, monkeypatch):
     ):
         monkeypatch.setattr(streaming, "memory_needed", lambda *a, n=needed: n)
         assert streaming.stream_reason([(compiled, 1)], 1, available=2**40).endswith(words)
+
+
+def test_a_finished_streamed_run_can_be_written_over(baseline, tmp_path):
+    """Only an interrupted run's chunks are guarded: a streamed run that finished is marked
+    so, and the same call again writes over its folder (the refusal is for unfinished
+    runs, see the resume tests above)."""
+    kw = {"customers": 1200, "seed": 2, "chunk_customers": 500, "stream_to": tmp_path / "ev"}
+    first = sim.run(baseline, **kw)
+    again = sim.run(baseline, **kw)
+    assert first.complete and again.complete
+    assert streaming.finished_chunks(tmp_path / "ev") == 0
+    pd.testing.assert_frame_equal(first.funnel(), again.funnel())

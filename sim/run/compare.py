@@ -17,7 +17,7 @@ from sim.engine.registry import choose_engine
 from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed, suggest
 from sim.events import EventLog
-from sim.io.event_dataset import clear_dataset
+from sim.io.event_dataset import STATE as STREAM_STATE
 from sim.model.scenario import Scenario
 from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run.backends import check_backend, dask_client
@@ -29,6 +29,8 @@ from sim.run.streaming import (
     check_streamed_memory,
     chunk_size,
     in_memory_fix,
+    mark_complete,
+    open_stream_directory,
     plan_chunks,
     run_chunks,
     stream_reason,
@@ -180,7 +182,8 @@ def compare(
     chunks finish (each result is a :class:`~sim.results.StreamedRunResult`), so memory
     stays bounded whatever the size; ``keep_events=False`` keeps only the summaries;
     ``chunk_customers`` and ``stream='auto'`` (stream only when the runs would not fit in
-    memory) as for :func:`sim.run.run`. A streamed comparison is not kept for ``resume``.
+    memory) as for :func:`sim.run.run`; a streamed comparison interrupted part way is resumed
+    from the chunks it finished, as a streamed run is.
     """
     named = _names(scenarios)
     base = baseline or next(iter(named))
@@ -225,29 +228,41 @@ def compare(
     }
     planned = [(c, max_replications if auto else replications) for c in compiled.values()]
     reason = None
+    folders = dataset_folders(named)
     if stream_to is not None and stream == "auto":
         reason = stream_reason(planned, workers, engine=one_engine)
+        if (
+            reason is None
+            and resume
+            and any((Path(stream_to) / f / STREAM_STATE).is_file() for f in folders.values())
+        ):
+            reason = "resuming the streamed comparison there"
         if reason is None:
             stream_to = None  # it fits: held in memory, with exact analyses
     streams = None
+    finished: dict[str, dict] = {}
     if stream_to is not None or not keep_events:
-        if resume:
+        if resume and stream_to is None:
             raise ScenarioError(
-                "a streamed comparison cannot be resumed",
+                "a comparison that keeps no events (keep_events=False) has nothing to resume from",
                 field="resume",
-                fix="run it again from the start (without resume / --resume)",
+                fix="stream it to a folder (stream_to=DIR) to be able to resume it",
             )
         check_streamed_memory(planned, workers, chunk, one_engine)
-        folders = dataset_folders(named)
-        streams = {
-            n: Stream(
-                engines[n],
-                compiled[n],
-                seeds[n],
-                None if stream_to is None else str(clear_dataset(Path(stream_to) / folders[n])),
-            )
-            for n in named
-        }
+        where: dict[str, str | None] = {n: None for n in named}
+        if stream_to is not None:
+            for n, s in named.items():
+                identity = {
+                    "scenario": [n, scenario_digest(s)],
+                    "seed": seeds[n],
+                    "engine": engines[n],
+                    "chunk_customers": chunk,
+                    "package_version": package_version(),
+                }
+                where[n], finished[n] = open_stream_directory(
+                    Path(stream_to) / folders[n], identity, resume
+                )
+        streams = {n: Stream(engines[n], compiled[n], seeds[n], where[n]) for n in named}
         keep = None
     with contextlib.ExitStack() as stack:
         if backend == "dask" and address is None:
@@ -286,6 +301,7 @@ def compare(
                     backend=backend,
                     address=address,
                     progress=progress,
+                    finished_before=finished,
                 ):
                     raise KeyboardInterrupt
                 done = goal
@@ -343,6 +359,9 @@ def compare(
             if converged or done >= max_replications:
                 break
             goal = min(done + batch, max_replications)
+        if streams is not None:
+            for s in streams.values():
+                mark_complete(s.directory)
         result.converged = converged
         result.elapsed_seconds = round(time.perf_counter() - started, 3)
         return result

@@ -399,19 +399,28 @@ def chunk_files(replication: int, first: int) -> tuple[str, ...]:
 
 
 def finished_chunks(directory: str | Path) -> int:
-    """Chunks an interrupted streamed run finished in ``directory`` (those of whole
-    replications, and those set aside), for a resumed run to read back; 0 for a folder a
-    run finished, or none wrote."""
+    """Chunks an interrupted streamed run (or comparison: a folder per scenario) finished in
+    ``directory`` (those of whole replications, and those set aside), for a resumed run to
+    read back; 0 for a folder a run finished, or none wrote."""
     d = Path(directory)
-    state = d / STATE
-    if not state.is_file():
-        return 0
+    if not (d / STATE).is_file():
+        return sum(finished_chunks(sub) for sub in d.iterdir() if sub.is_dir()) if d.is_dir() else 0
     try:
-        if json.loads(state.read_text(encoding="utf-8")).get("complete"):
+        if json.loads((d / STATE).read_text(encoding="utf-8")).get("complete"):
             return 0
     except (OSError, ValueError):
         return 0
     return len(list(d.glob("_summary-r*.npz"))) + len(list((d / PENDING).glob("_summary-r*.npz")))
+
+
+def mark_complete(directory: str | Path | None) -> None:
+    """Say in a streamed run's folder that the run finished (its chunks are no longer an
+    interrupted run's, kept for a resume); nothing without a folder."""
+    if directory is None:
+        return
+    path = Path(directory) / STATE
+    state = json.loads(path.read_text(encoding="utf-8"))
+    write_text_atomic(path, json.dumps({**state, "complete": True}, indent=2) + "\n")
 
 
 def open_stream_directory(
@@ -512,10 +521,8 @@ def run_streamed(
         progress=progress,
         finished_before={scenario.name: finished},
     )
-    if where is not None and complete:
-        write_text_atomic(
-            Path(where) / STATE, json.dumps({**identity, "complete": True}, indent=2) + "\n"
-        )
+    if complete:
+        mark_complete(where)
     summary = stream.summary
     if summary is None:  # every chunk finished, yet none came back: cannot happen
         raise KeyboardInterrupt
