@@ -562,13 +562,14 @@ def _streamed_note(provenance: dict) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sim.io.locations import check_output_dir
+    from sim.io.locations import check_output_dir, check_replaceable_dir
     from sim.output import work_directory, write_run
     from sim.run import run
 
     scenario = load_scenario(args.scenario)
-    if args.out:
+    if args.out is not None:
         check_output_dir(args.out, "--out")
+        check_replaceable_dir(args.out, "--out")
     args.workers = _workers(args.workers)
     keep = work_directory(args.out) if args.out else None
     if args.resume and keep is None:
@@ -665,13 +666,14 @@ def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from sim.io.locations import check_output_dir
+    from sim.io.locations import check_output_dir, check_replaceable_dir
     from sim.output import work_directory, write_comparison
     from sim.run import compare
     from sim.run.compare import check_metric
 
     scenarios = _load_named(args.scenarios)
     check_output_dir(args.out, "--out")
+    check_replaceable_dir(args.out, "--out")
     check_metric(args.metric, scenarios.values(), (30, 90, 180))
     args.workers = _workers(args.workers)
     keep = work_directory(args.out)

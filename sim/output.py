@@ -27,6 +27,7 @@ from sim.io.atomic import (
     write_atomic,
     write_text_atomic,
 )
+from sim.io.locations import RUN_RECORD
 from sim.io.scenario_toml import save_scenario
 from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run.resume import FOLDER, LOCK, STATE
@@ -134,8 +135,8 @@ def write_run(
         if streamed and "streamed" in meta:
             # where the dataset ends up, not the folder it was streamed into
             meta["streamed"] = {**meta["streamed"], "events": "events" if events else None}
-        write_text_atomic(tmp / "run.json", json.dumps(meta, indent=2) + "\n")
-        return [*(p.name for p in written), scenario_path.name, "run.json"]
+        write_text_atomic(tmp / RUN_RECORD, json.dumps(meta, indent=2) + "\n")
+        return [*(p.name for p in written), scenario_path.name, RUN_RECORD]
 
     return write_directory(out_dir, fill, work)
 
@@ -182,8 +183,8 @@ def write_comparison(
         }
         if res.streamed:
             meta["streamed"] = res.streamed
-        write_text_atomic(tmp / "run.json", json.dumps(meta, indent=2) + "\n")
-        return [*events, "comparison.csv", "roi.csv", "per_replication.csv", "run.json"]
+        write_text_atomic(tmp / RUN_RECORD, json.dumps(meta, indent=2) + "\n")
+        return [*events, "comparison.csv", "roi.csv", "per_replication.csv", RUN_RECORD]
 
     return write_directory(out_dir, fill, work)
 

@@ -98,6 +98,42 @@ def test_good_output_places_still_work(tmp_path, capsys):
     assert (out / "run.json").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_out_into_a_folder_of_other_files_is_refused_and_keeps_them(
+    command, tmp_path, capsys, no_simulation
+):
+    """`--out` replaces the whole folder, so a folder holding files the tool did not write
+    (an analyst's notes) is refused before anything is simulated, with one line naming the
+    files, and the files are still there."""
+    folder = tmp_path / "project"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("important")
+    scenarios = [BASELINE] if command == "run" else [BASELINE, DISCOUNT]
+    assert main([command, *scenarios, "--customers", "100", "--out", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.txt" in err[0] and "did not write" in err[0]
+    assert (folder / "notes.txt").read_text() == "important" and (folder / "sub").is_dir()
+
+
+def test_out_as_the_current_folder_is_refused(tmp_path, capsys, monkeypatch, no_simulation):
+    """`--out .` (or a folder holding the current one) would replace where the analyst
+    works: refused before anything is simulated."""
+    monkeypatch.chdir(tmp_path)
+    for out in (".", str(tmp_path.parent)):
+        assert main(["run", BASELINE, "--customers", "100", "--out", out]) == 2
+        assert "is the current folder" in capsys.readouterr().err
+
+
+def test_out_into_a_folder_a_run_wrote_is_replaced(tmp_path, capsys):
+    """The twin of the refusals: a folder an earlier run wrote (it holds run.json) and an
+    empty folder are written into."""
+    out, empty = tmp_path / "run", tmp_path / "empty"
+    empty.mkdir()
+    for folder in (out, out, empty):
+        assert main(["run", BASELINE, "--customers", "100", "--out", str(folder)]) == 0
+        assert (folder / "run.json").exists()
+
+
 @pytest.mark.parametrize(
     "replications", [["-r", "2"], ["-r", "auto", "--target-half-width", "0.01"]]
 )

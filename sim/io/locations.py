@@ -61,6 +61,42 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     return path
 
 
+#: The file every folder written by ``sim run --out`` or ``sim compare --out`` holds (its
+#: provenance): a folder without it is not one of ours to replace.
+RUN_RECORD = "run.json"
+
+
+def check_replaceable_dir(path: str | Path, option: str) -> Path:
+    """A ScenarioError unless the folder ``path`` may be replaced as a whole by a run's
+    results: it is new, empty, or written by an earlier run (it holds :data:`RUN_RECORD`).
+    Refused too: an empty name, and the current folder or one that holds it."""
+    if not str(path).strip():
+        raise ScenarioError(
+            "is empty", field=option, fix=f"give {option} a folder name, e.g. out/run1"
+        )
+    absolute = Path(os.path.abspath(path))
+    here = Path.cwd()
+    if absolute == here or absolute in here.parents:
+        raise ScenarioError(
+            "is the current folder (or holds it), and the results replace the whole folder",
+            source=str(path),
+            field=option,
+            fix=f"give {option} a new folder, e.g. out/run1",
+        )
+    if absolute.is_dir():
+        names = sorted(p.name for p in absolute.iterdir())
+        if names and RUN_RECORD not in names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise ScenarioError(
+                f"holds files this tool did not write ({shown}), and the results replace the "
+                "whole folder",
+                source=str(path),
+                field=option,
+                fix=f"give {option} a new or empty folder (or one an earlier sim run wrote)",
+            )
+    return Path(path)
+
+
 def check_output_file(path: str | Path, option: str) -> Path:
     """A ScenarioError unless the file ``path`` can be written (its folder is made if
     missing): not a folder, and inside a folder we can write to."""
