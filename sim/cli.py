@@ -886,6 +886,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             field="--output",
             fix="name a .csv or .parquet file",
         )
+    if args.source.is_dir() and (args.source / "events" / "_log.json").is_file():
+        return _export_streamed(args)
     if args.source.is_dir():
         log = read_run_events(args.source)
     else:
@@ -934,6 +936,64 @@ def _cmd_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"Wrote {len(frame):,} rows to {path}")
+    return 0
+
+
+def _export_streamed(args: argparse.Namespace) -> int:
+    """`sim export` of a run directory whose event log was streamed (``events/``): the rows
+    are converted and written chunk by chunk of customers, so the log is never held whole."""
+    from sim.io.atomic import write_atomic
+    from sim.io.event_dataset import read_event_dataset
+
+    dataset = read_event_dataset(args.source / "events")
+    scenario = load_scenario(args.source / "scenario.toml")
+    start = args.start or scenario.start_date
+    if start is None:
+        raise ScenarioError(
+            "the log has no calendar date for day 0",
+            field="--start",
+            fix="add --start 2025-01-01 (or set start_date in the scenario file)",
+        )
+    rows = 0
+
+    def frames():
+        nonlocal rows
+        for _, log in dataset.numbered_chunks():
+            frame = (
+                log.to_process_log(start=start)
+                if args.to == "process"
+                else log.to_transactions(start=start)
+            )
+            rows += len(frame)
+            yield frame
+
+    def write(path: Path) -> None:
+        if args.output.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for frame in frames():
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(path, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            with open(path, "w", newline="") as f:
+                for i, frame in enumerate(frames()):
+                    frame.to_csv(f, index=False, header=i == 0)
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    path = write_atomic(args.output, write)
+    print(
+        f"{int(dataset.customers.sum()):,} customers, streamed event log over "
+        f"{scenario.horizon_days:,.1f} days from {start}, written chunk by chunk of customers"
+    )
+    print(f"Wrote {rows:,} rows to {path}")
     return 0
 
 

@@ -266,18 +266,26 @@ class EventDataset:
             sizes[(r, first)] = end - first
         return sizes
 
+    def numbered_chunks(self) -> Iterator[tuple[int, EventLog]]:
+        """(replication, rows) per part, with the replication and customer numbers of the
+        whole log (not a log of its own: for writing the rows out chunk by chunk)."""
+        for replication, first, log in self.chunks():
+            yield (
+                replication,
+                replace(
+                    log,
+                    replication=np.full(len(log), replication, dtype=np.int32),
+                    customer=(log.customer + first).astype(np.int32),
+                    reach_replication=np.full(len(log.reach_time), replication, dtype=np.int32),
+                    reach_customer=(log.reach_customer + first).astype(np.int32),
+                ),
+            )
+
     def to_log(self) -> EventLog:
         """The whole log in memory (for logs that fit): parts of a replication merged in time
         order, a customer's entry first among rows at the same time."""
         by_rep: dict[int, list[EventLog]] = {}
-        for replication, first, log in self.chunks():
-            shifted = replace(
-                log,
-                replication=np.full(len(log), replication, dtype=np.int32),
-                customer=(log.customer + first).astype(np.int32),
-                reach_replication=np.full(len(log.reach_time), replication, dtype=np.int32),
-                reach_customer=(log.reach_customer + first).astype(np.int32),
-            )
+        for replication, shifted in self.numbered_chunks():
             by_rep.setdefault(replication, []).append(shifted)
         merged = []
         for r in sorted(by_rep):
