@@ -60,6 +60,23 @@ def _workers(requested: int) -> int:
     return requested
 
 
+def customer_count(text: str) -> int:
+    """A number of customers as analysts write it: 1000000, 1e6, 1_000_000 or 1,000,000; a
+    whole number of at least 1."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of customers (e.g. 10000, 1e6 or 1,000,000)"
+        ) from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the number of customers must be a whole number of at least 1"
+        )
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sim", description="Customer journey simulation: run scenarios, see funnels."
@@ -70,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="simulate a scenario file and print/write its results")
     run.add_argument("scenario", type=Path, help="scenario file (TOML)")
-    run.add_argument("--customers", type=int, help="cohort size (overrides the file)")
+    run.add_argument("--customers", type=customer_count, help="cohort size (overrides the file)")
     run.add_argument("--seed", type=int, help="root seed (overrides the file)")
     run.add_argument("-r", "--replications", type=int, default=1, help="replications (1)")
     run.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
@@ -98,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         help="replications per scenario, or 'auto' with --target-half-width (30)",
     )
     cmp.add_argument("--seed", type=int, help="root seed (default: the baseline file's)")
-    cmp.add_argument("--customers", type=int, help="cohort size (overrides the files)")
+    cmp.add_argument("--customers", type=customer_count, help="cohort size (overrides the files)")
     cmp.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
     cmp.add_argument(
         "--metric",
@@ -144,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         "-r", "--replications", type=int, default=30, help="replications per scenario (30)"
     )
     rep.add_argument("--seed", type=int, help="root seed (default: the baseline file's)")
-    rep.add_argument("--customers", type=int, help="cohort size (overrides the files)")
+    rep.add_argument("--customers", type=customer_count, help="cohort size (overrides the files)")
     rep.add_argument("-w", "--workers", type=int, default=1, help="worker processes (1)")
     rep.add_argument(
         "-o",
@@ -644,10 +661,10 @@ def _intervention_table(costs: pd.DataFrame) -> pd.DataFrame:
 def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
     """Where an interrupted run's finished replications (or a streamed run's finished
     chunks) are, and how to go on."""
-    from sim.run.resume import STATE
+    from sim.run.resume import FOLDER, STATE
     from sim.run.streaming import finished_chunks
 
-    if keep is not None and (keep / STATE).is_file():
+    if keep is not None and (keep / STATE).is_file() and any((keep / FOLDER).glob("*.npz")):
         print(
             f"Finished replications are kept in {keep}; run the same command with --resume "
             "to continue.",
@@ -660,6 +677,10 @@ def _kept_message(keep: Path | None, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     elif keep is not None:
+        import shutil
+
+        # nothing in it to resume from: the working folder goes, as "nothing written" says
+        shutil.rmtree(keep, ignore_errors=True)
         print("interrupted: nothing kept to resume from; nothing written", file=sys.stderr)
     else:
         print("interrupted: nothing written", file=sys.stderr)

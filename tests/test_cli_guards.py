@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import sim
@@ -270,3 +271,46 @@ def test_the_same_commands_run_without_ctrl_c():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout
+
+
+def test_customers_as_analysts_write_them(tmp_path, capsys):
+    """--customers 1e3, 1,000 and 1_000 all mean a thousand (the same log as 1000), and in
+    Python customers=1e3 too; -5 and 2.5 are refused naming --customers, not the file."""
+    outs = []
+    for text in ("1000", "1e3", "1,000", "1_000"):
+        out = tmp_path / f"run{len(outs)}"
+        assert main(["run", BASELINE, "--customers", text, "--out", str(out)]) == 0
+        outs.append(pd.read_parquet(out / "events.parquet"))
+    for other in outs[1:]:
+        pd.testing.assert_frame_equal(outs[0], other)
+    scenario = sim.load_scenario(BASELINE)
+    assert sim.run(scenario, customers=1e3).provenance["customers"] == 1000
+    for bad in ("-5", "2.5", "many"):
+        with pytest.raises(SystemExit) as info:
+            main(["run", BASELINE, "--customers", bad])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--customers" in err and "baseline.toml" not in err
+
+
+def test_ctrl_c_before_anything_finished_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    """Ctrl-C before a replication (or a streamed chunk) finished: exit 130, "nothing
+    written", and no working folder left beside --out; the twin: after one of two
+    replications finished, the working folder stays, to resume from."""
+    from sim.run import replications
+
+    real = replications.simulate_tasks
+
+    def interrupted(tasks, workers, logs, progress, save, *rest):
+        if len(tasks) > 1:
+            real(tasks[:1], workers, logs, progress, save, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replications, "simulate_tasks", interrupted)
+    for reps, kept in (("1", False), ("2", True)):
+        out = tmp_path / f"out{reps}"
+        code = main(["run", BASELINE, "--customers", "100", "-r", reps, "--out", str(out)])
+        assert code == 130
+        err = capsys.readouterr().err
+        assert ("--resume" in err) is kept and ("nothing written" in err) is not kept
+        assert (tmp_path / f".out{reps}.partial").exists() is kept

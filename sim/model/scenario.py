@@ -405,6 +405,8 @@ class Scenario:
                 field="acquisition",
                 fix="change the channels' rate_per_day instead",
             )
+        if isinstance(n, float) and n.is_integer():
+            n = int(n)  # 1e6 is how analysts write a million
         return self.replace(acquisition=Cohort(size=n))
 
     @property
