@@ -198,6 +198,22 @@ def test_only_those_who_go_on_after_their_first_wait_are_queued(baseline, write_
     assert arrivals.queued == arrivals.live < arrivals.customers / 10
 
 
+def test_ten_million_customers_stream_and_a_million_stay_in_memory(baseline):
+    """`sim run scenarios/baseline.toml --customers 10000000 --out DIR` streams whatever the
+    engine (held in memory the event-driven path alone would need about 7.5 GiB), while a
+    million customers on the event-driven path (about 0.8 GiB with its log) stay in memory
+    on a machine with 4 GiB available; the twin: with 1 GiB available they stream."""
+    streaming = importlib.import_module("sim.run.streaming")
+    ten = CompiledScenario.build(baseline.with_customers(10_000_000))
+    for engine in ("simpy", "vectorised"):
+        reason = streaming.stream_reason([(ten, 1)], 1, available=4 * 2**30, engine=engine)
+        assert reason is not None and "more than 2.0 GiB" in reason
+    million = CompiledScenario.build(baseline.with_customers(1_000_000))
+    assert streaming.stream_reason([(million, 1)], 1, available=4 * 2**30, engine="simpy") is None
+    reason = streaming.stream_reason([(million, 1)], 1, available=2**30, engine="simpy")
+    assert reason is not None and "half of the 1.0 GiB available" in reason
+
+
 def test_customers_who_interact_keep_the_process_figures():
     """A scenario whose customers share capacity runs a process per customer: its estimate
     for the SimPy engine keeps the process figures."""
