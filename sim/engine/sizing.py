@@ -15,17 +15,30 @@ replication of 50,000 and 200,000 customers) and err on the large side.
 
 Customers who do not interact run on the SimPy engine's event-driven path
 (:mod:`sim.engine.kernel`), which holds far less: no pre-drawn table (numbers are drawn by
-block as customers need them, and dropped), a few bytes of state per customer, one small
-event and its queue entry per customer under way, and the moves recorded as flat columns.
-Its figures (the ``KERNEL_`` ones) were measured on the baseline cohort (200,000 and
-1,000,000 customers: 522 and 470 bytes per customer at peak, all of them under way at the
-start) and on the subscription scenario with Poisson arrivals scaled 3 and 10 times
-(110,000 to 365,000 customers, 5,000 to 16,000 under way: about 86 bytes per event row
-recorded and written to the log, state included); they too err on the large side.
+block as customers need them, and dropped once nobody can need them), a few bytes of state
+per customer in flat arrays, one small event and its queue entry per customer waiting in
+SimPy's queue, and the moves recorded as flat columns. A day-0 cohort's first waits are
+sorted into two flat arrays instead of the queue, so only the customers who go on after their
+first wait are queued: at most the share whose first move does not end their journey (0.55
+of the baseline cohort; 0.38 measured at the peak). Its figures (the ``KERNEL_`` ones) were
+fitted to the peak resident memory of one replication (fresh processes, peak RSS minus the
+memory before the run, imports done; ``sim.run`` with one replication peaks the same) on:
+the baseline cohort (20,000 to 1,000,000 customers: 346.6 MiB at a million, 363 bytes per
+customer, the peak at the end of the run, before its log is written), the discount and
+loyalty scenarios (interventions: 371.6 and 399.3 MiB at a million), the subscription
+scenario with Poisson arrivals (its channels' rates x1, x3, x10 and x30, horizons of 730 to
+3,650 days: 36,000 to 1,094,000 customers, 337.4 MiB for the largest, at the end of writing
+its log), the subscription journey as a day-0 cohort (100,000 to 1,000,000 customers: 336.1
+MiB), the baseline with the odds of going on from awareness x3 (an intervention at the entry
+stage), and the baseline with few going on (awareness -> consideration 0.1: 500,000 customers,
+106.2 MiB). The estimate is 1.12 to 1.42 times every peak measured, 1.12 to 1.23 times those
+of 300,000 customers or more (the figures before these, fitted on an engine that queued the
+whole cohort, gave 1.9 times at a million).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -37,7 +50,8 @@ from sim.engine.compiled import CompiledScenario
 from sim.engine.streams import VALUE_BLOCK, arrival_segments
 from sim.errors import ScenarioError
 from sim.model.acquisition import Cohort
-from sim.model.logit import transition_matrices
+from sim.model.logit import transition_matrices, treated_matrix
+from sim.model.loops import zero_dwell_probability
 
 #: Bytes per pre-drawn visit of a customer: the uniform that picks the next stage and the dwell
 #: time (float64 each).
@@ -55,20 +69,35 @@ EVENT_BYTES = 120
 #: Bytes per event of a finished replication kept until the end of the run: the log's columns
 #: (40), their concatenation into one log, and the per-customer tables read from it.
 KEPT_EVENT_BYTES = 100
-#: Event-driven path (customers who do not interact): bytes per customer whatever their state
-#: (stage, persona, arrival, channel, intervention sets, the entry row's columns), plus one
-#: byte per stage (visits made to each).
-KERNEL_CUSTOMER_BYTES = 64
-#: ... bytes per customer under way: their event (48), its number (32) and its entry in
-#: SimPy's queue (a tuple, the time and the event's number: 136), and the memory the
-#: allocator keeps as they come and go (measured: about 220 in all).
+#: Event-driven path (customers who do not interact), figures fitted to the peaks measured
+#: (see above): bytes per customer whatever their state (arrival, persona, channel,
+#: intervention sets, stage, pending move and purchases: about 30; a day-0 cohort's first
+#: waits, sorted: 12; the entry row's columns; the recording of their moves and the places
+#: of their rows in the log), the numbers drawn for them and still needed (a cohort, moving
+#: together, holds up to about 150), and what the allocator keeps of it all; plus one byte
+#: per stage (visits made to each).
+KERNEL_CUSTOMER_BYTES = 88
+#: ... more per customer arriving by channel: the arrival days the source reads (a list: 32),
+#: each customer's channel and row within it, and the channels' rows (18).
+KERNEL_ARRIVAL_BYTES = 64
+#: ... bytes per customer waiting in SimPy's queue: their event (48), its number (32), the
+#: queue entry (a tuple, the time and the event's number: 136), and what the allocator keeps
+#: as they come and go.
 KERNEL_LIVE_BYTES = 250
-#: ... bytes per event row while the replication runs: the move recorded (24 to 32), then
-#: the log's columns (40) written from it column by column, with the rows' places (8).
-KERNEL_EVENT_BYTES = 80
-#: ... the numbers drawn by block and not yet dropped (swept every 2**21 numbers: 16 MiB),
-#: with room for the blocks still needed.
-KERNEL_DRAWN_BYTES = 32 * 2**20
+#: ... bytes per event row: the log's columns (40), written column by column from the moves
+#: recorded (the recording itself is counted per customer above: the estimated events
+#: already exceed those logged by about a fifth).
+KERNEL_EVENT_BYTES = 40
+#: ... more per event row when there are interventions: who acted on each move (8), and the
+#: reach records.
+KERNEL_TREATED_BYTES = 16
+#: ... the numbers drawn before the first sweep for numbers nobody needs any more (2**21 of
+#: them: 16 MiB), or all of a smaller run's (:data:`KERNEL_COLUMN_BYTES` per pre-drawn visit
+#: of every customer); beyond it what is still needed grows with the customers
+#: (:data:`KERNEL_CUSTOMER_BYTES`).
+KERNEL_DRAWN_BYTES = 16 * 2**20
+#: ... a pre-drawn visit's numbers (the choice and the days, float64 each).
+KERNEL_COLUMN_BYTES = 16
 #: A worker process's own memory (interpreter, numpy, pandas, SimPy), when there are workers.
 WORKER_BYTES = 100 * 2**20
 #: Points on which day-by-day curves (occupancy, retention plots) are drawn at most.
@@ -88,16 +117,26 @@ class RunEstimate:
     #: True when the replication runs on the SimPy engine's event-driven path (customers who
     #: do not interact): no pre-drawn table, and the ``KERNEL_`` figures per customer
     event_driven: bool = False
+    #: customers waiting in SimPy's queue at once (at most; event-driven path): those under
+    #: way, except that a day-0 cohort's first waits are held in flat arrays, so only those
+    #: who go on after their first wait count
+    queued: float = 0.0
+    interventions: bool = False
 
     @property
     def running_bytes(self) -> float:
         """Memory of one replication while it runs."""
         if self.event_driven:
+            per_customer = KERNEL_CUSTOMER_BYTES + self.stages
+            if not self.cohort:
+                per_customer += KERNEL_ARRIVAL_BYTES
+            per_event = KERNEL_EVENT_BYTES + (KERNEL_TREATED_BYTES if self.interventions else 0)
+            drawn = min(KERNEL_DRAWN_BYTES, self.customers * self.slots * KERNEL_COLUMN_BYTES)
             return (
-                self.customers * (KERNEL_CUSTOMER_BYTES + self.stages)
-                + self.live * KERNEL_LIVE_BYTES
-                + self.events * KERNEL_EVENT_BYTES
-                + KERNEL_DRAWN_BYTES
+                self.customers * per_customer
+                + self.queued * KERNEL_LIVE_BYTES
+                + self.events * per_event
+                + drawn
                 + GRID_POINTS * self.stages * 8
             )
         per_customer = self.slots * SLOT_BYTES + CUSTOMER_BYTES
@@ -118,8 +157,8 @@ class RunEstimate:
         """The sizes in words, for messages."""
         if self.event_driven:
             return (
-                f"{self.customers:,.0f} customers, up to {self.live:,.0f} of them under way "
-                f"at once, and about {self.events:,.0f} events per replication"
+                f"{self.customers:,.0f} customers, up to {self.queued:,.0f} of them waiting in "
+                f"SimPy's queue at once, and about {self.events:,.0f} events per replication"
             )
         return (
             f"{self.customers:,.0f} customers x {self.slots} pre-drawn visits and about "
@@ -173,15 +212,40 @@ def estimate_run(compiled: CompiledScenario, engine: str | None = None) -> RunEs
     if days > s.horizon_days:
         moves *= s.horizon_days / days
     events = customers * (1 + min(moves, 1e12))
+    cohort = isinstance(s.acquisition, Cohort)
+    event_driven = engine == "simpy" and s.interacting is None
     return RunEstimate(
         customers=customers,
         slots=compiled.slots,
         events=events,
         live=live,
         stages=len(compiled.names),
-        cohort=isinstance(s.acquisition, Cohort),
-        event_driven=engine == "simpy" and s.interacting is None,
+        cohort=cohort,
+        event_driven=event_driven,
+        queued=live * _going_on_share(compiled) if cohort and event_driven else live,
+        interventions=bool(s.interventions),
     )
+
+
+def _going_on_share(compiled: CompiledScenario) -> float:
+    """The largest share of a day-0 cohort that can go on after their first wait (the others
+    end at their first move): on the event-driven path only they wait in SimPy's queue, the
+    first waits being held in flat arrays. The largest over personas and every set of
+    interventions acting together; 1 where the entry stage can take no time (the first wait
+    is then another stage's) or interventions are too many to try every set."""
+    s = compiled.scenario
+    journey = s.journey
+    entry = compiled.entry
+    if zero_dwell_probability(journey.stages[entry].dwell) > 0 or len(s.interventions) > 6:
+        return 1.0
+    going_on = ~np.array(compiled.absorbing)
+    share = 0.0
+    for size in range(len(s.interventions) + 1):
+        for acting in itertools.combinations(s.interventions, size):
+            for persona in s.personas:
+                matrix = treated_matrix(journey, persona, s.effects, acting)
+                share = max(share, float(matrix[entry, going_on].sum()))
+    return min(share, 1.0)
 
 
 def memory_needed(

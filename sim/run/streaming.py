@@ -60,9 +60,9 @@ if TYPE_CHECKING:  # sim.analysis (pandas) loads in the workers that summarise, 
 
 #: Customers per chunk when a cohort is split: a chunk stays near 500 MB with a process per
 #: customer (about 1.2 KB per customer plus about as much per customer active at once); the
-#: event-driven path for customers who do not interact needs about 0.5 KB per customer of a
-#: cohort (all under way at once, their events included: :mod:`sim.engine.sizing`), about
-#: 100 MB a chunk.
+#: event-driven path for customers who do not interact needs about 0.4 KB per customer of a
+#: cohort at its peak (those who go on after their first wait queued, their events and drawn
+#: numbers included: :mod:`sim.engine.sizing`), about 75 MB a chunk.
 CHUNK_CUSTOMERS = 200_000
 
 #: The rule by which a run with a folder to stream to (``stream="auto"``: ``sim run --out``,
