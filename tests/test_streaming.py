@@ -157,9 +157,9 @@ def test_arrivals_and_budgets_stream_whole_replications(subscription, tmp_path):
 
 def test_run_out_streams_a_large_run(tmp_path, capsys, monkeypatch):
     """`sim run --out DIR` streams when the log would be large (the byte limit lowered here
-    to 5 MiB: 2,000 customers need about 6) into DIR/events, says so, and writes the usual
-    tables beside it; 500 customers (about 1.5 MiB) are held in memory (the twin)."""
-    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 5 * 2**20)
+    to 512 KiB: 2,000 customers need about 1 MiB) into DIR/events, says so, and writes the
+    usual tables beside it; 500 customers (about 250 KiB) are held in memory (the twin)."""
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 2**19)
     monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
     out = tmp_path / "big"
     code = main(["run", str(SCENARIOS / "baseline.toml"), "--customers", "2000", "--out", str(out)])
@@ -167,7 +167,7 @@ def test_run_out_streams_a_large_run(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "Funnel" in printed
     assert "Streamed the event log to disk in 3 chunk(s): held in memory it would need" in printed
-    assert "more than 5.0 MiB" in printed
+    assert "more than 512.0 KiB" in printed
     assert len(EventDataset(out / "events").parts()) == 3
     assert {"funnel.csv", "retention.csv", "run.json"} <= {p.name for p in out.iterdir()}
     small = tmp_path / "small"
@@ -303,42 +303,42 @@ def test_compare_out_streams_each_scenario_when_it_would_not_fit(tmp_path, capsy
 
 
 def test_auto_streams_only_what_would_not_fit(baseline, tmp_path, monkeypatch):
-    """stream='auto' holds 2,000 customers (about 6 MiB) in memory with 1 GiB available, and
-    streams them, saying why, when only 8 MiB are (more than half of it needed)."""
+    """stream='auto' holds 2,000 customers (about 1 MiB) in memory with 1 GiB available, and
+    streams them, saying why, when only 1.5 MiB are (more than half of it needed)."""
     sizing = importlib.import_module("sim.engine.sizing")
     kw = {"customers": 2000, "seed": 1, "stream_to": tmp_path / "ev", "stream": "auto"}
     monkeypatch.setattr(sizing, "available_memory", lambda: 2**30)
     monkeypatch.setattr(streaming, "available_memory", lambda: 2**30)
     assert isinstance(sim.run(baseline, **kw), sim.RunResult)
-    monkeypatch.setattr(sizing, "available_memory", lambda: 8 * 2**20)
-    monkeypatch.setattr(streaming, "available_memory", lambda: 8 * 2**20)
+    monkeypatch.setattr(sizing, "available_memory", lambda: 1.5 * 2**20)
+    monkeypatch.setattr(streaming, "available_memory", lambda: 1.5 * 2**20)
     st = sim.run(baseline, chunk_customers=500, **kw)
     assert isinstance(st, sim.StreamedRunResult)
     reason = st.provenance["streamed"]["reason"]
-    assert "would need about 6.0 MiB, more than half of the 8.0 MiB available" in reason
+    assert "would need about 1,002.4 KiB, more than half of the 1.5 MiB available" in reason
     with pytest.raises(sim.ScenarioError, match="'always' or 'auto'"):
         sim.run(baseline, customers=10, stream_to=tmp_path, stream="sometimes")
 
 
 def test_a_run_that_cannot_fit_names_streaming_as_the_fix(baseline, monkeypatch, capsys):
-    """With 1 GiB available, 2,000,000 customers held in memory (about 5.8 GiB) are refused
+    """With 1 GiB available, 20,000,000 customers held in memory (about 8.5 GiB) are refused
     before anything is drawn, naming `--out DIR` / stream_to=DIR (chunks of 200,000 need
-    about 600 MiB) and fewer customers; `sim run` says the same. The twin: with 500 MiB
+    about 90 MiB) and fewer customers; `sim run` says the same. The twin: with 50 MiB
     available a chunk would not fit either, and streaming is not offered."""
     sizing = importlib.import_module("sim.engine.sizing")
     for module in (sizing, streaming):
         monkeypatch.setattr(module, "available_memory", lambda: 2**30)
     with pytest.raises(sim.ScenarioError) as info:
-        sim.run(baseline, customers=2_000_000)
+        sim.run(baseline, customers=20_000_000)
     message = str(info.value)
     assert "stream the event log to disk: sim run --out DIR (in Python: stream_to=DIR)" in message
     assert "or simulate fewer customers" in message
-    assert main(["run", str(SCENARIOS / "baseline.toml"), "--customers", "2000000"]) == 2
+    assert main(["run", str(SCENARIOS / "baseline.toml"), "--customers", "20000000"]) == 2
     assert "--out DIR" in capsys.readouterr().err
     for module in (sizing, streaming):
-        monkeypatch.setattr(module, "available_memory", lambda: 500 * 2**20)
+        monkeypatch.setattr(module, "available_memory", lambda: 50 * 2**20)
     with pytest.raises(sim.ScenarioError) as info:
-        sim.run(baseline, customers=2_000_000)
+        sim.run(baseline, customers=20_000_000)
     assert "stream" not in str(info.value) and "fewer customers" in str(info.value)
 
 
