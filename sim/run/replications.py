@@ -15,6 +15,7 @@ from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.io.event_dataset import STATE as STREAM_STATE
+from sim.io.locations import check_output_dir
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
 from sim.results import RunResult, StreamedRunResult
@@ -106,6 +107,9 @@ def check_stream_options(stream_to: str | Path | None, keep_events: bool, stream
             field="keep_events",
             fix="pass one of them",
         )
+    if stream_to is not None:
+        # a folder that cannot be written is said before anything is simulated
+        check_output_dir(stream_to, "stream_to")
 
 
 def run(
