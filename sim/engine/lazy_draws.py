@@ -28,6 +28,7 @@ from sim.engine.streams import (
     stream,
 )
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
+from sim.model.distributions import Fixed
 from sim.model.loops import reachable
 
 #: Customers per drawn block of a column (a power of two).
@@ -128,6 +129,8 @@ class LazyDraws:
         self._values: dict[int, object] = {}
         self._drawn = 0
         self._sweep_at = SWEEP_NUMBERS
+        # (channel, purpose...) -> the column's stream and the number it stands at
+        self._streams: dict[tuple, tuple[np.random.Generator, int]] = {}
         self._slots = c.slots
         # a block's key: its column (channel, stage and visit) times this, plus its number
         self._per_column = max(self.sizes) // BLOCK + 1
@@ -143,10 +146,19 @@ class LazyDraws:
         return self._channel_of[k], self._local_of[k]
 
     def _numbers(self, channel: int, lo: int, hi: int, *purpose: int) -> np.ndarray:
-        g = stream(self.seed, self.replication, self.keys[channel], *purpose)
-        if self.first + lo:
+        # a column's blocks are mostly drawn in customer order: its stream is kept where the
+        # last block ended (making one costs about as much as drawing a thousand numbers)
+        key = (channel, *purpose)
+        start = self.first + lo
+        held = self._streams.get(key)
+        if held is None or held[1] > start:
+            g, at = stream(self.seed, self.replication, self.keys[channel], *purpose), 0
+        else:
+            g, at = held
+        if start > at:
             # one 64-bit step per double: skip to the block's first customer
-            g.bit_generator.advance(self.first + lo)
+            g.bit_generator.advance(start - at)
+        self._streams[key] = (g, self.first + hi)
         return g.random(hi - lo)
 
     def choice_and_dwell(self, k: int, stage: int, visit: int) -> tuple[float, float]:
@@ -193,9 +205,14 @@ class LazyDraws:
         hi = min(lo + BLOCK, self.sizes[ch])
         stage_key = self.stage_keys[stage]
         u = self._numbers(ch, lo, hi, CHOICE, stage_key, visit)
-        u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
+        law = c.dwell[stage]
+        if isinstance(law, Fixed):
+            # a fixed wait reads no number: its column's stream is not drawn
+            u_dwell = np.zeros(hi - lo)
+        else:
+            u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
         factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
-        dwell = c.dwell[stage].quantile(u_dwell) * factor
+        dwell = law.quantile(u_dwell) * factor
         found = self._blocks[key] = (memoryview(u), memoryview(dwell))
         self._drawn += 2 * (hi - lo)
         return found
@@ -342,6 +359,7 @@ class LazyDraws:
         :meth:`entries` is read after this)."""
         self._blocks.clear()
         self._values.clear()
+        self._streams.clear()
         self.stage_of = self.visits = self.bought = None
         self._stage_view = self._visit_view = self._bought_view = None
         self.persona_list = self.eligible_list = None
