@@ -180,31 +180,98 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                     budgets.release(i)
 
     value_of = draws.value
-    # what the draws' reader reads, bound here: the number lookup is inlined in the move loop
-    blocks_get, draw_block = draws._blocks.get, draws._draw_block
-    slots, per_column = draws._slots, draws._per_column
+    # what the draws' reader reads, bound here: the number lookups are inlined in the move
+    # loop. A block's key is the customer's key base (their channel and block) plus that of
+    # its column: a (stage, visit) slot, or among order values a purchase
+    blocks_get, values_get = draws._blocks.get, draws._values.get
+    draw_block, per_column = draws._draw_block, draws._per_column
+    column_key = tuple(
+        tuple((first + visit) * per_column for visit in range(b))
+        for first, b in zip(first_slot, block, strict=True)
+    )
     shift, mask = lazy_draws.BLOCK_SHIFT, lazy_draws.BLOCK - 1
     one_channel = draws.one_channel
-    channel_of = getattr(draws, "_channel_of", None)
-    local_of = getattr(draws, "_local_of", None)
+    key_base, row_of = getattr(draws, "key_base", None), getattr(draws, "row", None)
     if not n_ivs:
         active_of = None
+
+    def drawn(key: int, k: int, stage: int, visit: int, i: int) -> tuple[float, float]:
+        """Customer ``k``'s numbers (row ``i`` of block ``key``) of their ``visit``-th visit
+        to ``stage``, the block drawn if it is not held."""
+        found = blocks_get(key)
+        if found is None:
+            ch, local = draws.channel_and_local(k)
+            found = draw_block(key, ch, local >> shift, stage, visit)
+        try:
+            return found[0][i], found[1][i]
+        except KeyError:
+            # never reached (a sparse block keeps every customer who can still need it);
+            # were it, the block drawn again gives the same numbers
+            ch, local = draws.channel_and_local(k)
+            found = draw_block(key, ch, local >> shift, stage, visit)
+            return found[0][i], found[1][i]
+
+    def counted(k: int, p: int, stage: int, at: int, base: int, i: int) -> tuple[float, float]:
+        """The numbers of a visit that counts towards the limit on moves: one beyond the
+        pre-drawn visits (drawn on the customer's own stream), or any when the limit is
+        below them."""
+        visit = visits[at]
+        moves = own_moves.get(k, 0) + 1
+        own_moves[k] = moves
+        if count_all:
+            if moves > max_moves:
+                raise runaway(c, k, stage, env.now, max_moves)
+        elif moves + c.slots > max_moves:
+            total = moves + sum(visits[k * stages : (k + 1) * stages])
+            if total > max_moves:
+                raise runaway(c, k, stage, env.now, max_moves)
+        if visit < block[stage]:
+            visits[at] = visit + 1
+            return drawn(base + column_key[stage][visit], k, stage, visit, i)
+        g = own_stream(k)
+        return g.random(), dwell_laws[stage].at(g.random()) * dwell_factor[p][stage]
+
+    def order_value(k: int, p: int, base: int, i: int) -> float:
+        """Customer ``k``'s order value of their next purchase (before interventions)."""
+        count = bought[k]
+        if count < VALUE_BLOCK:
+            found = values_get(base + count * per_column)
+            try:
+                value = found[i]
+            except (KeyError, TypeError):
+                # not held (a block drawn again has the same numbers)
+                value = value_of(k, count)
+            bought[k] = count + 1
+            return value
+        if fixed_value[p] is not None:
+            pass_own(k)
+            return fixed_value[p]
+        return value_laws[p].at(own_stream(k).random())
 
     def wake(ev: _Wake) -> None:
         """Customer ``ev.k`` wakes: they move to the stage their pending move goes to (none
         when it is -1: they have just entered their stage), make the moves that take no
         time, then schedule their event for the next wait, or end the journey. Runs once
-        per wait of every customer: the common move and the number lookup are inlined."""
+        per wait of every customer: the common move and the number lookups are inlined."""
         k = ev.k
         p = persona_of[k]
         stage = stage_of[k]
         following = next_of[k]
         active = active_of[k] if n_ivs else 0
+        if one_channel:
+            base, i = k >> shift, k & mask
+        else:
+            base, i = key_base[k], row_of[k]
         while True:
             if following >= 0:
-                if n_ivs or purchase[following]:
-                    active = move(k, p, stage, following, active)
+                if n_ivs:
+                    active = move(k, p, stage, following, active, base, i)
                 else:
+                    if purchase[following]:
+                        # most moves carry no value: values are recorded with the number of
+                        # their move
+                        value_at(len(log_time))
+                        add_value(order_value(k, p, base, i))
                     add_customer(k)
                     add_time(env._now)
                     add_from(stage)
@@ -215,39 +282,16 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 return
             at = k * stages + stage
             visit = visits[at]
-            if count_all or visit >= block[stage]:
-                moves = own_moves.get(k, 0) + 1
-                own_moves[k] = moves
-                if count_all:
-                    if moves > max_moves:
-                        raise runaway(c, k, stage, env.now, max_moves)
-                elif moves + c.slots > max_moves:
-                    total = moves + sum(visits[k * stages : (k + 1) * stages])
-                    if total > max_moves:
-                        raise runaway(c, k, stage, env.now, max_moves)
-            if visit < block[stage]:
+            if visit < block[stage] and not count_all:
                 visits[at] = visit + 1
-                if one_channel:
-                    ch, local = 0, k
-                else:
-                    ch, local = channel_of[k], local_of[k]
-                b = local >> shift
-                key = (ch * slots + first_slot[stage] + visit) * per_column + b
-                i = local & mask
-                found = blocks_get(key)
-                if found is None:
-                    found = draw_block(key, ch, b, stage, visit)
+                found = blocks_get(base + column_key[stage][visit])
                 try:
                     u, days = found[0][i], found[1][i]
-                except KeyError:
-                    # never reached (a sparse block keeps every customer who can still need
-                    # it); were it, the block drawn again gives the same numbers
-                    found = draw_block(key, ch, b, stage, visit)
-                    u, days = found[0][i], found[1][i]
+                except (KeyError, TypeError):
+                    # not held: drawn now
+                    u, days = drawn(base + column_key[stage][visit], k, stage, visit, i)
             else:
-                g = own_stream(k)
-                u = g.random()
-                days = dwell_laws[stage].at(g.random()) * dwell_factor[p][stage]
+                u, days = counted(k, p, stage, at, base, i)
             if active:
                 tr = treatment(p, active)
                 following = bisect_right(tr.cumulative[stage], u)
@@ -261,50 +305,41 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 schedule(ev, NORMAL, days)
                 return
 
-    def move(k: int, p: int, stage: int, following: int, active: int) -> int:
+    def move(k: int, p: int, stage: int, following: int, active: int, base: int, i: int) -> int:
         """Record the move from ``stage`` to ``following`` now (its value and the budgets it
         spends); settle the stage entered. Returns the interventions acting there."""
         if purchase[following]:
-            # most moves carry no value: values are recorded with the number of their move
             value_at(len(log_time))
-            count = bought[k]
-            if count < VALUE_BLOCK:
-                value = value_of(k, count)
-                bought[k] = count + 1
-            elif fixed_value[p] is not None:
-                pass_own(k)
-                value = fixed_value[p]
-            else:
-                value = value_laws[p].at(own_stream(k).random())
+            value = order_value(k, p, base, i)
             if active:
                 value *= treatment(p, active).value_factor
                 held = held_of[k]
-                for i in range(n_ivs):
-                    if active >> i & 1 and per_conversion[i] and following in charged[i][stage]:
-                        budgets.convert(i, bool(held >> i & 1))
-                        held &= ~(1 << i)
+                for j in range(n_ivs):
+                    if active >> j & 1 and per_conversion[j] and following in charged[j][stage]:
+                        budgets.convert(j, bool(held >> j & 1))
+                        held &= ~(1 << j)
                 held_of[k] = held
             add_value(value)
         add_customer(k)
         add_time(env._now)
         add_from(stage)
         add_to(following)
-        if n_ivs:
-            add_treated(active)
-            eligible = eligible_of[k]
-            return settle(k, following, eligible) if eligible else 0
-        return 0
+        add_treated(active)
+        eligible = eligible_of[k]
+        return settle(k, following, eligible) if eligible else 0
+
+    entry = draws.entry
+    entry_buys = purchase[entry]
 
     def begin(ev: _Wake) -> None:
         k = ev.k
-        eligible = eligible_of[k]
-        stage = draws.entry
-        if c.purchase[stage]:
+        if entry_buys:
             bought[k] = 1
-        stage_of[k] = stage
+        stage_of[k] = entry
         next_of[k] = -1
         if n_ivs:
-            active_of[k] = settle(k, stage, eligible) if eligible else 0
+            eligible = eligible_of[k]
+            active_of[k] = settle(k, entry, eligible) if eligible else 0
         wake(ev)
 
     MOVE = (wake,)

@@ -131,9 +131,17 @@ class LazyDraws:
         self._sweep_at = SWEEP_NUMBERS
         # (channel, purpose...) -> the column's stream and the number it stands at
         self._streams: dict[tuple, tuple[np.random.Generator, int]] = {}
-        self._slots = c.slots
-        # a block's key: its column (channel, stage and visit) times this, plus its number
+        # a block's key: its column times this, plus its number; a channel's columns are its
+        # (stage, visit) slots, or (among values) its purchases
         self._per_column = max(self.sizes) // BLOCK + 1
+        self._stride = max(c.slots, VALUE_BLOCK)
+        if not self.one_channel:
+            # per customer, the key of their block in their channel's first column, and their
+            # row in it: the engine reads them at every move
+            local = local.astype(np.int64)
+            base = self.channel * np.int64(self._stride * self._per_column) + (local >> BLOCK_SHIFT)
+            self.key_base = array("q", base.tobytes())
+            self.row = array("i", (local & (BLOCK - 1)).astype(np.int32).tobytes())
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
         """Arrival days, personas and intervention eligibility of one channel's customers."""
@@ -171,7 +179,7 @@ class LazyDraws:
         runs at every move)."""
         blocks_get = self._blocks.get
         draw = self._draw_block
-        first_slot, slots, per_column = self.c.first_slot, self._slots, self._per_column
+        first_slot, stride, per_column = self.c.first_slot, self._stride, self._per_column
         shift, mask = BLOCK_SHIFT, BLOCK - 1
         one_channel = self.one_channel
         channel_of, local_of = getattr(self, "_channel_of", None), getattr(self, "_local_of", None)
@@ -182,7 +190,7 @@ class LazyDraws:
             else:
                 ch, local = channel_of[k], local_of[k]
             b = local >> shift
-            key = (ch * slots + first_slot[stage] + visit) * per_column + b
+            key = (ch * stride + first_slot[stage] + visit) * per_column + b
             i = local & mask
             found = blocks_get(key)
             if found is None:
@@ -241,7 +249,7 @@ class LazyDraws:
         else:
             ch, local = self._channel_of[k], self._local_of[k]
         b = local >> BLOCK_SHIFT
-        key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
+        key = (ch * self._stride + purchase) * self._per_column + b
         i = local & (BLOCK - 1)
         found = self._values.get(key)
         if found is not None:
@@ -285,7 +293,7 @@ class LazyDraws:
         columns: dict[tuple[int, int], list[int]] = {}
         for key in self._blocks:
             column, b = divmod(key, self._per_column)
-            columns.setdefault(divmod(column, self._slots), []).append(b)
+            columns.setdefault(divmod(column, self._stride), []).append(b)
         kept = 0
         reach: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for (ch, slot), blocks in sorted(columns.items()):
@@ -296,17 +304,17 @@ class LazyDraws:
             can, visits = reach[ch, stage]
             need = can & (visits <= visit)
             for b in blocks:
-                key = (ch * self._slots + slot) * self._per_column + b
+                key = (ch * self._stride + slot) * self._per_column + b
                 kept += 2 * self._keep(self._blocks, key, need, b)
         values: dict[tuple[int, int], list[int]] = {}
         for key in self._values:
             column, b = divmod(key, self._per_column)
-            values.setdefault(divmod(column, VALUE_BLOCK), []).append(b)
+            values.setdefault(divmod(column, self._stride), []).append(b)
         for (ch, purchase), blocks in values.items():
             who = self._everyone(ch)
             need = self._buys[stages[who]] & (self._bought_view[who] <= purchase)
             for b in blocks:
-                key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
+                key = (ch * self._stride + purchase) * self._per_column + b
                 kept += self._keep(self._values, key, need, b)
         self._drawn = 0
         # the next sweep once as many numbers have been drawn anew as are still needed: the
