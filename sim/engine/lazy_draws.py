@@ -135,6 +135,11 @@ class LazyDraws:
         # (stage, visit) slots, or (among values) its purchases
         self._per_column = max(self.sizes) // BLOCK + 1
         self._stride = max(c.slots, VALUE_BLOCK)
+        # per stage, the personas' dwell factor when they all share it (no row-by-row look-up)
+        self._stage_factor = [
+            float(column[0]) if (column == column[0]).all() else None
+            for column in np.asarray(c.dwell_factor).T
+        ]
         if not self.one_channel:
             # per customer, the key of their block in their channel's first column, and their
             # row in it: the engine reads them at every move
@@ -219,7 +224,9 @@ class LazyDraws:
             u_dwell = np.zeros(hi - lo)
         else:
             u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
-        factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
+        factor = self._stage_factor[stage]
+        if factor is None:
+            factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
         dwell = law.quantile(u_dwell) * factor
         found = self._blocks[key] = (memoryview(u), memoryview(dwell))
         self._drawn += 2 * (hi - lo)
