@@ -135,6 +135,9 @@ class LazyDraws:
         # (stage, visit) slots, or (among values) its purchases
         self._per_column = max(self.sizes) // BLOCK + 1
         self._stride = max(c.slots, VALUE_BLOCK)
+        laws = c.order_value
+        fixed = all(isinstance(law, Fixed) for law in laws)
+        self._prices = np.array([law.value for law in laws], dtype=float) if fixed else None
         # per stage, the personas' dwell factor when they all share it (no row-by-row look-up)
         self._stage_factor = [
             float(column[0]) if (column == column[0]).all() else None
@@ -274,6 +277,9 @@ class LazyDraws:
 
     def _value_numbers(self, ch: int, lo: int, hi: int, purchase: int) -> np.ndarray:
         persona = self.channel_persona[ch][lo:hi]
+        if self._prices is not None:
+            # fixed prices read no number: the value stream is not drawn
+            return self._prices[persona]
         groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
         return self.c.order_values(groups, self._numbers(ch, lo, hi, VALUE, purchase))
 
