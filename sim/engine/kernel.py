@@ -44,13 +44,11 @@ from sim.model.logit import credited_moves
 
 class _Wake:
     """A customer's reusable event: what SimPy's ``Environment.step`` reads of an event
-    (its callbacks and ``_ok``), and the customer's number."""
+    (its callbacks and ``_ok``), and the customer's number ``k``, set once it is made (a
+    Python ``__init__`` would double the cost of making one, once per customer)."""
 
     __slots__ = ("callbacks", "k")
     _ok = True
-
-    def __init__(self, k: int) -> None:
-        self.k = k
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -370,7 +368,9 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             schedule = wait_in_line
             try:
                 for k in np.flatnonzero(~quick).tolist():
-                    begin(_Wake(k))
+                    ev = _Wake()
+                    ev.k = k
+                    begin(ev)
             finally:
                 schedule = env.schedule
             times = np.concatenate([times, np.frombuffer(first_time, dtype=np.float64)])
@@ -418,16 +418,16 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             nonlocal fed
             now, total = env._now, len(feed_times)
             while fed < total and feed_times[fed] == now:
-                k = feed_customers[fed]
+                customer = _Wake()
+                customer.k = feed_customers[fed]
                 fed += 1
-                wake(_Wake(k))
+                wake(customer)
             if fed < total:
                 ev.callbacks = FEED
                 heappush(env._queue, (feed_times[fed], URGENT, next(env._eid), ev))
 
         FEED = (feed,)
-        feeder = _Wake(-1)
-        starter = _Wake(-1)
+        feeder, starter = _Wake(), _Wake()
         starter.callbacks = (start_all,)
         schedule(starter, URGENT, 0)
     else:
@@ -452,10 +452,12 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 woken = False
                 position += 1
             for k in range(first, position):
-                begin(_Wake(k))
+                customer = _Wake()
+                customer.k = k
+                begin(customer)
 
         ARRIVE = (arrive,)
-        source = _Wake(-1)
+        source = _Wake()
         source.callbacks = ARRIVE
         schedule(source, URGENT, 0)
 
