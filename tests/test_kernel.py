@@ -3,6 +3,8 @@ block when needed) writes the log of the process-per-customer path, byte for byt
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -204,3 +206,23 @@ def test_own_streams_past_fixed_numbers(value, dwell):
     visits = np.bincount(log.customer[log.to_stage == 0], minlength=200)
     assert np.mean(visits > compiled.block[0]) > 0.5
     assert np.mean(visits > streams.VALUE_BLOCK) > 0.5
+
+
+def test_a_journey_of_more_stages_than_a_byte_holds():
+    """Stages are recorded as bytes where they fit; a journey of 300 stages (a chain a
+    customer may leave at every step) is recorded in 16 bits: the same log on both paths."""
+    names = [f"step{i}" for i in range(299)]
+    stages = [
+        sim.Stage(name=name, next={following: 0.99, "left": 0.01}, dwell=sim.Exponential(mean=1))
+        for name, following in itertools.pairwise(names)
+    ]
+    stages.append(sim.Stage(name=names[-1], next={"left": 1.0}, dwell=sim.Exponential(mean=1)))
+    journey = sim.Journey(stages=(*stages, sim.Stage(name="left", absorbing=True)))
+    scenario = sim.Scenario(
+        name="long", journey=journey, acquisition=sim.Cohort(size=60), horizon_days=400
+    )
+    compiled = CompiledScenario.build(scenario)
+    a, b = _both(compiled, 2)
+    assert a == b
+    log = kernel.simulate(compiled, 2)
+    assert log.to_stage.max() > 256

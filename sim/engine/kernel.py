@@ -84,9 +84,11 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     env = simpy.Environment()
     schedule = env.schedule
 
-    # the moves, in the order they are made (which is time order)
-    log_customer, log_time = array("i"), array("d")
-    log_from, log_to, log_treated = array("h"), array("h"), array("q")
+    # the moves, in the order they are made (which is time order); stages as bytes where
+    # they fit (a bytearray appends without the argument parsing of an array's)
+    log_customer, log_time, log_treated = array("i"), array("d"), array("q")
+    small = len(c.names) <= 256
+    log_from, log_to = (bytearray(), bytearray()) if small else (array("h"), array("h"))
     # order values, and the number of the move each belongs to
     log_value, log_value_at = array("d"), array("q")
     value_at = log_value_at.append
@@ -481,8 +483,8 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         [
             np.frombuffer(log_customer, dtype=np.int32),
             np.frombuffer(log_time, dtype=np.float64),
-            np.frombuffer(log_from, dtype=np.int16),
-            np.frombuffer(log_to, dtype=np.int16),
+            np.frombuffer(log_from, dtype=np.uint8 if small else np.int16),
+            np.frombuffer(log_to, dtype=np.uint8 if small else np.int16),
             # sparse: most moves carry no value
             (np.frombuffer(log_value_at, dtype=np.int64), np.frombuffer(log_value)),
             np.frombuffer(log_treated, dtype=np.int64) if n_ivs else None,
