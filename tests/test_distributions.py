@@ -57,6 +57,15 @@ def test_scaling_multiplies_time(d, factor):
     np.testing.assert_allclose(s.quantile(u), d.quantile(u) * factor, rtol=1e-7, atol=1e-12)
 
 
+@given(distributions(), st.floats(0, 1, exclude_min=True, exclude_max=True))
+def test_the_quantile_at_one_probability_is_the_arrays(d, u):
+    """``at(u)`` (the engine's scalar path) is the very float ``quantile`` gives at the
+    scalar ``u``, bit for bit, for every family (not always the array's: numpy may compute
+    an array by other instructions, so a path keeps to one form)."""
+    assert d.at(u) == float(d.quantile(u))
+    assert type(d.at(u)) is float
+
+
 @given(distributions())
 def test_text_form_reads_back_equal(d):
     """A law written as text in a scenario file reads back as an equal law."""

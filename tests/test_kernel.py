@@ -3,12 +3,14 @@ block when needed) writes the log of the process-per-customer path, byte for byt
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
 import sim
-from sim.engine import kernel, lazy_draws, simpy_engine
+from sim.engine import kernel, lazy_draws, simpy_engine, streams
 from sim.engine.compiled import CompiledScenario
 from tests.strategies import independent_scenarios, scenarios_with_interventions
 from tests.test_log_digests import log_digest
@@ -160,3 +162,67 @@ def test_interacting_customers_keep_their_processes():
     assert scenario.interacting is not None
     with pytest.raises(ValueError, match="interact"):
         kernel.simulate(CompiledScenario.build(scenario), 1)
+
+
+def _regulars(order_value: sim.distributions.Distribution, dwell=None) -> sim.Scenario:
+    """Shoppers who come back far more often than the base chain says (their persona's
+    effect): most buy beyond their pre-drawn purchases and visit beyond their pre-drawn
+    visits, so they draw on their own streams."""
+    shop = sim.Stage(
+        name="shop",
+        next={"shop": 0.5, "gone": 0.5},
+        dwell=dwell or sim.Exponential(mean=2),
+        purchase=True,
+    )
+    journey = sim.Journey(stages=(shop, sim.Stage(name="gone", absorbing=True)))
+    regular = sim.Persona(name="regular", attributes={"loyal": 1.0}, order_value=order_value)
+    return sim.Scenario(
+        name="regulars",
+        journey=journey,
+        personas=(regular,),
+        effects=(sim.Effect(stage="shop", to="shop", attribute="loyal", coefficient=3.0),),
+        acquisition=sim.Cohort(size=200),
+        horizon_days=200,
+    )
+
+
+@pytest.mark.parametrize(
+    "value, dwell",
+    [
+        (sim.Fixed(10), None),
+        (sim.Fixed(10), sim.Fixed(1)),
+        (sim.Exponential(mean=10), sim.Fixed(1)),
+    ],
+)
+def test_own_streams_past_fixed_numbers(value, dwell):
+    """A fixed price or a fixed wait reads no number of a customer's own stream, but takes
+    its place: numbers passed over before the stream is made are skipped when it is. The same
+    log as the process path, which draws every one of them; and the run does go past the
+    pre-drawn purchases and visits of most customers."""
+    compiled = CompiledScenario.build(_regulars(value, dwell))
+    a, b = _both(compiled, 4)
+    assert a == b
+    log = kernel.simulate(compiled, 4)
+    visits = np.bincount(log.customer[log.to_stage == 0], minlength=200)
+    assert np.mean(visits > compiled.block[0]) > 0.5
+    assert np.mean(visits > streams.VALUE_BLOCK) > 0.5
+
+
+def test_a_journey_of_more_stages_than_a_byte_holds():
+    """Stages are recorded as bytes where they fit; a journey of 300 stages (a chain a
+    customer may leave at every step) is recorded in 16 bits: the same log on both paths."""
+    names = [f"step{i}" for i in range(299)]
+    stages = [
+        sim.Stage(name=name, next={following: 0.99, "left": 0.01}, dwell=sim.Exponential(mean=1))
+        for name, following in itertools.pairwise(names)
+    ]
+    stages.append(sim.Stage(name=names[-1], next={"left": 1.0}, dwell=sim.Exponential(mean=1)))
+    journey = sim.Journey(stages=(*stages, sim.Stage(name="left", absorbing=True)))
+    scenario = sim.Scenario(
+        name="long", journey=journey, acquisition=sim.Cohort(size=60), horizon_days=400
+    )
+    compiled = CompiledScenario.build(scenario)
+    a, b = _both(compiled, 2)
+    assert a == b
+    log = kernel.simulate(compiled, 2)
+    assert log.to_stage.max() > 256

@@ -38,18 +38,17 @@ from sim.engine.log_writer import scattered_event_log
 from sim.engine.streams import OVERFLOW, VALUE_BLOCK, stream
 from sim.events import EventLog
 from sim.model.acquisition import Cohort
+from sim.model.distributions import Fixed
 from sim.model.logit import credited_moves
 
 
 class _Wake:
     """A customer's reusable event: what SimPy's ``Environment.step`` reads of an event
-    (its callbacks and ``_ok``), and the customer's number."""
+    (its callbacks and ``_ok``), and the customer's number ``k``, set once it is made (a
+    Python ``__init__`` would double the cost of making one, once per customer)."""
 
     __slots__ = ("callbacks", "k")
     _ok = True
-
-    def __init__(self, k: int) -> None:
-        self.k = k
 
 
 def simulate(compiled: CompiledScenario, seed: int, replication: int = 0) -> EventLog:
@@ -85,9 +84,11 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     env = simpy.Environment()
     schedule = env.schedule
 
-    # the moves, in the order they are made (which is time order)
-    log_customer, log_time = array("i"), array("d")
-    log_from, log_to, log_treated = array("h"), array("h"), array("q")
+    # the moves, in the order they are made (which is time order); stages as bytes where
+    # they fit (a bytearray appends without the argument parsing of an array's)
+    log_customer, log_time, log_treated = array("i"), array("d"), array("q")
+    small = len(c.names) <= 256
+    log_from, log_to = (bytearray(), bytearray()) if small else (array("h"), array("h"))
     # order values, and the number of the move each belongs to
     log_value, log_value_at = array("d"), array("q")
     value_at = log_value_at.append
@@ -102,6 +103,7 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
     ending = tuple(f < 0 for f in first_slot)
     dwell_laws, dwell_factor = c.dwell, c.dwell_factor.tolist()
     value_laws = c.order_value
+    fixed_value = [law.value if isinstance(law, Fixed) else None for law in value_laws]
     treatment = c.treatment
     max_moves = limits.MAX_MOVES_PER_CUSTOMER
     # every move is counted only when the limit is below the pre-drawn visits; otherwise only
@@ -144,12 +146,29 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         active_of[k] = active
         return active
 
+    # numbers of a customer's own stream passed over before it is made: a fixed law reads
+    # no number, but takes its place in the stream (making a stream costs about 15 us, and
+    # most customers beyond their pre-drawn purchases only buy at a fixed price)
+    passed: dict[int, int] = {}
+
     def own_stream(k: int) -> np.random.Generator:
         g = own.get(k)
         if g is None:
             ch, local = draws.channel_and_local(k)
             g = own[k] = stream(seed, replication, draws.keys[ch], OVERFLOW, draws.first + local)
+            skip = passed.pop(k, 0)
+            if skip:
+                # one 64-bit step per double
+                g.bit_generator.advance(skip)
         return g
+
+    def pass_own(k: int) -> None:
+        """Pass over the next number of customer ``k``'s own stream."""
+        g = own.get(k)
+        if g is None:
+            passed[k] = passed.get(k, 0) + 1
+        else:
+            g.random()
 
     def ended(k: int, stage: int) -> None:
         """The journey is over: release what is held for conversions that cannot come."""
@@ -161,31 +180,98 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                     budgets.release(i)
 
     value_of = draws.value
-    # what the draws' reader reads, bound here: the number lookup is inlined in the move loop
-    blocks_get, draw_block = draws._blocks.get, draws._draw_block
-    slots, per_column = draws._slots, draws._per_column
+    # what the draws' reader reads, bound here: the number lookups are inlined in the move
+    # loop. A block's key is the customer's key base (their channel and block) plus that of
+    # its column: a (stage, visit) slot, or among order values a purchase
+    blocks_get, values_get = draws._blocks.get, draws._values.get
+    draw_block, per_column = draws._draw_block, draws._per_column
+    column_key = tuple(
+        tuple((first + visit) * per_column for visit in range(b))
+        for first, b in zip(first_slot, block, strict=True)
+    )
     shift, mask = lazy_draws.BLOCK_SHIFT, lazy_draws.BLOCK - 1
     one_channel = draws.one_channel
-    channel_of = getattr(draws, "_channel_of", None)
-    local_of = getattr(draws, "_local_of", None)
+    key_base, row_of = getattr(draws, "key_base", None), getattr(draws, "row", None)
     if not n_ivs:
         active_of = None
+
+    def drawn(key: int, k: int, stage: int, visit: int, i: int) -> tuple[float, float]:
+        """Customer ``k``'s numbers (row ``i`` of block ``key``) of their ``visit``-th visit
+        to ``stage``, the block drawn if it is not held."""
+        found = blocks_get(key)
+        if found is None:
+            ch, local = draws.channel_and_local(k)
+            found = draw_block(key, ch, local >> shift, stage, visit)
+        try:
+            return found[0][i], found[1][i]
+        except KeyError:
+            # never reached (a sparse block keeps every customer who can still need it);
+            # were it, the block drawn again gives the same numbers
+            ch, local = draws.channel_and_local(k)
+            found = draw_block(key, ch, local >> shift, stage, visit)
+            return found[0][i], found[1][i]
+
+    def counted(k: int, p: int, stage: int, at: int, base: int, i: int) -> tuple[float, float]:
+        """The numbers of a visit that counts towards the limit on moves: one beyond the
+        pre-drawn visits (drawn on the customer's own stream), or any when the limit is
+        below them."""
+        visit = visits[at]
+        moves = own_moves.get(k, 0) + 1
+        own_moves[k] = moves
+        if count_all:
+            if moves > max_moves:
+                raise runaway(c, k, stage, env.now, max_moves)
+        elif moves + c.slots > max_moves:
+            total = moves + sum(visits[k * stages : (k + 1) * stages])
+            if total > max_moves:
+                raise runaway(c, k, stage, env.now, max_moves)
+        if visit < block[stage]:
+            visits[at] = visit + 1
+            return drawn(base + column_key[stage][visit], k, stage, visit, i)
+        g = own_stream(k)
+        return g.random(), dwell_laws[stage].at(g.random()) * dwell_factor[p][stage]
+
+    def order_value(k: int, p: int, base: int, i: int) -> float:
+        """Customer ``k``'s order value of their next purchase (before interventions)."""
+        count = bought[k]
+        if count < VALUE_BLOCK:
+            found = values_get(base + count * per_column)
+            try:
+                value = found[i]
+            except (KeyError, TypeError):
+                # not held (a block drawn again has the same numbers)
+                value = value_of(k, count)
+            bought[k] = count + 1
+            return value
+        if fixed_value[p] is not None:
+            pass_own(k)
+            return fixed_value[p]
+        return value_laws[p].at(own_stream(k).random())
 
     def wake(ev: _Wake) -> None:
         """Customer ``ev.k`` wakes: they move to the stage their pending move goes to (none
         when it is -1: they have just entered their stage), make the moves that take no
         time, then schedule their event for the next wait, or end the journey. Runs once
-        per wait of every customer: the common move and the number lookup are inlined."""
+        per wait of every customer: the common move and the number lookups are inlined."""
         k = ev.k
         p = persona_of[k]
         stage = stage_of[k]
         following = next_of[k]
         active = active_of[k] if n_ivs else 0
+        if one_channel:
+            base, i = k >> shift, k & mask
+        else:
+            base, i = key_base[k], row_of[k]
         while True:
             if following >= 0:
-                if n_ivs or purchase[following]:
-                    active = move(k, p, stage, following, active)
+                if n_ivs:
+                    active = move(k, p, stage, following, active, base, i)
                 else:
+                    if purchase[following]:
+                        # most moves carry no value: values are recorded with the number of
+                        # their move
+                        value_at(len(log_time))
+                        add_value(order_value(k, p, base, i))
                     add_customer(k)
                     add_time(env._now)
                     add_from(stage)
@@ -196,39 +282,16 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 return
             at = k * stages + stage
             visit = visits[at]
-            if count_all or visit >= block[stage]:
-                moves = own_moves.get(k, 0) + 1
-                own_moves[k] = moves
-                if count_all:
-                    if moves > max_moves:
-                        raise runaway(c, k, stage, env.now, max_moves)
-                elif moves + c.slots > max_moves:
-                    total = moves + sum(visits[k * stages : (k + 1) * stages])
-                    if total > max_moves:
-                        raise runaway(c, k, stage, env.now, max_moves)
-            if visit < block[stage]:
+            if visit < block[stage] and not count_all:
                 visits[at] = visit + 1
-                if one_channel:
-                    ch, local = 0, k
-                else:
-                    ch, local = channel_of[k], local_of[k]
-                b = local >> shift
-                key = (ch * slots + first_slot[stage] + visit) * per_column + b
-                i = local & mask
-                found = blocks_get(key)
-                if found is None:
-                    found = draw_block(key, ch, b, stage, visit)
+                found = blocks_get(base + column_key[stage][visit])
                 try:
                     u, days = found[0][i], found[1][i]
-                except KeyError:
-                    # never reached (a sparse block keeps every customer who can still need
-                    # it); were it, the block drawn again gives the same numbers
-                    found = draw_block(key, ch, b, stage, visit)
-                    u, days = found[0][i], found[1][i]
+                except (KeyError, TypeError):
+                    # not held: drawn now
+                    u, days = drawn(base + column_key[stage][visit], k, stage, visit, i)
             else:
-                g = own_stream(k)
-                u = g.random()
-                days = float(dwell_laws[stage].quantile(g.random())) * dwell_factor[p][stage]
+                u, days = counted(k, p, stage, at, base, i)
             if active:
                 tr = treatment(p, active)
                 following = bisect_right(tr.cumulative[stage], u)
@@ -242,47 +305,41 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 schedule(ev, NORMAL, days)
                 return
 
-    def move(k: int, p: int, stage: int, following: int, active: int) -> int:
+    def move(k: int, p: int, stage: int, following: int, active: int, base: int, i: int) -> int:
         """Record the move from ``stage`` to ``following`` now (its value and the budgets it
         spends); settle the stage entered. Returns the interventions acting there."""
         if purchase[following]:
-            # most moves carry no value: values are recorded with the number of their move
             value_at(len(log_time))
-            count = bought[k]
-            if count < VALUE_BLOCK:
-                value = value_of(k, count)
-                bought[k] = count + 1
-            else:
-                value = float(value_laws[p].quantile(own_stream(k).random()))
+            value = order_value(k, p, base, i)
             if active:
                 value *= treatment(p, active).value_factor
                 held = held_of[k]
-                for i in range(n_ivs):
-                    if active >> i & 1 and per_conversion[i] and following in charged[i][stage]:
-                        budgets.convert(i, bool(held >> i & 1))
-                        held &= ~(1 << i)
+                for j in range(n_ivs):
+                    if active >> j & 1 and per_conversion[j] and following in charged[j][stage]:
+                        budgets.convert(j, bool(held >> j & 1))
+                        held &= ~(1 << j)
                 held_of[k] = held
             add_value(value)
         add_customer(k)
         add_time(env._now)
         add_from(stage)
         add_to(following)
-        if n_ivs:
-            add_treated(active)
-            eligible = eligible_of[k]
-            return settle(k, following, eligible) if eligible else 0
-        return 0
+        add_treated(active)
+        eligible = eligible_of[k]
+        return settle(k, following, eligible) if eligible else 0
+
+    entry = draws.entry
+    entry_buys = purchase[entry]
 
     def begin(ev: _Wake) -> None:
         k = ev.k
-        eligible = eligible_of[k]
-        stage = draws.entry
-        if c.purchase[stage]:
+        if entry_buys:
             bought[k] = 1
-        stage_of[k] = stage
+        stage_of[k] = entry
         next_of[k] = -1
         if n_ivs:
-            active_of[k] = settle(k, stage, eligible) if eligible else 0
+            eligible = eligible_of[k]
+            active_of[k] = settle(k, entry, eligible) if eligible else 0
         wake(ev)
 
     MOVE = (wake,)
@@ -313,7 +370,9 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             schedule = wait_in_line
             try:
                 for k in np.flatnonzero(~quick).tolist():
-                    begin(_Wake(k))
+                    ev = _Wake()
+                    ev.k = k
+                    begin(ev)
             finally:
                 schedule = env.schedule
             times = np.concatenate([times, np.frombuffer(first_time, dtype=np.float64)])
@@ -361,16 +420,16 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
             nonlocal fed
             now, total = env._now, len(feed_times)
             while fed < total and feed_times[fed] == now:
-                k = feed_customers[fed]
+                customer = _Wake()
+                customer.k = feed_customers[fed]
                 fed += 1
-                wake(_Wake(k))
+                wake(customer)
             if fed < total:
                 ev.callbacks = FEED
                 heappush(env._queue, (feed_times[fed], URGENT, next(env._eid), ev))
 
         FEED = (feed,)
-        feeder = _Wake(-1)
-        starter = _Wake(-1)
+        feeder, starter = _Wake(), _Wake()
         starter.callbacks = (start_all,)
         schedule(starter, URGENT, 0)
     else:
@@ -395,10 +454,12 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
                 woken = False
                 position += 1
             for k in range(first, position):
-                begin(_Wake(k))
+                customer = _Wake()
+                customer.k = k
+                begin(customer)
 
         ARRIVE = (arrive,)
-        source = _Wake(-1)
+        source = _Wake()
         source.callbacks = ARRIVE
         schedule(source, URGENT, 0)
 
@@ -422,8 +483,8 @@ def _drive(c: CompiledScenario, draws: LazyDraws, seed: int, replication: int) -
         [
             np.frombuffer(log_customer, dtype=np.int32),
             np.frombuffer(log_time, dtype=np.float64),
-            np.frombuffer(log_from, dtype=np.int16),
-            np.frombuffer(log_to, dtype=np.int16),
+            np.frombuffer(log_from, dtype=np.uint8 if small else np.int16),
+            np.frombuffer(log_to, dtype=np.uint8 if small else np.int16),
             # sparse: most moves carry no value
             (np.frombuffer(log_value_at, dtype=np.int64), np.frombuffer(log_value)),
             np.frombuffer(log_treated, dtype=np.int64) if n_ivs else None,

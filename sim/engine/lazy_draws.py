@@ -28,6 +28,7 @@ from sim.engine.streams import (
     stream,
 )
 from sim.model.acquisition import COHORT_CHANNEL, Cohort
+from sim.model.distributions import Fixed
 from sim.model.loops import reachable
 
 #: Customers per drawn block of a column (a power of two).
@@ -128,9 +129,27 @@ class LazyDraws:
         self._values: dict[int, object] = {}
         self._drawn = 0
         self._sweep_at = SWEEP_NUMBERS
-        self._slots = c.slots
-        # a block's key: its column (channel, stage and visit) times this, plus its number
+        # (channel, purpose...) -> the column's stream and the number it stands at
+        self._streams: dict[tuple, tuple[np.random.Generator, int]] = {}
+        # a block's key: its column times this, plus its number; a channel's columns are its
+        # (stage, visit) slots, or (among values) its purchases
         self._per_column = max(self.sizes) // BLOCK + 1
+        self._stride = max(c.slots, VALUE_BLOCK)
+        laws = c.order_value
+        fixed = all(isinstance(law, Fixed) for law in laws)
+        self._prices = np.array([law.value for law in laws], dtype=float) if fixed else None
+        # per stage, the personas' dwell factor when they all share it (no row-by-row look-up)
+        self._stage_factor = [
+            float(column[0]) if (column == column[0]).all() else None
+            for column in np.asarray(c.dwell_factor).T
+        ]
+        if not self.one_channel:
+            # per customer, the key of their block in their channel's first column, and their
+            # row in it: the engine reads them at every move
+            local = local.astype(np.int64)
+            base = self.channel * np.int64(self._stride * self._per_column) + (local >> BLOCK_SHIFT)
+            self.key_base = array("q", base.tobytes())
+            self.row = array("i", (local & (BLOCK - 1)).astype(np.int32).tobytes())
 
     def _channel(self, name: str, rate: float | None) -> tuple[np.ndarray, ...]:
         """Arrival days, personas and intervention eligibility of one channel's customers."""
@@ -143,10 +162,19 @@ class LazyDraws:
         return self._channel_of[k], self._local_of[k]
 
     def _numbers(self, channel: int, lo: int, hi: int, *purpose: int) -> np.ndarray:
-        g = stream(self.seed, self.replication, self.keys[channel], *purpose)
-        if self.first + lo:
+        # a column's blocks are mostly drawn in customer order: its stream is kept where the
+        # last block ended (making one costs about as much as drawing a thousand numbers)
+        key = (channel, *purpose)
+        start = self.first + lo
+        held = self._streams.get(key)
+        if held is None or held[1] > start:
+            g, at = stream(self.seed, self.replication, self.keys[channel], *purpose), 0
+        else:
+            g, at = held
+        if start > at:
             # one 64-bit step per double: skip to the block's first customer
-            g.bit_generator.advance(self.first + lo)
+            g.bit_generator.advance(start - at)
+        self._streams[key] = (g, self.first + hi)
         return g.random(hi - lo)
 
     def choice_and_dwell(self, k: int, stage: int, visit: int) -> tuple[float, float]:
@@ -159,7 +187,7 @@ class LazyDraws:
         runs at every move)."""
         blocks_get = self._blocks.get
         draw = self._draw_block
-        first_slot, slots, per_column = self.c.first_slot, self._slots, self._per_column
+        first_slot, stride, per_column = self.c.first_slot, self._stride, self._per_column
         shift, mask = BLOCK_SHIFT, BLOCK - 1
         one_channel = self.one_channel
         channel_of, local_of = getattr(self, "_channel_of", None), getattr(self, "_local_of", None)
@@ -170,7 +198,7 @@ class LazyDraws:
             else:
                 ch, local = channel_of[k], local_of[k]
             b = local >> shift
-            key = (ch * slots + first_slot[stage] + visit) * per_column + b
+            key = (ch * stride + first_slot[stage] + visit) * per_column + b
             i = local & mask
             found = blocks_get(key)
             if found is None:
@@ -193,9 +221,16 @@ class LazyDraws:
         hi = min(lo + BLOCK, self.sizes[ch])
         stage_key = self.stage_keys[stage]
         u = self._numbers(ch, lo, hi, CHOICE, stage_key, visit)
-        u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
-        factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
-        dwell = c.dwell[stage].quantile(u_dwell) * factor
+        law = c.dwell[stage]
+        if isinstance(law, Fixed):
+            # a fixed wait reads no number: its column's stream is not drawn
+            u_dwell = np.zeros(hi - lo)
+        else:
+            u_dwell = self._numbers(ch, lo, hi, DWELL, stage_key, visit)
+        factor = self._stage_factor[stage]
+        if factor is None:
+            factor = c.dwell_factor[self.channel_persona[ch][lo:hi], stage]
+        dwell = law.quantile(u_dwell) * factor
         found = self._blocks[key] = (memoryview(u), memoryview(dwell))
         self._drawn += 2 * (hi - lo)
         return found
@@ -224,7 +259,7 @@ class LazyDraws:
         else:
             ch, local = self._channel_of[k], self._local_of[k]
         b = local >> BLOCK_SHIFT
-        key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
+        key = (ch * self._stride + purchase) * self._per_column + b
         i = local & (BLOCK - 1)
         found = self._values.get(key)
         if found is not None:
@@ -242,6 +277,9 @@ class LazyDraws:
 
     def _value_numbers(self, ch: int, lo: int, hi: int, purchase: int) -> np.ndarray:
         persona = self.channel_persona[ch][lo:hi]
+        if self._prices is not None:
+            # fixed prices read no number: the value stream is not drawn
+            return self._prices[persona]
         groups = [(int(p), np.flatnonzero(persona == p)) for p in np.unique(persona)]
         return self.c.order_values(groups, self._numbers(ch, lo, hi, VALUE, purchase))
 
@@ -268,7 +306,7 @@ class LazyDraws:
         columns: dict[tuple[int, int], list[int]] = {}
         for key in self._blocks:
             column, b = divmod(key, self._per_column)
-            columns.setdefault(divmod(column, self._slots), []).append(b)
+            columns.setdefault(divmod(column, self._stride), []).append(b)
         kept = 0
         reach: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for (ch, slot), blocks in sorted(columns.items()):
@@ -279,17 +317,17 @@ class LazyDraws:
             can, visits = reach[ch, stage]
             need = can & (visits <= visit)
             for b in blocks:
-                key = (ch * self._slots + slot) * self._per_column + b
+                key = (ch * self._stride + slot) * self._per_column + b
                 kept += 2 * self._keep(self._blocks, key, need, b)
         values: dict[tuple[int, int], list[int]] = {}
         for key in self._values:
             column, b = divmod(key, self._per_column)
-            values.setdefault(divmod(column, VALUE_BLOCK), []).append(b)
+            values.setdefault(divmod(column, self._stride), []).append(b)
         for (ch, purchase), blocks in values.items():
             who = self._everyone(ch)
             need = self._buys[stages[who]] & (self._bought_view[who] <= purchase)
             for b in blocks:
-                key = (ch * VALUE_BLOCK + purchase) * self._per_column + b
+                key = (ch * self._stride + purchase) * self._per_column + b
                 kept += self._keep(self._values, key, need, b)
         self._drawn = 0
         # the next sweep once as many numbers have been drawn anew as are still needed: the
@@ -342,6 +380,7 @@ class LazyDraws:
         :meth:`entries` is read after this)."""
         self._blocks.clear()
         self._values.clear()
+        self._streams.clear()
         self.stage_of = self.visits = self.bought = None
         self._stage_view = self._visit_view = self._bought_view = None
         self.persona_list = self.eligible_list = None

@@ -62,6 +62,11 @@ class Distribution:
         """The inverse distribution function at probabilities ``u`` (array or scalar)."""
         raise NotImplementedError
 
+    def at(self, u: float) -> float:
+        """The quantile at one probability ``u``, as a Python float: the number
+        ``float(self.quantile(u))`` gives (families where it is cheaper say so)."""
+        return float(self.quantile(u))
+
     def scaled(self, factor: float) -> Distribution:
         """The law of ``factor * X`` (an accelerated-failure-time scaling), in the same family."""
         raise NotImplementedError
@@ -254,6 +259,9 @@ class Fixed(Distribution):
 
     def quantile(self, u: Any) -> np.ndarray:
         return np.full(np.shape(u), self.value)
+
+    def at(self, u: float) -> float:
+        return self.value
 
     def scaled(self, factor: float) -> Fixed:
         return Fixed(self.value * factor)
