@@ -907,6 +907,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
             field="--output",
             fix="name a .csv or .parquet file",
         )
+    from sim.io.locations import written_by_a_run
+
+    if args.output.name in written_by_a_run(args.output.parent):
+        raise ScenarioError(
+            f"{args.output} is one of the files the run in {args.output.parent} wrote",
+            field="--output",
+            fix="write the export to another file, outside the run's folder",
+        )
     if args.source.is_dir() and (args.source / "events" / "_log.json").is_file():
         return _export_streamed(args)
     if args.source.is_dir():

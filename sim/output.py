@@ -183,8 +183,10 @@ def write_comparison(
         }
         if res.streamed:
             meta["streamed"] = res.streamed
+        tables = ["comparison.csv", "roi.csv", "per_replication.csv"]
+        meta["files"] = [*events, *tables]
         write_text_atomic(tmp / RUN_RECORD, json.dumps(meta, indent=2) + "\n")
-        return [*events, "comparison.csv", "roi.csv", "per_replication.csv", RUN_RECORD]
+        return [*events, *tables, RUN_RECORD]
 
     return write_directory(out_dir, fill, work)
 

@@ -135,6 +135,25 @@ def test_out_into_a_folder_a_run_wrote_is_replaced(tmp_path, capsys):
         assert (folder / "run.json").exists()
 
 
+def test_files_added_to_a_run_folder_are_not_replaced(tmp_path, capsys):
+    """An analyst's own file added to an earlier run's folder (or an export written there)
+    makes the folder theirs: the same run again is refused, naming the file, which stays;
+    an export over one of the run's own tables is refused too."""
+    out = tmp_path / "run"
+    command = ["run", BASELINE, "--customers", "100", "--out", str(out)]
+    assert main(command) == 0
+    export = ["export", str(out), "--to", "transactions", "--start", "2025-01-01", "-o"]
+    assert main([*export, str(out / "funnel.csv")]) == 2
+    assert "one of the files the run" in capsys.readouterr().err
+    assert main([*export, str(out / "tx.csv")]) == 0
+    (out / "my_analysis.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "my_analysis.txt" in err and "tx.csv" in err
+    assert (out / "my_analysis.txt").read_text() == "mine" and (out / "tx.csv").is_file()
+
+
 @pytest.mark.parametrize(
     "replications", [["-r", "2"], ["-r", "auto", "--target-half-width", "0.01"]]
 )

@@ -84,17 +84,54 @@ def check_replaceable_dir(path: str | Path, option: str) -> Path:
             fix=f"give {option} a new folder, e.g. out/run1",
         )
     if absolute.is_dir():
-        names = sorted(p.name for p in absolute.iterdir())
-        if names and RUN_RECORD not in names:
-            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        names = {p.name for p in absolute.iterdir()}
+        others = sorted(names - written_by_a_run(absolute)) if names else []
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
             raise ScenarioError(
                 f"holds files this tool did not write ({shown}), and the results replace the "
                 "whole folder",
                 source=str(path),
                 field=option,
-                fix=f"give {option} a new or empty folder (or one an earlier sim run wrote)",
+                fix=f"give {option} a new or empty folder, or move those files out first",
             )
     return Path(path)
+
+
+#: What a run or comparison folder holds, for folders whose run.json does not list its files.
+_RUN_FILES = frozenset(
+    {
+        "events",
+        "events.parquet",
+        "events.csv",
+        "funnel.csv",
+        "retention.csv",
+        "retention_curve.parquet",
+        "retention_curve.csv",
+        "time_to_purchase.csv",
+        "funnel.png",
+        "retention.png",
+        "scenario.toml",
+        "comparison.csv",
+        "roi.csv",
+        "per_replication.csv",
+    }
+)
+
+
+def written_by_a_run(folder: Path) -> set[str]:
+    """The names in ``folder`` an earlier run wrote: none without its run.json; the files
+    its run.json lists (or, where it lists none, the names runs write) and run.json."""
+    import json
+
+    record = folder / RUN_RECORD
+    if not record.is_file():
+        return set()
+    try:
+        files = json.loads(record.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {*(files if isinstance(files, list) else _RUN_FILES), RUN_RECORD}
 
 
 def check_output_file(path: str | Path, option: str) -> Path:
