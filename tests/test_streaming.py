@@ -455,3 +455,37 @@ def test_a_finished_streamed_run_can_be_written_over(baseline, tmp_path):
     assert first.complete and again.complete
     assert streaming.finished_chunks(tmp_path / "ev") == 0
     pd.testing.assert_frame_equal(first.funnel(), again.funnel())
+
+
+def test_a_streamed_run_never_takes_the_place_of_kept_replications(tmp_path, capsys, monkeypatch):
+    """Replications an interrupted run held in memory kept beside --out are not thrown away
+    by a next run into the same place that streams (more customers): it is refused, with or
+    without --resume, naming the fix, and they stay; the twin: the interrupted command
+    resumed as it was finishes from them."""
+    from sim.run import replications
+
+    args = ["run", str(SCENARIOS / "baseline.toml"), "-r", "3", "-w", "1"]
+    out = ["--out", str(tmp_path / "multi")]
+    real = replications.simulate_tasks
+
+    def interrupted(tasks, workers, logs, progress, save, *rest):
+        real(tasks[:1], workers, logs, progress, save, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replications, "simulate_tasks", interrupted)
+    assert main([*args, "--customers", "500", *out]) == 130
+    monkeypatch.setattr(replications, "simulate_tasks", real)
+    kept = tmp_path / ".multi.partial" / "replications"
+    assert len(list(kept.glob("*.npz"))) == 1
+    limit = streaming.STREAM_ABOVE_BYTES
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 2**19)
+    capsys.readouterr()
+    for extra in ([], ["--resume"]):
+        assert main([*args, "--customers", "5000", *out, *extra]) == 2
+        assert "finished replication(s) of an interrupted run held in memory" in (
+            capsys.readouterr().err
+        )
+        assert len(list(kept.glob("*.npz"))) == 1
+    monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", limit)
+    assert main([*args, "--customers", "500", *out, "--resume"]) == 0
+    assert (tmp_path / "multi" / "run.json").is_file()

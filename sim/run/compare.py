@@ -23,7 +23,7 @@ from sim.results import Comparison, RunResult, StreamedRunResult
 from sim.run.backends import check_backend, dask_client
 from sim.run.provenance import package_version, provenance, scenario_digest
 from sim.run.replications import cap_workers, check_stream_options, simulate_tasks
-from sim.run.resume import KeptReplications
+from sim.run.resume import KeptReplications, refuse_kept_in_memory
 from sim.run.streaming import (
     Stream,
     check_streamed_memory,
@@ -248,6 +248,7 @@ def compare(
                 field="resume",
                 fix="stream it to a folder (stream_to=DIR) to be able to resume it",
             )
+        refuse_kept_in_memory(keep)
         check_streamed_memory(planned, workers, chunk, one_engine)
         where: dict[str, str | None] = {n: None for n in named}
         if stream_to is not None:

@@ -21,7 +21,7 @@ from sim.progress import progress_bar
 from sim.results import RunResult, StreamedRunResult
 from sim.run.backends import check_backend, run_tasks
 from sim.run.provenance import package_version, provenance, scenario_digest
-from sim.run.resume import KeptReplications
+from sim.run.resume import KeptReplications, refuse_kept_in_memory
 from sim.run.streaming import (
     check_streamed_memory,
     chunk_size,
@@ -228,6 +228,7 @@ def run(
                 field="resume",
                 fix="stream it to a folder (stream_to=DIR) to be able to resume it",
             )
+        refuse_kept_in_memory(keep)
         check_streamed_memory([(compiled, replications)], workers, chunk, chosen.name)
         return run_streamed(
             scenario,

@@ -54,6 +54,24 @@ def _lock(directory: Path) -> int:
     return fd
 
 
+def refuse_kept_in_memory(directory: str | Path | None) -> None:
+    """Refuse a streamed run into ``directory`` where an interrupted run held in memory kept
+    finished replications: the streamed run would not use them, and its results would take
+    their place."""
+    if directory is None:
+        return
+    d = Path(directory)
+    kept = len(list((d / FOLDER).glob("*.npz"))) if (d / STATE).is_file() else 0
+    if kept:
+        raise ScenarioError(
+            f"{d} holds {kept} finished replication(s) of an interrupted run held in memory, "
+            "and this run streams its event log to disk",
+            field="--resume",
+            fix=f"run the interrupted command again (the same options) with --resume, or "
+            f"remove {d} to start over",
+        )
+
+
 class KeptReplications:
     """Finished replications of one run (or comparison) kept in ``directory``.
 
