@@ -188,16 +188,18 @@ def test_stream_arguments_are_checked(tmp_path):
 
 
 def test_a_stream_folder_that_cannot_be_written_is_refused_first(tmp_path):
-    """stream_to naming a file, or a path under a file, is refused as the command line's
-    --out is (a ScenarioError naming stream_to), not with the system's error after the run;
-    the twin: a new folder is made and written."""
+    """stream_to naming a file, a path under a file, or a folder holding other files is
+    refused as the command line's --out is (a ScenarioError naming stream_to), not with the
+    system's error after the run; the twin: a new folder is made, and written over."""
     baseline = sim.load_scenario(SCENARIOS / "baseline.toml")
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("x")
-    for bad in (a_file, a_file / "sub"):
+    for bad in (a_file, a_file / "sub", tmp_path):
         with pytest.raises(sim.ScenarioError, match="stream_to"):
             sim.run(baseline, customers=10, stream_to=bad)
-    assert sim.run(baseline, customers=10, stream_to=tmp_path / "new").complete
+    assert a_file.read_text() == "x"  # a folder holding other files is not written into
+    for _ in range(2):  # a folder of a streamed log is written over
+        assert sim.run(baseline, customers=10, stream_to=tmp_path / "new").complete
 
 
 # -- streamed comparisons ---------------------------------------------------------------------

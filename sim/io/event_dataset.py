@@ -16,6 +16,7 @@ of one. pyarrow is imported only here and only when a dataset is used.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -51,6 +52,42 @@ def _pyarrow():
             fix="pip install 'journey-sim[parquet]'",
         ) from None
     return pa, pq
+
+
+#: What a streamed run's folder holds: parts, reach records, chunk summaries, its description
+#: and state, chunks set aside, and the temporary files of writes under way.
+_DATASET_FILE = re.compile(
+    r"^(part-r\d+-c\d+\.parquet|_reach-r\d+-c\d+\.parquet|_summary-r\d+-c\d+\.npz"
+    r"|_log\.json|_stream\.json|_pending|\..*)$"
+)
+
+
+def check_dataset_folder(path: str | Path, option: str) -> Path:
+    """A ScenarioError unless a streamed event log may be written into the folder ``path``:
+    it is new, empty or holds a streamed log already (written over, as a run's --out is),
+    and it is not the current folder or one holding it (never mixed with other files)."""
+    from sim.errors import ScenarioError
+
+    absolute = Path(os.path.abspath(path))
+    here = Path.cwd()
+    if absolute == here or absolute in here.parents:
+        raise ScenarioError(
+            "is the current folder (or holds it)",
+            source=str(path),
+            field=option,
+            fix=f"give {option} a folder of its own, e.g. out/run1/events",
+        )
+    if absolute.is_dir():
+        others = sorted(p.name for p in absolute.iterdir() if not _DATASET_FILE.match(p.name))
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ScenarioError(
+                f"holds files other than a streamed event log ({shown})",
+                source=str(path),
+                field=option,
+                fix=f"give {option} a new or empty folder of its own",
+            )
+    return Path(path)
 
 
 def part_name(replication: int, first: int) -> str:

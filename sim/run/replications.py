@@ -15,6 +15,7 @@ from sim.engine.sizing import check_memory, estimate_run
 from sim.errors import ScenarioError, check_count, check_seed
 from sim.events import EventLog
 from sim.io.event_dataset import STATE as STREAM_STATE
+from sim.io.event_dataset import check_dataset_folder
 from sim.io.locations import check_output_dir
 from sim.model.scenario import Scenario
 from sim.progress import progress_bar
@@ -213,6 +214,8 @@ def run(
         check_count(chunk_customers, "chunk_customers")
     chunk = chunk_size(chunk_customers)
     check_stream_options(stream_to, keep_events, stream)
+    if stream_to is not None:
+        check_dataset_folder(stream_to, "stream_to")
     compiled = CompiledScenario.build(scenario)
     reason = None
     if stream_to is not None and stream == "auto":
