@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from sim.errors import ScenarioError
 
@@ -77,8 +77,15 @@ def customer_count(text: str) -> int:
     return int(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, as every other error (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sim", description="Customer journey simulation: run scenarios, see funnels."
     )
     parser.add_argument(

@@ -333,3 +333,22 @@ def test_ctrl_c_before_anything_finished_leaves_no_folder(tmp_path, capsys, monk
         err = capsys.readouterr().err
         assert ("--resume" in err) is kept and ("nothing written" in err) is not kept
         assert (tmp_path / f".out{reps}.partial").exists() is kept
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", BASELINE, "--customers", "-5"],
+        ["run", BASELINE, "--engine", "vectorized"],
+        ["run"],
+        ["bogus"],
+    ],
+)
+def test_argument_errors_are_one_line(argv, capsys):
+    """A bad option, a missing argument or an unknown command: exit 2 with one line naming
+    it and where to look (not the usage block)."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: sim") and "--help" in lines[0]
