@@ -423,6 +423,13 @@ def mark_complete(directory: str | Path | None) -> None:
     write_text_atomic(path, json.dumps({**state, "complete": True}, indent=2) + "\n")
 
 
+def _said(field_name: str, value: object) -> str:
+    """A value of a streamed run's identity in words."""
+    if field_name == "scenario" and isinstance(value, list) and len(value) == 2:
+        return f"'{value[0]}' (digest {value[1]})"
+    return str(value)
+
+
 def open_stream_directory(
     directory: str | Path, identity: dict, resume: bool
 ) -> tuple[str, dict[tuple[int, int], tuple]]:
@@ -459,7 +466,8 @@ def open_stream_directory(
         have = state.get(field_name)
         if have != want:
             raise ScenarioError(
-                f"cannot resume {d}: it was streamed with {field_name} {have}, this run has {want}",
+                f"cannot resume {d}: it was streamed with {field_name} "
+                f"{_said(field_name, have)}, this run has {_said(field_name, want)}",
                 field="resume",
                 fix=f"run with the same {field_name}, or remove {d} to start over",
             )
