@@ -357,47 +357,51 @@ class EventLog:
             }
         )
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, rows: slice | None = None) -> pd.DataFrame:
         """The log as a DataFrame; stage, persona and channel columns are categorical. With
         interventions, an ``interventions`` column names those acting on each move; with
-        referrals, a ``referrer`` column holds the referring customer (-1: none)."""
+        referrals, a ``referrer`` column holds the referring customer (-1: none). ``rows``:
+        only those rows, with the columns and categories of the whole log (so frames of
+        successive slices can be written one after another as one table)."""
         import pandas as pd
 
+        take = slice(None) if rows is None else rows
         stage_cat = pd.CategoricalDtype(list(self.stages))
 
         def cat(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
             return pd.Categorical.from_codes(
-                codes.astype(np.int64), dtype=pd.CategoricalDtype(list(names))
+                codes[take].astype(np.int64), dtype=pd.CategoricalDtype(list(names))
             )
 
         frame = pd.DataFrame(
             {
-                "replication": self.replication,
-                "customer": self.customer,
+                "replication": self.replication[take],
+                "customer": self.customer[take],
                 "persona": cat(self.persona, self.personas),
                 "channel": cat(self.channel, self.channels),
-                "time": self.time,
+                "time": self.time[take],
                 "from_stage": pd.Categorical.from_codes(
-                    self.from_stage.astype(np.int64), dtype=stage_cat
+                    self.from_stage[take].astype(np.int64), dtype=stage_cat
                 ),
                 "to_stage": pd.Categorical.from_codes(
-                    self.to_stage.astype(np.int64), dtype=stage_cat
+                    self.to_stage[take].astype(np.int64), dtype=stage_cat
                 ),
-                "value": self.value,
+                "value": self.value[take],
             }
         )
         if self.interventions:
-            frame["interventions"] = self.treatment_labels()
+            labels = self.treatment_labels()
+            frame["interventions"] = labels if rows is None else labels[take]
         if (self.referrer >= 0).any():
-            frame["referrer"] = self.referrer
+            frame["referrer"] = self.referrer[take]
         if self.resources:
-            frame["wait"] = self.wait
-            frame["abandoned"] = self.abandoned
+            frame["wait"] = self.wait[take]
+            frame["abandoned"] = self.abandoned[take]
         if (self.satisfaction != 0).any():
-            frame["satisfaction"] = self.satisfaction
+            frame["satisfaction"] = self.satisfaction[take]
         if self.outcomes:
             frame["outcome"] = pd.Categorical.from_codes(
-                self.outcome.astype(np.int64), dtype=pd.CategoricalDtype(list(self.outcomes))
+                self.outcome[take].astype(np.int64), dtype=pd.CategoricalDtype(list(self.outcomes))
             )
         return frame
 

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sim.analysis.tables import retention_grid
+from sim.events import EventLog
 from sim.io.atomic import (
     clean_stale,
     new_directory_beside,
@@ -47,6 +48,41 @@ def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     if path.suffix == ".parquet":
         return write_atomic(path, lambda p: frame.to_parquet(p, index=False))
     return write_atomic(path, lambda p: frame.to_csv(p, index=False))
+
+
+#: Rows of an event log turned into a DataFrame and written at a time: a large log is never
+#: held as one frame (a million customers' log is about 3.4 million rows).
+LOG_ROWS_AT_ONCE = 500_000
+
+
+def write_log(log: EventLog, path: Path) -> Path:
+    """Write an event log as :meth:`EventLog.to_frame` lays it out, CSV or Parquet (by
+    suffix), atomically, slice by slice of rows: the same file as writing the whole frame."""
+    slices = [slice(a, a + LOG_ROWS_AT_ONCE) for a in range(0, len(log), LOG_ROWS_AT_ONCE)]
+    if len(slices) <= 1:
+        return write_frame(log.to_frame(), path)
+
+    def write(p: Path) -> None:
+        if path.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for rows in slices:
+                    table = pa.Table.from_pandas(log.to_frame(rows), preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(p, table.schema)
+                    writer.write_table(table)
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            with open(p, "w", newline="") as f:
+                for i, rows in enumerate(slices):
+                    log.to_frame(rows).to_csv(f, index=False, header=i == 0)
+
+    return write_atomic(path, write)
 
 
 def write_figure(fig: Figure, path: str | Path) -> Path:
@@ -109,7 +145,7 @@ def write_run(
                 events = [tmp / "events"]
             curve = result.retention()
         else:
-            events = [write_frame(result.events, tmp / f"events{ext}")]
+            events = [write_log(result.log, tmp / f"events{ext}")]
             curve = result.retention(days=grid)
         written = [
             *events,
