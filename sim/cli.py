@@ -617,10 +617,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _kept_message(keep, args)
         return EXIT_INTERRUPTED
     p = result.provenance
+    resumed = p.get("resumed", {})
+    read_back = (
+        f"; {n} replication(s) read back" if (n := resumed.get("replications_read_back")) else ""
+    ) + (f"; {n} chunk(s) read back" if (n := resumed.get("chunks_read_back")) else "")
     print(
         f"{scenario.name}: {p['customers']:,} customers over {p['replications']} "
         f"replication(s), seed {p['seed']}, horizon {scenario.horizon_days:g} days "
-        f"({p['engine']} engine, {p['elapsed_seconds']:.1f} s)\n"
+        f"({p['engine']} engine, {p['elapsed_seconds']:.1f} s{read_back})\n"
     )
     _streamed_note(p)
     _print_funnel(result)

@@ -179,6 +179,8 @@ def test_finished_replications_are_kept_as_they_finish(tmp_path, baseline):
     for name in ("time", "customer", "to_stage", "value", "replication"):
         np.testing.assert_array_equal(getattr(again.log, name), getattr(whole.log, name))
     assert again.log.replications == 4 and first.log.replications == 3
+    assert again.provenance["resumed"] == {"replications_read_back": 2}
+    assert "resumed" not in whole.provenance
     assert not half.exists(), "the killed writer's half file is cleaned"
 
 

@@ -5,6 +5,7 @@ log held in memory."""
 from __future__ import annotations
 
 import importlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -394,6 +395,9 @@ def test_ctrl_c_on_a_streamed_run_exits_130_and_resumes(
     monkeypatch.setattr(streaming, "simulate_chunk", counted_chunk)
     assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     assert len(calls) == 9 - finished_chunks
+    assert "chunk(s) read back" in capsys.readouterr().out
+    run_json = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert run_json["resumed"]["chunks_read_back"] >= 1
     monkeypatch.setattr(streaming, "simulate_chunk", real)
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     for table in ("funnel.csv", "retention.csv"):

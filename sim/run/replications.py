@@ -275,6 +275,7 @@ def run(
             if (found := kept.load(task[0])) is not None:
                 logs[task[0]] = found
         tasks = [t for t in tasks if t[0] not in logs]
+    resumed = len(logs)
     try:
         simulate_tasks(
             tasks, workers, logs, progress, None if kept is None else kept.save, backend, address
@@ -290,20 +291,19 @@ def run(
             stacklevel=2,
         )
     log = EventLog.concat([logs[r] for r in sorted(logs)])
-    return RunResult(
-        scenario=scenario,
-        log=log,
-        complete=complete,
-        provenance=provenance(
-            scenario,
-            seed,
-            len(logs),
-            replications,
-            int(log.customers.sum()),
-            time.perf_counter() - started,
-            chosen.name,
-        ),
+    prov = provenance(
+        scenario,
+        seed,
+        len(logs),
+        replications,
+        int(log.customers.sum()),
+        time.perf_counter() - started,
+        chosen.name,
     )
+    if resumed:
+        # the elapsed time is this run's: the replications read back took none of it
+        prov["resumed"] = {"replications_read_back": resumed}
+    return RunResult(scenario=scenario, log=log, complete=complete, provenance=prov)
 
 
 def _run_warm(

@@ -559,6 +559,10 @@ def run_streamed(
         "events": where,
         "reason": reason or "asked to (stream_to or keep_events=False)",
     }
+    used = {(r, first) for r, first, _ in plan_chunks(scenario, whole, chunk)} & set(finished)
+    if used:
+        # the elapsed time is this run's: the chunks read back took none of it
+        prov["resumed"] = {"chunks_read_back": len(used)}
     return StreamedRunResult(
         scenario=scenario,
         summary=summary,
