@@ -642,7 +642,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _kept_message(keep, args)
         return EXIT_INTERRUPTED
     if args.out:
-        paths = write_run(result, args.out, work=keep)
+        try:
+            paths = write_run(result, args.out, work=keep)
+        except KeyboardInterrupt:
+            # the output folder is complete or absent; what was kept is said
+            _kept_message(keep, args)
+            return EXIT_INTERRUPTED
         print(f"\nWrote {', '.join(str(x) for x in paths)}")
     else:
         print(
@@ -788,7 +793,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             ]
         ].to_string(index=False, float_format=lambda x: f"{x:,.2f}")
     )
-    written = write_comparison(res, args.out, bootstrap=args.bootstrap, work=keep)
+    try:
+        written = write_comparison(res, args.out, bootstrap=args.bootstrap, work=keep)
+    except KeyboardInterrupt:
+        _kept_message(keep, args)
+        return EXIT_INTERRUPTED
     print(f"\nWrote {', '.join(str(p) for p in written)}")
     return 0
 

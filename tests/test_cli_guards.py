@@ -352,3 +352,24 @@ def test_argument_errors_are_one_line(argv, capsys):
     assert info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: sim") and "--help" in lines[0]
+
+
+def test_ctrl_c_while_the_results_are_written_says_what_is_kept(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while a finished run writes its tables: exit 130, no --out folder (complete or
+    absent), and the line naming --resume (its replications are kept); resumed, it writes
+    them."""
+    from sim import output
+
+    real = output.write_frame
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "write_frame", interrupted)
+    command = ["run", BASELINE, "--customers", "200", "--out", str(tmp_path / "out")]
+    assert main(command) == 130
+    assert "--resume to continue" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(output, "write_frame", real)
+    assert main([*command, "--resume"]) == 0
+    assert (tmp_path / "out" / "run.json").is_file()
