@@ -929,12 +929,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     from sim.io.locations import written_by_a_run
 
-    if args.output.name in written_by_a_run(args.output.parent):
-        raise ScenarioError(
-            f"{args.output} is one of the files the run in {args.output.parent} wrote",
-            field="--output",
-            fix="write the export to another file, outside the run's folder",
-        )
+    target = Path(os.path.abspath(args.output))
+    for folder in list(target.parents)[:4]:
+        if target.relative_to(folder).parts[0] in written_by_a_run(folder):
+            raise ScenarioError(
+                f"{args.output} is (or is inside) one of the files the run in {folder} wrote",
+                field="--output",
+                fix="write the export to another file, outside the run's files",
+            )
     if args.source.is_dir() and (args.source / "events" / "_log.json").is_file():
         return _export_streamed(args)
     if args.source.is_dir():

@@ -222,3 +222,15 @@ def test_export_of_a_streamed_run_is_the_export_of_the_run_held_in_memory(
     for to in ("transactions", "process"):
         pd.testing.assert_frame_equal(exported("big", to), exported("mem", to))
     assert not exported("other", "transactions").equals(exported("mem", "transactions"))
+    # the run's own files, its streamed parts included, are never written over
+    part = tmp_path / "big" / "events" / "part-r00000-c0000000000.parquet"
+    before = part.read_bytes()
+    export = ["export", str(tmp_path / "big"), "--to", "process", "--start", START, "-o"]
+    assert main([*export, str(part)]) == 2
+    assert "one of the files the run" in capsys.readouterr().err
+    assert part.read_bytes() == before
+    # a part that is not one (replaced by hand) is one line, not a traceback
+    pd.DataFrame({"x": [1]}).to_parquet(part)
+    assert main([*export, str(tmp_path / f"x{suffix}")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a part of this streamed event log" in err[0]

@@ -495,3 +495,40 @@ def test_a_streamed_run_never_takes_the_place_of_kept_replications(tmp_path, cap
     monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", limit)
     assert main([*args, "--customers", "500", *out, "--resume"]) == 0
     assert (tmp_path / "multi" / "run.json").is_file()
+
+
+def test_chunks_finishing_after_ctrl_c_or_beyond_a_resume_stay_out_of_the_dataset(
+    baseline, tmp_path, monkeypatch
+):
+    """Three replications in chunks of 1,000 of 3,000 customers, interrupted after 7 chunks
+    (replications 0 and 1 whole): a chunk of replication 2 a worker finishes after Ctrl-C
+    (Dask cannot stop a running task) is written aside, not into the interrupted result's
+    dataset; a resume asking for 2 replications simulates nothing and leaves no chunk of
+    replication 2 behind. The twin: the uninterrupted run of 2 has the same log."""
+    kw = {"customers": 3000, "seed": 5, "chunk_customers": 1000, "workers": 1}
+    real, calls = streaming.simulate_chunk, []
+
+    def cut(*args):
+        calls.append(1)
+        if len(calls) > 7:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(streaming, "simulate_chunk", cut)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        part = sim.run(baseline, replications=3, stream_to=tmp_path / "cut", **kw)
+    assert not part.complete and part.replications == 2
+    compiled = CompiledScenario.build(baseline.with_customers(3000))
+    real("vectorised", compiled, 5, 2, 2000, 1000, str(tmp_path / "cut"))  # a late worker
+    assert {r for r, _, _ in EventDataset(tmp_path / "cut").parts()} == {0, 1}
+    calls.clear()
+    monkeypatch.setattr(streaming, "simulate_chunk", lambda *a: calls.append(1) or real(*a))
+    resumed = sim.run(baseline, replications=2, stream_to=tmp_path / "cut", resume=True, **kw)
+    assert calls == [] and resumed.complete
+    assert not list((tmp_path / "cut").rglob("*r00002*"))
+    whole = sim.run(baseline, replications=2, stream_to=tmp_path / "whole", **kw)
+    a = EventDataset(tmp_path / "cut").to_log()
+    b = EventDataset(tmp_path / "whole").to_log()
+    for column in COLUMNS:
+        np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+    pd.testing.assert_frame_equal(resumed.funnel(), whole.funnel())

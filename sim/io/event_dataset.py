@@ -55,10 +55,10 @@ def _pyarrow():
 
 
 #: What a streamed run's folder holds: parts, reach records, chunk summaries, its description
-#: and state, chunks set aside, and the temporary files of writes under way.
+#: and state, chunks set aside, and the temporary files of writes under way (``.NAME.*.tmp``).
 _DATASET_FILE = re.compile(
     r"^(part-r\d+-c\d+\.parquet|_reach-r\d+-c\d+\.parquet|_summary-r\d+-c\d+\.npz"
-    r"|_log\.json|_stream\.json|_pending|\..*)$"
+    r"|_log\.json|_stream\.json|_pending|\..*\.tmp)$"
 )
 
 
@@ -266,8 +266,15 @@ class EventDataset:
     def _read(self, path: Path, columns: dict[str, type]) -> dict[str, np.ndarray]:
         if not path.is_file():
             return {c: np.zeros(0, dtype=t) for c, t in columns.items()}
-        table = self._pq().read_table(path)
-        return {c: table.column(c).to_numpy().astype(t, copy=False) for c, t in columns.items()}
+        try:
+            table = self._pq().read_table(path)
+            return {c: table.column(c).to_numpy().astype(t, copy=False) for c, t in columns.items()}
+        except (KeyError, ValueError, OSError) as err:  # pyarrow's errors derive from these
+            raise EventLogError(
+                f"{path} is not a part of this streamed event log ({err})",
+                field="events",
+                fix="put back the part a run wrote, or run the scenario again",
+            ) from None
 
     def chunks(self) -> Iterator[tuple[int, int, EventLog]]:
         """(replication, first customer, log) per part; the log is one replication numbered

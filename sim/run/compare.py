@@ -29,6 +29,7 @@ from sim.run.streaming import (
     check_streamed_memory,
     chunk_size,
     in_memory_fix,
+    keep_planned_chunks,
     mark_complete,
     open_stream_directory,
     plan_chunks,
@@ -260,8 +261,10 @@ def compare(
                     "chunk_customers": chunk,
                     "package_version": package_version(),
                 }
+                most = max_replications if auto else replications
+                planned = {(r, first) for r, first, _ in plan_chunks(s, most, chunk)}
                 where[n], finished[n] = open_stream_directory(
-                    Path(stream_to) / folders[n], identity, resume
+                    Path(stream_to) / folders[n], identity, resume, planned
                 )
         streams = {n: Stream(engines[n], compiled[n], seeds[n], where[n]) for n in named}
         keep = None
@@ -362,6 +365,10 @@ def compare(
             goal = min(done + batch, max_replications)
         if streams is not None:
             for s in streams.values():
+                if s.directory is not None:
+                    # replications='auto' may stop short of chunks an earlier run finished
+                    made = plan_chunks(s.scenario, done, chunk)
+                    keep_planned_chunks(Path(s.directory), {(r, f) for r, f, _ in made})
                 mark_complete(s.directory)
         result.converged = converged
         result.elapsed_seconds = round(time.perf_counter() - started, 3)

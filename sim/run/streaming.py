@@ -38,8 +38,10 @@ from sim.engine.sizing import (
 from sim.errors import ScenarioError
 from sim.io.atomic import write_text_atomic
 from sim.io.event_dataset import (
+    PART,
     PENDING,
     STATE,
+    SUMMARY,
     clear_dataset,
     part_name,
     read_chunk_summaries,
@@ -204,7 +206,11 @@ def simulate_chunk(
         reach_replication=np.zeros(len(log.reach_time), dtype=np.int32),
     )
     if directory is not None:
-        write_part(log, directory, replication, first)
+        # written aside; the run moves a chunk into the dataset when it hears it finished,
+        # so a chunk still running when the run is interrupted never lands in the dataset
+        staging = Path(directory) / PENDING
+        staging.mkdir(exist_ok=True)
+        write_part(log, staging, replication, first)
     meta = {"stage_info": log.stage_info(), "size": int(log.customers[0])}
     from sim.analysis.metrics import credited_purchases
     from sim.analysis.summary import LogSummary
@@ -214,7 +220,7 @@ def simulate_chunk(
     summary = LogSummary.of_log(log, [replication], credited)
     if directory is not None:
         # written last: the chunk is finished, and a resumed run reads it instead
-        write_chunk_summary(directory, replication, first, *_summary_file(summary, meta))
+        write_chunk_summary(staging, replication, first, *_summary_file(summary, meta))
     return summary, meta
 
 
@@ -354,6 +360,8 @@ def run_chunks(
         s = streams[k]
         s.sizes[r] = s.sizes.get(r, 0) + meta["size"]
         s.template = s.template or meta["stage_info"]
+        if s.directory is not None:
+            move_chunk(Path(s.directory) / PENDING, Path(s.directory), r, first)
         finished.add(key)
         bar.update()
 
@@ -383,10 +391,7 @@ def run_chunks(
             d = Path(s.directory)
             for r, first, _ in plans[k]:
                 if r in partial:
-                    for name in chunk_files(r, first):
-                        if (d / name).is_file():
-                            (d / PENDING).mkdir(exist_ok=True)
-                            os.replace(d / name, d / PENDING / name)
+                    move_chunk(d, d / PENDING, r, first)
     if any(s.summary is None or not s.summary.counts for s in streams.values()):
         raise KeyboardInterrupt  # chunks finished, but no whole replication of every stream
     return False
@@ -396,6 +401,41 @@ def chunk_files(replication: int, first: int) -> tuple[str, ...]:
     """The files of one chunk in a streamed run's folder."""
     part = part_name(replication, first)
     return summary_name(replication, first), part, f"_reach-{part[5:]}"
+
+
+def move_chunk(source: Path, target: Path, replication: int, first: int) -> None:
+    """Move a chunk's files from ``source`` to ``target`` (the summary last: in ``target``
+    the chunk is finished only once its summary is there)."""
+    target.mkdir(exist_ok=True)
+    for name in reversed(chunk_files(replication, first)):
+        if (source / name).is_file():
+            os.replace(source / name, target / name)
+
+
+def keep_planned_chunks(directory: Path, planned: set[tuple[int, int]]) -> None:
+    """Leave in a streamed run's folder only finished chunks of the plan: a resumed run takes
+    back the finished chunks set aside and removes the rest (chunks a run killed part way left
+    without a summary, and chunks of replications the resumed run does not make)."""
+    pending = directory / PENDING
+    for folder in (pending, directory):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob("part-r*.parquet"):
+            m = PART.search(path.name)
+            key = (int(m.group(1)), int(m.group(2)))
+            if key in planned and (folder / summary_name(*key)).is_file():
+                if folder is pending:
+                    move_chunk(pending, directory, *key)
+                continue
+            for name in chunk_files(*key):
+                (folder / name).unlink(missing_ok=True)
+        for path in folder.glob("_summary-r*.npz"):  # a summary whose part is gone
+            m = SUMMARY.search(path.name)
+            if not (folder / part_name(int(m.group(1)), int(m.group(2)))).is_file():
+                path.unlink()
+        for path in folder.glob("_reach-r*.parquet"):
+            if not (folder / f"part-{path.name[len('_reach-') :]}").is_file():
+                path.unlink()
 
 
 def finished_chunks(directory: str | Path) -> int:
@@ -421,6 +461,9 @@ def mark_complete(directory: str | Path | None) -> None:
     path = Path(directory) / STATE
     state = json.loads(path.read_text(encoding="utf-8"))
     write_text_atomic(path, json.dumps({**state, "complete": True}, indent=2) + "\n")
+    pending = Path(directory) / PENDING
+    if pending.is_dir() and not any(pending.iterdir()):
+        pending.rmdir()
 
 
 def _said(field_name: str, value: object) -> str:
@@ -431,13 +474,14 @@ def _said(field_name: str, value: object) -> str:
 
 
 def open_stream_directory(
-    directory: str | Path, identity: dict, resume: bool
+    directory: str | Path, identity: dict, resume: bool, planned: set[tuple[int, int]]
 ) -> tuple[str, dict[tuple[int, int], tuple]]:
     """Make ``directory`` ready for a streamed run of ``identity`` (scenario and digest, seed,
     engine, chunk size, package version). Returns it, with the chunks a run interrupted
     there finished (with ``resume``; else none, and the folder is emptied of an old dataset).
     A folder an interrupted run left is emptied only with consent: without ``resume`` it is
-    refused, naming the fix; with ``resume``, one of another run is refused, with the reason."""
+    refused, naming the fix; with ``resume``, one of another run is refused, with the reason,
+    and only the finished chunks of ``planned`` ((replication, first customer)) are kept."""
     d = Path(directory)
     state_path = d / STATE
     state = None
@@ -471,11 +515,7 @@ def open_stream_directory(
                 field="resume",
                 fix=f"run with the same {field_name}, or remove {d} to start over",
             )
-    pending = d / PENDING
-    if pending.is_dir():  # chunks of replications the interrupted run did not finish
-        for path in pending.iterdir():
-            os.replace(path, d / path.name)
-        pending.rmdir()
+    keep_planned_chunks(d, planned)
     finished = {
         key: _summary_from_file(header, arrays)
         for key, (header, arrays) in read_chunk_summaries(d).items()
@@ -516,7 +556,8 @@ def run_streamed(
     finished: dict[tuple[int, int], tuple] = {}
     where = None
     if directory is not None:
-        where, finished = open_stream_directory(directory, identity, resume)
+        planned = {(r, first) for r, first, _ in plan_chunks(scenario, replications, chunk)}
+        where, finished = open_stream_directory(directory, identity, resume, planned)
     stream = Stream(engine, CompiledScenario.build(scenario), seed, where)
     started = time.perf_counter()
     complete = run_chunks(
