@@ -993,8 +993,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_streamed(args: argparse.Namespace) -> int:
     """`sim export` of a run directory whose event log was streamed (``events/``): the rows
     are converted and written chunk by chunk of customers, so the log is never held whole."""
-    from sim.io.atomic import write_atomic
     from sim.io.event_dataset import read_event_dataset
+    from sim.output import write_frames
 
     dataset = read_event_dataset(args.source / "events")
     scenario = load_scenario(args.source / "scenario.toml")
@@ -1018,28 +1018,8 @@ def _export_streamed(args: argparse.Namespace) -> int:
             rows += len(frame)
             yield frame
 
-    def write(path: Path) -> None:
-        if args.output.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            writer = None
-            try:
-                for frame in frames():
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(path, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-            finally:
-                if writer is not None:
-                    writer.close()
-        else:
-            with open(path, "w", newline="") as f:
-                for i, frame in enumerate(frames()):
-                    frame.to_csv(f, index=False, header=i == 0)
-
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    path = write_atomic(args.output, write)
+    path = write_frames(frames(), args.output)
     print(
         f"{int(dataset.customers.sum()):,} customers, streamed event log over "
         f"{scenario.horizon_days:,.1f} days from {start}, written chunk by chunk of customers"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +61,12 @@ def write_log(log: EventLog, path: Path) -> Path:
     slices = [slice(a, a + LOG_ROWS_AT_ONCE) for a in range(0, len(log), LOG_ROWS_AT_ONCE)]
     if len(slices) <= 1:
         return write_frame(log.to_frame(), path)
+    return write_frames((log.to_frame(rows) for rows in slices), path)
+
+
+def write_frames(frames: Iterable[pd.DataFrame], path: Path) -> Path:
+    """Write DataFrames of the same columns one after another as one table, CSV or Parquet
+    (by suffix), atomically: only one of them is held at a time."""
 
     def write(p: Path) -> None:
         if path.suffix == ".parquet":
@@ -69,18 +75,18 @@ def write_log(log: EventLog, path: Path) -> Path:
 
             writer = None
             try:
-                for rows in slices:
-                    table = pa.Table.from_pandas(log.to_frame(rows), preserve_index=False)
+                for frame in frames:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
                     if writer is None:
                         writer = pq.ParquetWriter(p, table.schema)
-                    writer.write_table(table)
+                    writer.write_table(table.cast(writer.schema))
             finally:
                 if writer is not None:
                     writer.close()
         else:
             with open(p, "w", newline="") as f:
-                for i, rows in enumerate(slices):
-                    log.to_frame(rows).to_csv(f, index=False, header=i == 0)
+                for i, frame in enumerate(frames):
+                    frame.to_csv(f, index=False, header=i == 0)
 
     return write_atomic(path, write)
 
