@@ -177,42 +177,6 @@ class LazyDraws:
         self._streams[key] = (g, self.first + hi)
         return g.random(hi - lo)
 
-    def choice_and_dwell(self, k: int, stage: int, visit: int) -> tuple[float, float]:
-        """The uniform choosing the next stage and the days spent, of customer ``k``'s
-        ``visit``-th visit to ``stage`` (within the pre-drawn block)."""
-        return self.reader()(k, stage, visit)
-
-    def reader(self):
-        """:meth:`choice_and_dwell` as a function of its own (what it reads bound once: it
-        runs at every move)."""
-        blocks_get = self._blocks.get
-        draw = self._draw_block
-        first_slot, stride, per_column = self.c.first_slot, self._stride, self._per_column
-        shift, mask = BLOCK_SHIFT, BLOCK - 1
-        one_channel = self.one_channel
-        channel_of, local_of = getattr(self, "_channel_of", None), getattr(self, "_local_of", None)
-
-        def choice_and_dwell(k: int, stage: int, visit: int) -> tuple[float, float]:
-            if one_channel:
-                ch, local = 0, k
-            else:
-                ch, local = channel_of[k], local_of[k]
-            b = local >> shift
-            key = (ch * stride + first_slot[stage] + visit) * per_column + b
-            i = local & mask
-            found = blocks_get(key)
-            if found is None:
-                found = draw(key, ch, b, stage, visit)
-            try:
-                return found[0][i], found[1][i]
-            except KeyError:
-                # a sparse block keeps every customer who can still need it (see sweep), so
-                # this is never reached; were it, the block drawn again gives the same numbers
-                found = draw(key, ch, b, stage, visit)
-                return found[0][i], found[1][i]
-
-        return choice_and_dwell
-
     def _draw_block(self, key: int, ch: int, b: int, stage: int, visit: int) -> tuple:
         if self._drawn >= self._sweep_at:
             self.sweep()
