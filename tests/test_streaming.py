@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,28 @@ from sim.io.event_dataset import EventDataset
 from sim.run import streaming
 from sim.run.streaming import simulate_chunk
 from tests.validation import SCENARIOS
+
+
+def _count_chunks(monkeypatch, interrupt_after: int | None = None) -> list[int]:
+    """From now on, count the chunks a run starts (one entry each in the list returned), and
+    with ``interrupt_after``, press Ctrl-C as the chunk after that many starts."""
+    calls: list[int] = []
+
+    def counted(*args):
+        calls.append(1)
+        if interrupt_after is not None and len(calls) > interrupt_after:
+            raise KeyboardInterrupt
+        return simulate_chunk(*args)
+
+    monkeypatch.setattr(streaming, "simulate_chunk", counted)
+    return calls
+
+
+def _same_streamed_log(a: Path, b: Path) -> None:
+    """The streamed event logs in folders ``a`` and ``b`` are the same, column by column."""
+    one, other = EventDataset(a).to_log(), EventDataset(b).to_log()
+    for column in COLUMNS:
+        np.testing.assert_array_equal(getattr(one, column), getattr(other, column))
 
 
 @pytest.fixture
@@ -291,22 +314,13 @@ def test_compare_out_streams_each_scenario_when_it_would_not_fit(tmp_path, capsy
         pd.read_csv(tmp_path / "mem" / "comparison.csv"),
         pd.read_csv(tmp_path / "big" / "comparison.csv"),
     )
-    real, calls = streaming.simulate_chunk, []
-
-    def cut(*a):
-        calls.append(1)
-        if len(calls) > 10:
-            raise KeyboardInterrupt
-        return real(*a)
-
-    monkeypatch.setattr(streaming, "simulate_chunk", cut)
+    _count_chunks(monkeypatch, interrupt_after=10)
     cmd = [*args, "-w", "1", "--out", str(tmp_path / "cut")]
     assert main(cmd) == 130
     assert "--resume to continue" in capsys.readouterr().err
     assert main(cmd) == 2
     assert "finished chunk(s) of an interrupted streamed run" in capsys.readouterr().err
-    calls.clear()
-    monkeypatch.setattr(streaming, "simulate_chunk", lambda *a: calls.append(1) or real(*a))
+    calls = _count_chunks(monkeypatch)
     assert main([*cmd, "--resume"]) == 0
     assert len(calls) == 8
     pd.testing.assert_frame_equal(
@@ -369,36 +383,20 @@ def test_ctrl_c_on_a_streamed_run_exits_130_and_resumes(
     chunks not finished and writes the funnel and retention of an uninterrupted run."""
     monkeypatch.setattr(streaming, "STREAM_ABOVE_BYTES", 2**20)
     monkeypatch.setattr(streaming, "CHUNK_CUSTOMERS", 800)
-    real, calls = streaming.simulate_chunk, []
-
-    def interrupted_chunk(*args):
-        calls.append(1)
-        if len(calls) > finished_chunks:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(streaming, "simulate_chunk", interrupted_chunk)
+    _count_chunks(monkeypatch, interrupt_after=finished_chunks)
     args = ["run", str(SCENARIOS / "baseline.toml"), "-r", "3", "--customers", "2000", "-w", "1"]
     assert main([*args, "--out", str(tmp_path / "cut")]) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--resume to continue" in err
     assert not (tmp_path / "cut").exists()
-    monkeypatch.setattr(streaming, "simulate_chunk", real)
+    calls = _count_chunks(monkeypatch)
     assert main([*args, "--out", str(tmp_path / "cut")]) == 2
     assert "finished chunk(s) of an interrupted streamed run" in capsys.readouterr().err
-    calls.clear()
-
-    def counted_chunk(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(streaming, "simulate_chunk", counted_chunk)
     assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     assert len(calls) == 9 - finished_chunks
     assert "chunk(s) read back" in capsys.readouterr().out
     run_json = json.loads((tmp_path / "cut" / "run.json").read_text())
     assert run_json["resumed"]["chunks_read_back"] >= 1
-    monkeypatch.setattr(streaming, "simulate_chunk", real)
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     for table in ("funnel.csv", "retention.csv"):
         pd.testing.assert_frame_equal(
@@ -414,27 +412,15 @@ def test_a_resumed_streamed_run_is_the_uninterrupted_run(baseline, tmp_path, mon
     called 3 chunks."""
     kw = {"customers": 3000, "seed": 5, "chunk_customers": 1000, "workers": 1}
     whole = sim.run(baseline, stream_to=tmp_path / "whole", **kw)
-    real, calls = streaming.simulate_chunk, []
-
-    def cut(*args):
-        calls.append(1)
-        if len(calls) > 2:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(streaming, "simulate_chunk", cut)
+    _count_chunks(monkeypatch, interrupt_after=2)
     with pytest.raises(KeyboardInterrupt):  # no whole replication: nothing to return
         sim.run(baseline, stream_to=tmp_path / "cut", **kw)
     with pytest.raises(sim.ScenarioError, match="streamed with seed 5, this run has 6"):
         sim.run(baseline, stream_to=tmp_path / "cut", resume=True, **{**kw, "seed": 6})
-    calls.clear()
-    monkeypatch.setattr(streaming, "simulate_chunk", lambda *a: calls.append(1) or real(*a))
+    calls = _count_chunks(monkeypatch)
     resumed = sim.run(baseline, stream_to=tmp_path / "cut", resume=True, **kw)
     assert calls == [1] and resumed.complete
-    a = EventDataset(tmp_path / "cut").to_log()
-    b = EventDataset(tmp_path / "whole").to_log()
-    for column in COLUMNS:
-        np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+    _same_streamed_log(tmp_path / "cut", tmp_path / "whole")
     pd.testing.assert_frame_equal(resumed.funnel(), whole.funnel())
     pd.testing.assert_frame_equal(resumed.retention_summary(), whole.retention_summary())
 
@@ -506,29 +492,17 @@ def test_chunks_finishing_after_ctrl_c_or_beyond_a_resume_stay_out_of_the_datase
     dataset; a resume asking for 2 replications simulates nothing and leaves no chunk of
     replication 2 behind. The twin: the uninterrupted run of 2 has the same log."""
     kw = {"customers": 3000, "seed": 5, "chunk_customers": 1000, "workers": 1}
-    real, calls = streaming.simulate_chunk, []
-
-    def cut(*args):
-        calls.append(1)
-        if len(calls) > 7:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(streaming, "simulate_chunk", cut)
+    _count_chunks(monkeypatch, interrupt_after=7)
     with pytest.warns(RuntimeWarning, match="interrupted"):
         part = sim.run(baseline, replications=3, stream_to=tmp_path / "cut", **kw)
     assert not part.complete and part.replications == 2
     compiled = CompiledScenario.build(baseline.with_customers(3000))
-    real("vectorised", compiled, 5, 2, 2000, 1000, str(tmp_path / "cut"))  # a late worker
+    simulate_chunk("vectorised", compiled, 5, 2, 2000, 1000, str(tmp_path / "cut"))  # late
     assert {r for r, _, _ in EventDataset(tmp_path / "cut").parts()} == {0, 1}
-    calls.clear()
-    monkeypatch.setattr(streaming, "simulate_chunk", lambda *a: calls.append(1) or real(*a))
+    calls = _count_chunks(monkeypatch)
     resumed = sim.run(baseline, replications=2, stream_to=tmp_path / "cut", resume=True, **kw)
     assert calls == [] and resumed.complete
     assert not list((tmp_path / "cut").rglob("*r00002*"))
     whole = sim.run(baseline, replications=2, stream_to=tmp_path / "whole", **kw)
-    a = EventDataset(tmp_path / "cut").to_log()
-    b = EventDataset(tmp_path / "whole").to_log()
-    for column in COLUMNS:
-        np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+    _same_streamed_log(tmp_path / "cut", tmp_path / "whole")
     pd.testing.assert_frame_equal(resumed.funnel(), whole.funnel())

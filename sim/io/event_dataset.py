@@ -16,7 +16,6 @@ of one. pyarrow is imported only here and only when a dataset is used.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -66,28 +65,16 @@ def check_dataset_folder(path: str | Path, option: str) -> Path:
     """A ScenarioError unless a streamed event log may be written into the folder ``path``:
     it is new, empty or holds a streamed log already (written over, as a run's --out is),
     and it is not the current folder or one holding it (never mixed with other files)."""
-    from sim.errors import ScenarioError
+    from sim.io.locations import check_folder_of_its_own
 
-    absolute = Path(os.path.abspath(path))
-    here = Path.cwd()
-    if absolute == here or absolute in here.parents:
-        raise ScenarioError(
-            "is the current folder (or holds it)",
-            source=str(path),
-            field=option,
-            fix=f"give {option} a folder of its own, e.g. out/run1/events",
-        )
-    if absolute.is_dir():
-        others = sorted(p.name for p in absolute.iterdir() if not _DATASET_FILE.match(p.name))
-        if others:
-            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise ScenarioError(
-                f"holds files other than a streamed event log ({shown})",
-                source=str(path),
-                field=option,
-                fix=f"give {option} a new or empty folder of its own",
-            )
-    return Path(path)
+    return check_folder_of_its_own(
+        path,
+        option,
+        lambda name: _DATASET_FILE.match(name) is not None,
+        "other than a streamed event log",
+        "",
+        f"give {option} a new or empty folder of its own",
+    )
 
 
 def part_name(replication: int, first: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from sim.errors import ScenarioError
@@ -74,26 +75,47 @@ def check_replaceable_dir(path: str | Path, option: str) -> Path:
         raise ScenarioError(
             "is empty", field=option, fix=f"give {option} a folder name, e.g. out/run1"
         )
+    ours = written_by_a_run(Path(os.path.abspath(path)))
+    return check_folder_of_its_own(
+        path,
+        option,
+        ours.__contains__,
+        "this tool did not write",
+        ", and the results replace the whole folder",
+        f"give {option} a new or empty folder, or move those files out first",
+    )
+
+
+def check_folder_of_its_own(
+    path: str | Path,
+    option: str,
+    ours: Callable[[str], bool],
+    others: str,
+    why: str,
+    fix: str,
+) -> Path:
+    """A ScenarioError unless the folder ``path`` is not the current folder (nor holds it)
+    and holds only names ``ours`` accepts: results written there never mix with, or replace,
+    an analyst's files. ``others`` says what the other files are, ``why`` (appended to each
+    message) why that matters."""
     absolute = Path(os.path.abspath(path))
     here = Path.cwd()
     if absolute == here or absolute in here.parents:
         raise ScenarioError(
-            "is the current folder (or holds it), and the results replace the whole folder",
+            f"is the current folder (or holds it){why}",
             source=str(path),
             field=option,
-            fix=f"give {option} a new folder, e.g. out/run1",
+            fix=f"give {option} a folder of its own, e.g. out/run1",
         )
     if absolute.is_dir():
-        names = {p.name for p in absolute.iterdir()}
-        others = sorted(names - written_by_a_run(absolute)) if names else []
-        if others:
-            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        foreign = sorted(p.name for p in absolute.iterdir() if not ours(p.name))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise ScenarioError(
-                f"holds files this tool did not write ({shown}), and the results replace the "
-                "whole folder",
+                f"holds files {others} ({shown}){why}",
                 source=str(path),
                 field=option,
-                fix=f"give {option} a new or empty folder, or move those files out first",
+                fix=fix,
             )
     return Path(path)
 

@@ -31,9 +31,42 @@ LOCK = "lock"
 def _describe(field: str, value: Any) -> str:
     if field == "scenarios":
         return ", ".join(f"'{n}' (digest {d})" for n, d in value)
+    if field == "scenario" and isinstance(value, list) and len(value) == 2:
+        return f"'{value[0]}' (digest {value[1]})"
     if field == "package_version":
         return f"journey-sim {value}"
     return f"{value}"
+
+
+def read_state(path: Path, directory: Path, field: str) -> dict[str, Any] | None:
+    """What an earlier run recorded it was of (its state file ``path``), or None where it
+    recorded nothing; an unreadable file is a ScenarioError naming ``field``."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ScenarioError(
+            f"{path} cannot be read ({err})",
+            field=field,
+            fix=f"remove {directory} to start over",
+        ) from None
+
+
+def check_same_run(
+    directory: Path, state: dict[str, Any], identity: dict[str, Any], made: str, field: str
+) -> None:
+    """Refuse to resume in ``directory`` a run that is not the one recorded there (``state``):
+    the first field of ``identity`` that differs is named, with both values."""
+    for name, want in identity.items():
+        have = state.get(name)
+        if have != want:
+            raise ScenarioError(
+                f"cannot resume {directory}: it was {made} with {name} "
+                f"{_describe(name, have)}, this run has {_describe(name, want)}",
+                field=field,
+                fix=f"run with the same {name}, or remove {directory} to start over",
+            )
 
 
 def _lock(directory: Path) -> int:
@@ -101,15 +134,8 @@ class KeptReplications:
 
     def _open(self, resume: bool) -> None:
         state_path = self.directory / STATE
-        if state_path.exists():
-            try:
-                state = json.loads(state_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as err:
-                raise ScenarioError(
-                    f"{state_path} cannot be read ({err})",
-                    field="--resume",
-                    fix=f"remove {self.directory} to start over",
-                ) from None
+        state = read_state(state_path, self.directory, "--resume")
+        if state is not None:
             kept = self.count()
             if not resume and kept:
                 raise ScenarioError(
@@ -118,7 +144,7 @@ class KeptReplications:
                     fix=f"add --resume to continue it, or remove {self.directory} to start over",
                 )
             if resume:
-                self._check(state)
+                check_same_run(self.directory, state, self.identity, "made", "--resume")
         self.directory.mkdir(exist_ok=True)
         os.chmod(self.directory, 0o777 & ~current_umask())
         self.folder.mkdir(exist_ok=True)
@@ -126,17 +152,6 @@ class KeptReplications:
             if is_stale(path):
                 path.unlink(missing_ok=True)
         write_text_atomic(state_path, json.dumps(self.identity, indent=2) + "\n")
-
-    def _check(self, state: dict[str, Any]) -> None:
-        for field, want in self.identity.items():
-            have = state.get(field)
-            if have != want:
-                raise ScenarioError(
-                    f"cannot resume {self.directory}: it was made with {field} "
-                    f"{_describe(field, have)}, this run has {_describe(field, want)}",
-                    field="--resume",
-                    fix=f"run with the same {field}, or remove {self.directory} to start over",
-                )
 
     def close(self) -> None:
         """Let another run use the directory."""

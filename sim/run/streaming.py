@@ -56,6 +56,7 @@ from sim.progress import progress_bar
 from sim.results import StreamedRunResult
 from sim.run.backends import run_tasks
 from sim.run.provenance import package_version, provenance, scenario_digest
+from sim.run.resume import check_same_run, read_state
 
 if TYPE_CHECKING:  # sim.analysis (pandas) loads in the workers that summarise, not with sim.run
     from sim.analysis.summary import LogSummary
@@ -466,13 +467,6 @@ def mark_complete(directory: str | Path | None) -> None:
         pending.rmdir()
 
 
-def _said(field_name: str, value: object) -> str:
-    """A value of a streamed run's identity in words."""
-    if field_name == "scenario" and isinstance(value, list) and len(value) == 2:
-        return f"'{value[0]}' (digest {value[1]})"
-    return str(value)
-
-
 def open_stream_directory(
     directory: str | Path, identity: dict, resume: bool, planned: set[tuple[int, int]]
 ) -> tuple[str, dict[tuple[int, int], tuple]]:
@@ -484,16 +478,7 @@ def open_stream_directory(
     and only the finished chunks of ``planned`` ((replication, first customer)) are kept."""
     d = Path(directory)
     state_path = d / STATE
-    state = None
-    if state_path.is_file():
-        try:
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ScenarioError(
-                f"{state_path} cannot be read ({err})",
-                field="resume",
-                fix=f"remove {d} to start the run over",
-            ) from None
+    state = read_state(state_path, d, "resume")
     if state is None or not resume:
         if state is not None and not state.get("complete") and not resume:
             kept = finished_chunks(d)
@@ -506,15 +491,7 @@ def open_stream_directory(
         where = clear_dataset(d)
         write_text_atomic(state_path, json.dumps(identity, indent=2) + "\n")
         return str(where), {}
-    for field_name, want in identity.items():
-        have = state.get(field_name)
-        if have != want:
-            raise ScenarioError(
-                f"cannot resume {d}: it was streamed with {field_name} "
-                f"{_said(field_name, have)}, this run has {_said(field_name, want)}",
-                field="resume",
-                fix=f"run with the same {field_name}, or remove {d} to start over",
-            )
+    check_same_run(d, state, identity, "streamed", "resume")
     keep_planned_chunks(d, planned)
     finished = {
         key: _summary_from_file(header, arrays)
